@@ -1,0 +1,771 @@
+//! Working days in England and Wales, and the offset grammar rules are written in.
+//!
+//! A working day is any day but a Saturday, a Sunday or a bank holiday. The dates
+//! GOV.UK published for 2015-2027 are built in; other years follow the usual
+//! rules; admins add or remove one-off dates in config.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
+
+/// Bank holidays in England and Wales as published, including the one-offs
+/// (VE Day 2020, the Platinum Jubilee and State Funeral in 2022, the Coronation in 2023).
+const PUBLISHED: &[(i32, &[(u32, u32)])] = &[
+    (
+        2015,
+        &[
+            (1, 1),
+            (4, 3),
+            (4, 6),
+            (5, 4),
+            (5, 25),
+            (8, 31),
+            (12, 25),
+            (12, 28),
+        ],
+    ),
+    (
+        2016,
+        &[
+            (1, 1),
+            (3, 25),
+            (3, 28),
+            (5, 2),
+            (5, 30),
+            (8, 29),
+            (12, 26),
+            (12, 27),
+        ],
+    ),
+    (
+        2017,
+        &[
+            (1, 2),
+            (4, 14),
+            (4, 17),
+            (5, 1),
+            (5, 29),
+            (8, 28),
+            (12, 25),
+            (12, 26),
+        ],
+    ),
+    (
+        2018,
+        &[
+            (1, 1),
+            (3, 30),
+            (4, 2),
+            (5, 7),
+            (5, 28),
+            (8, 27),
+            (12, 25),
+            (12, 26),
+        ],
+    ),
+    (
+        2019,
+        &[
+            (1, 1),
+            (4, 19),
+            (4, 22),
+            (5, 6),
+            (5, 27),
+            (8, 26),
+            (12, 25),
+            (12, 26),
+        ],
+    ),
+    (
+        2020,
+        &[
+            (1, 1),
+            (4, 10),
+            (4, 13),
+            (5, 8),
+            (5, 25),
+            (8, 31),
+            (12, 25),
+            (12, 28),
+        ],
+    ),
+    (
+        2021,
+        &[
+            (1, 1),
+            (4, 2),
+            (4, 5),
+            (5, 3),
+            (5, 31),
+            (8, 30),
+            (12, 27),
+            (12, 28),
+        ],
+    ),
+    (
+        2022,
+        &[
+            (1, 3),
+            (4, 15),
+            (4, 18),
+            (5, 2),
+            (6, 2),
+            (6, 3),
+            (8, 29),
+            (9, 19),
+            (12, 26),
+            (12, 27),
+        ],
+    ),
+    (
+        2023,
+        &[
+            (1, 2),
+            (4, 7),
+            (4, 10),
+            (5, 1),
+            (5, 8),
+            (5, 29),
+            (8, 28),
+            (12, 25),
+            (12, 26),
+        ],
+    ),
+    (
+        2024,
+        &[
+            (1, 1),
+            (3, 29),
+            (4, 1),
+            (5, 6),
+            (5, 27),
+            (8, 26),
+            (12, 25),
+            (12, 26),
+        ],
+    ),
+    (
+        2025,
+        &[
+            (1, 1),
+            (4, 18),
+            (4, 21),
+            (5, 5),
+            (5, 26),
+            (8, 25),
+            (12, 25),
+            (12, 26),
+        ],
+    ),
+    (
+        2026,
+        &[
+            (1, 1),
+            (4, 3),
+            (4, 6),
+            (5, 4),
+            (5, 25),
+            (8, 31),
+            (12, 25),
+            (12, 28),
+        ],
+    ),
+    (
+        2027,
+        &[
+            (1, 1),
+            (3, 26),
+            (3, 29),
+            (5, 3),
+            (5, 31),
+            (8, 30),
+            (12, 27),
+            (12, 28),
+        ],
+    ),
+];
+
+/// Years for which holidays are worked out up front; others are computed when asked.
+const PRECOMPUTED: std::ops::RangeInclusive<i32> = 1990..=2100;
+
+/// The working-day calendar in force: built-in dates plus the admin's changes.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    holidays: BTreeSet<NaiveDate>,
+    added: BTreeSet<NaiveDate>,
+    removed: BTreeSet<NaiveDate>,
+}
+
+impl Default for Calendar {
+    fn default() -> Self {
+        Self::new(&[], &[])
+    }
+}
+
+impl Calendar {
+    /// The built-in calendar with one-off dates `added` and `removed`.
+    pub fn new(added: &[NaiveDate], removed: &[NaiveDate]) -> Self {
+        let added: BTreeSet<_> = added.iter().copied().collect();
+        let removed: BTreeSet<_> = removed.iter().copied().collect();
+        let mut holidays = BTreeSet::new();
+        for year in PRECOMPUTED {
+            holidays.extend(built_in_holidays(year));
+        }
+        holidays.extend(added.iter().copied());
+        for d in &removed {
+            holidays.remove(d);
+        }
+        Calendar {
+            holidays,
+            added,
+            removed,
+        }
+    }
+
+    pub fn is_holiday(&self, date: NaiveDate) -> bool {
+        if PRECOMPUTED.contains(&date.year()) {
+            self.holidays.contains(&date)
+        } else {
+            !self.removed.contains(&date)
+                && (self.added.contains(&date) || built_in_holidays(date.year()).contains(&date))
+        }
+    }
+
+    pub fn is_working_day(&self, date: NaiveDate) -> bool {
+        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.is_holiday(date)
+    }
+
+    /// The bank holidays of one year, in date order.
+    pub fn holidays_in(&self, year: i32) -> Vec<NaiveDate> {
+        if PRECOMPUTED.contains(&year) {
+            let (Some(start), Some(end)) = (
+                NaiveDate::from_ymd_opt(year, 1, 1),
+                NaiveDate::from_ymd_opt(year, 12, 31),
+            ) else {
+                return Vec::new();
+            };
+            return self.holidays.range(start..=end).copied().collect();
+        }
+        let mut days: BTreeSet<_> = built_in_holidays(year).into_iter().collect();
+        days.extend(self.added.iter().filter(|d| d.year() == year));
+        days.retain(|d| !self.removed.contains(d));
+        days.into_iter().collect()
+    }
+
+    /// The `n`th working day after `date` (before it when `n` is negative),
+    /// not counting `date` itself. `n == 0` gives `date` unchanged.
+    pub fn add_working_days(&self, date: NaiveDate, n: i64) -> Option<NaiveDate> {
+        let mut d = date;
+        for _ in 0..n.unsigned_abs() {
+            loop {
+                d = if n >= 0 { d.succ_opt()? } else { d.pred_opt()? };
+                if self.is_working_day(d) {
+                    break;
+                }
+            }
+        }
+        Some(d)
+    }
+
+    /// `date` if it is a working day, else the nearest working day in `direction`.
+    pub fn roll(&self, date: NaiveDate, direction: Direction) -> Option<NaiveDate> {
+        let mut d = date;
+        while !self.is_working_day(d) {
+            d = match direction {
+                Direction::Forward => d.succ_opt()?,
+                Direction::Back => d.pred_opt()?,
+            };
+        }
+        Some(d)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Back,
+}
+
+/// The bank holidays of `year`: as published where the year is built in, else by rule.
+fn built_in_holidays(year: i32) -> Vec<NaiveDate> {
+    if let Some((_, days)) = PUBLISHED.iter().find(|(y, _)| *y == year) {
+        return days
+            .iter()
+            .filter_map(|&(m, d)| NaiveDate::from_ymd_opt(year, m, d))
+            .collect();
+    }
+    rule_holidays(year)
+}
+
+/// Holidays by the usual rules: New Year's Day, Good Friday, Easter Monday, the
+/// first and last Mondays of May, the last Monday of August, Christmas and Boxing
+/// Day; a fixed-date holiday on a weekend moves to the next free weekday.
+pub fn rule_holidays(year: i32) -> Vec<NaiveDate> {
+    let Some(easter) = easter_sunday(year) else {
+        return Vec::new();
+    };
+    let mut days = Vec::with_capacity(8);
+    let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);
+    if let Some(new_year) = ymd(1, 1) {
+        days.push(next_weekday(new_year));
+    }
+    days.extend(easter.checked_sub_days(Days::new(2)));
+    days.extend(easter.checked_add_days(Days::new(1)));
+    days.extend(NaiveDate::from_weekday_of_month_opt(
+        year,
+        5,
+        Weekday::Mon,
+        1,
+    ));
+    days.extend(last_monday(year, 5));
+    days.extend(last_monday(year, 8));
+    if let (Some(christmas), Some(boxing)) = (ymd(12, 25), ymd(12, 26)) {
+        let christmas = next_weekday(christmas);
+        let mut boxing = next_weekday(boxing);
+        if boxing <= christmas {
+            boxing = next_weekday(christmas + Days::new(1));
+        }
+        days.push(christmas);
+        days.push(boxing);
+    }
+    days.sort();
+    days
+}
+
+fn next_weekday(mut d: NaiveDate) -> NaiveDate {
+    while matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+        d = d + Days::new(1);
+    }
+    d
+}
+
+fn last_monday(year: i32, month: u32) -> Option<NaiveDate> {
+    (1..=5)
+        .rev()
+        .find_map(|n| NaiveDate::from_weekday_of_month_opt(year, month, Weekday::Mon, n))
+}
+
+/// Easter Sunday in the Gregorian calendar (the anonymous Gregorian algorithm).
+pub fn easter_sunday(year: i32) -> Option<NaiveDate> {
+    let a = year % 19;
+    let b = year / 100;
+    let c = year % 100;
+    let d = b / 4;
+    let e = b % 4;
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let i = c / 4;
+    let k = c % 4;
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    NaiveDate::from_ymd_opt(year, month as u32, day as u32)
+}
+
+/// The unit an offset counts in. The source documents are loose about units, so
+/// every offset in config names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Days,
+    WorkingDays,
+    Weeks,
+    Months,
+}
+
+/// One signed step such as `-8 working days` or `6 months`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub amount: i64,
+    pub unit: Unit,
+}
+
+/// An offset from an anchor date: one step, or several joined by `then`
+/// (`6 months then 7 days`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offset {
+    steps: Vec<Step>,
+    text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{input}` is not an offset: {reason} (write e.g. \"50 working days\", \"-2 weeks\", \"6 months\", \"3 days\")"
+)]
+pub struct OffsetError {
+    pub input: String,
+    pub reason: String,
+}
+
+/// Offsets beyond this many units are certainly typos, and would make date
+/// arithmetic run for a long time.
+const MAX_AMOUNT: i64 = 10_000;
+
+impl FromStr for Offset {
+    type Err = OffsetError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| OffsetError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut steps = Vec::new();
+        for part in input.split(" then ") {
+            steps.push(parse_step(part).map_err(|reason| err(&reason))?);
+        }
+        Ok(Offset {
+            steps,
+            text: input.trim().to_string(),
+        })
+    }
+}
+
+fn parse_step(part: &str) -> Result<Step, String> {
+    let mut words = part.split_whitespace();
+    let number = words.next().ok_or("it is empty")?;
+    let amount: i64 = number
+        .strip_prefix('+')
+        .unwrap_or(number)
+        .parse()
+        .map_err(|_| format!("`{number}` is not a whole number"))?;
+    if amount.abs() > MAX_AMOUNT {
+        return Err(format!("{amount} is more than {MAX_AMOUNT}"));
+    }
+    let unit_words: Vec<&str> = words.collect();
+    let unit = match unit_words.as_slice() {
+        ["day" | "days"] => Unit::Days,
+        ["working", "day" | "days"] => Unit::WorkingDays,
+        ["week" | "weeks"] => Unit::Weeks,
+        ["month" | "months"] => Unit::Months,
+        [] => return Err("it names no unit".to_string()),
+        other => {
+            return Err(format!(
+                "`{}` is not a unit (days, working days, weeks or months)",
+                other.join(" ")
+            ));
+        }
+    };
+    Ok(Step { amount, unit })
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Offset {
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Whether the offset points before its anchor (a reminder ahead of an event).
+    pub fn is_before(&self) -> bool {
+        self.steps.first().is_some_and(|s| s.amount < 0)
+    }
+
+    /// The date this offset gives from `anchor`. A calendar-day, week or month
+    /// offset that lands on a non-working day rolls back when the offset points
+    /// before the anchor (so the notice promised is still given) and forward
+    /// otherwise. `None` only when the date would leave chrono's range.
+    pub fn apply(&self, anchor: NaiveDate, calendar: &Calendar) -> Option<NaiveDate> {
+        let mut date = anchor;
+        let mut needs_roll = false;
+        for step in &self.steps {
+            date = match step.unit {
+                Unit::WorkingDays => {
+                    needs_roll = false;
+                    calendar.add_working_days(date, step.amount)?
+                }
+                Unit::Days => {
+                    needs_roll = true;
+                    shift_days(date, step.amount)?
+                }
+                Unit::Weeks => {
+                    needs_roll = true;
+                    shift_days(date, step.amount * 7)?
+                }
+                Unit::Months => {
+                    needs_roll = true;
+                    let months = Months::new(u32::try_from(step.amount.unsigned_abs()).ok()?);
+                    if step.amount >= 0 {
+                        date.checked_add_months(months)?
+                    } else {
+                        date.checked_sub_months(months)?
+                    }
+                }
+            };
+        }
+        if needs_roll {
+            let direction = if self.is_before() {
+                Direction::Back
+            } else {
+                Direction::Forward
+            };
+            calendar.roll(date, direction)
+        } else {
+            Some(date)
+        }
+    }
+}
+
+fn shift_days(date: NaiveDate, n: i64) -> Option<NaiveDate> {
+    if n >= 0 {
+        date.checked_add_days(Days::new(n.unsigned_abs()))
+    } else {
+        date.checked_sub_days(Days::new(n.unsigned_abs()))
+    }
+}
+
+impl serde::Serialize for Offset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Offset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses an ISO date (`YYYY-MM-DD`) with an error that says what was expected.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD"))
+}
+
+/// A date the way people read it in a letter: "Tuesday 12 January 2027".
+pub fn uk_long_date(date: NaiveDate) -> String {
+    date.format("%A %-d %B %Y").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        parse_date(s).unwrap()
+    }
+
+    fn off(s: &str) -> Offset {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn published_one_offs_are_holidays_and_the_moved_dates_are_not() {
+        let cal = Calendar::default();
+        assert!(cal.is_holiday(d("2020-05-08")), "VE Day 2020");
+        assert!(!cal.is_holiday(d("2020-05-04")), "early May moved in 2020");
+        assert!(cal.is_holiday(d("2022-06-02")));
+        assert!(cal.is_holiday(d("2022-06-03")), "Platinum Jubilee");
+        assert!(cal.is_holiday(d("2022-09-19")), "State Funeral");
+        assert!(
+            !cal.is_holiday(d("2022-05-30")),
+            "spring holiday moved in 2022"
+        );
+        assert!(cal.is_holiday(d("2023-05-08")), "Coronation");
+    }
+
+    #[test]
+    fn rules_reproduce_every_ordinary_published_year() {
+        let one_off_years = [2020, 2022, 2023];
+        for (year, days) in PUBLISHED {
+            if one_off_years.contains(year) {
+                continue;
+            }
+            let published: Vec<_> = days
+                .iter()
+                .map(|&(m, dd)| NaiveDate::from_ymd_opt(*year, m, dd).unwrap())
+                .collect();
+            assert_eq!(rule_holidays(*year), published, "year {year}");
+        }
+    }
+
+    #[test]
+    fn easter_matches_known_dates() {
+        assert_eq!(easter_sunday(2024), Some(d("2024-03-31")));
+        assert_eq!(easter_sunday(2027), Some(d("2027-03-28")));
+        assert_eq!(easter_sunday(2028), Some(d("2028-04-16")));
+        assert_eq!(easter_sunday(2038), Some(d("2038-04-25")));
+    }
+
+    #[test]
+    fn rule_years_are_used_beyond_the_published_list() {
+        let cal = Calendar::default();
+        assert_eq!(
+            cal.holidays_in(2028),
+            [
+                "2028-01-03",
+                "2028-04-14",
+                "2028-04-17",
+                "2028-05-01",
+                "2028-05-29",
+                "2028-08-28",
+                "2028-12-25",
+                "2028-12-26"
+            ]
+            .map(d)
+        );
+    }
+
+    #[test]
+    fn admins_can_add_and_remove_dates() {
+        let cal = Calendar::new(&[d("2028-06-05")], &[d("2027-05-31")]);
+        assert!(cal.is_holiday(d("2028-06-05")));
+        assert!(!cal.is_holiday(d("2027-05-31")));
+        assert!(cal.holidays_in(2028).contains(&d("2028-06-05")));
+        let far = Calendar::new(&[d("2150-06-03")], &[d("2150-12-25")]);
+        assert!(far.is_holiday(d("2150-06-03")));
+        assert!(!far.is_holiday(d("2150-12-25")));
+    }
+
+    #[test]
+    fn one_working_day_after_a_friday_skips_the_weekend_and_bank_holiday() {
+        let cal = Calendar::default();
+        assert_eq!(
+            cal.add_working_days(d("2026-11-20"), 1),
+            Some(d("2026-11-23"))
+        );
+        // Friday before the late May bank holiday 2027.
+        assert_eq!(
+            cal.add_working_days(d("2027-05-28"), 1),
+            Some(d("2027-06-01"))
+        );
+        // Counting from a Saturday does not count the Saturday.
+        assert_eq!(
+            cal.add_working_days(d("2026-11-21"), 1),
+            Some(d("2026-11-23"))
+        );
+        assert_eq!(
+            cal.add_working_days(d("2026-11-23"), -1),
+            Some(d("2026-11-20"))
+        );
+    }
+
+    #[test]
+    fn fifty_working_days_over_christmas() {
+        let cal = Calendar::default();
+        assert_eq!(
+            off("50 working days").apply(d("2026-11-02"), &cal),
+            Some(d("2027-01-15"))
+        );
+    }
+
+    #[test]
+    fn calendar_offsets_roll_the_right_way() {
+        let cal = Calendar::default();
+        // 2027-01-02 is a Saturday: after-offsets go to Monday, before-offsets to Friday.
+        assert_eq!(
+            off("3 days").apply(d("2026-12-30"), &cal),
+            Some(d("2027-01-04"))
+        );
+        assert_eq!(
+            off("-2 weeks").apply(d("2027-01-16"), &cal),
+            Some(d("2026-12-31"))
+        );
+        // Two weeks before a visit on Monday 2027-01-11 is Monday 2026-12-28, a
+        // bank holiday, so the request goes on the previous working day.
+        assert_eq!(
+            off("-2 weeks").apply(d("2027-01-11"), &cal),
+            Some(d("2026-12-24"))
+        );
+    }
+
+    #[test]
+    fn months_keep_the_day_or_take_the_month_end() {
+        let cal = Calendar::default();
+        // 31 August 2027 + 6 months = 29 February 2028 (a Tuesday).
+        assert_eq!(
+            off("6 months").apply(d("2027-08-31"), &cal),
+            Some(d("2028-02-29"))
+        );
+        // 2026-08-31 + 6 months = 2027-02-28, a Sunday: rolls to Monday 1 March.
+        assert_eq!(
+            off("6 months").apply(d("2026-08-31"), &cal),
+            Some(d("2027-03-01"))
+        );
+        assert_eq!(
+            off("6 months then 7 days").apply(d("2026-05-14"), &cal),
+            Some(d("2026-11-23"))
+        );
+    }
+
+    #[test]
+    fn offset_grammar_rejects_nonsense_with_a_reason() {
+        for bad in [
+            "",
+            "50",
+            "fifty working days",
+            "5 fortnights",
+            "1 working",
+            "99999 days",
+        ] {
+            let e = bad.parse::<Offset>().unwrap_err();
+            assert!(e.to_string().contains("is not an offset"), "{bad}: {e}");
+        }
+        assert_eq!(off("+5 working days").steps()[0].amount, 5);
+        assert!(off("-8 working days").is_before());
+    }
+
+    #[test]
+    fn uk_dates_read_naturally() {
+        assert_eq!(uk_long_date(d("2027-01-12")), "Tuesday 12 January 2027");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_date() -> impl Strategy<Value = NaiveDate> {
+            (0i64..365 * 40).prop_map(|n| d("2010-01-01") + chrono::Duration::days(n))
+        }
+
+        proptest! {
+            #[test]
+            fn adding_then_subtracting_working_days_returns_to_a_working_start(
+                start in any_date(), n in 0i64..400
+            ) {
+                let cal = Calendar::default();
+                let start = cal.roll(start, Direction::Forward).unwrap();
+                let there = cal.add_working_days(start, n).unwrap();
+                prop_assert_eq!(cal.add_working_days(there, -n), Some(start));
+            }
+
+            #[test]
+            fn working_day_results_are_working_days_and_count_exactly(
+                start in any_date(), n in 1i64..200
+            ) {
+                let cal = Calendar::default();
+                let end = cal.add_working_days(start, n).unwrap();
+                prop_assert!(cal.is_working_day(end));
+                let counted = start.iter_days().skip(1).take_while(|x| *x <= end)
+                    .filter(|x| cal.is_working_day(*x)).count() as i64;
+                prop_assert_eq!(counted, n);
+            }
+
+            #[test]
+            fn calendar_offsets_land_on_working_days_on_the_promised_side(
+                start in any_date(), n in 1i64..60, unit in 0..3usize
+            ) {
+                let cal = Calendar::default();
+                let unit = ["days", "weeks", "months"][unit];
+                let before: Offset = format!("-{n} {unit}").parse().unwrap();
+                let after: Offset = format!("{n} {unit}").parse().unwrap();
+                let b = before.apply(start, &cal).unwrap();
+                let a = after.apply(start, &cal).unwrap();
+                prop_assert!(cal.is_working_day(b) && b < start);
+                prop_assert!(cal.is_working_day(a) && a > start);
+            }
+
+            #[test]
+            fn any_text_parses_or_errors_without_panic(s in "\\PC{0,40}") {
+                let _ = s.parse::<Offset>();
+            }
+        }
+    }
+}

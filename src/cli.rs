@@ -1,0 +1,194 @@
+//! The command line. This is a contract: outside scripts rely on these
+//! commands, their arguments and their JSON output.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::LogFormat;
+use crate::outbox::Status;
+use crate::records::import::Kind;
+
+/// keydates: sends the dated emails that follow an Ofsted inspection of a
+/// local authority's children's services, each on its working day, with its annex.
+#[derive(Debug, Parser)]
+#[command(name = "keydates", version, about, long_about = None)]
+pub struct Cli {
+    /// The settings file.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYDATES_CONFIG",
+        default_value = "config/keydates.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Log format on stderr (overrides log.format in config).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the settings and templates, and say what was loaded.
+    CheckConfig,
+
+    /// Import a CSV file of records (all or nothing), adding and updating by key.
+    Import {
+        /// What the file holds.
+        #[arg(value_enum)]
+        kind: Kind,
+        /// The CSV file.
+        file: PathBuf,
+    },
+
+    /// List the bank holidays in force.
+    Holidays {
+        /// Only this year.
+        #[arg(long)]
+        year: Option<i32>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+
+    /// Print the date an offset gives from an anchor date, e.g. `date 2026-11-02 "50 working days"`.
+    Date {
+        /// The anchor date, YYYY-MM-DD.
+        anchor: String,
+        /// The offset, e.g. "50 working days", "-8 working days", "6 months".
+        #[arg(allow_hyphen_values = true)]
+        offset: String,
+    },
+
+    /// Record that a case's improvement plan / statement of action has arrived.
+    PlanReceived {
+        case_ref: String,
+        /// The date it arrived (default: today).
+        #[arg(long)]
+        on: Option<String>,
+    },
+
+    /// Close a case: nothing more is sent for it.
+    CloseCase { case_ref: String },
+
+    /// Move a monitoring visit to a new first on-site day.
+    MoveVisit {
+        case_ref: String,
+        visit_no: u32,
+        /// The new first on-site day, YYYY-MM-DD.
+        starts_on: String,
+    },
+
+    /// Cancel a monitoring visit.
+    CancelVisit { case_ref: String, visit_no: u32 },
+
+    /// Set the audited cases selected for a visit (up to six references).
+    SetAudited {
+        case_ref: String,
+        visit_no: u32,
+        /// Case references, separate or `;`-separated.
+        #[arg(required = true)]
+        refs: Vec<String>,
+    },
+
+    /// Confirm a seminar, so its invitations go.
+    ConfirmSeminar { seminar_ref: String },
+
+    /// Cancel a seminar: its pending invitations are cancelled.
+    CancelSeminar { seminar_ref: String },
+
+    /// Run the daemon: plan, reconcile and deliver on every poll.
+    Run {
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Pretend the clock reads this (RFC 3339, or YYYY-MM-DD at the sending hour).
+        #[arg(long)]
+        now: Option<String>,
+        /// Plan and render, but send and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// What will go when, and what went.
+    Agenda {
+        /// From this due date (default: no limit).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this due date (default: no limit).
+        #[arg(long)]
+        to: Option<String>,
+        /// Plan as of this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+
+    /// List outbox rows.
+    Outbox {
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+
+    /// Send a failed, missed or cancelled outbox row again.
+    Retry { id: i64 },
+
+    /// Cancel an outbox row that has not been sent.
+    Cancel { id: i64 },
+
+    /// Send one test message through the configured transport and print the reply.
+    SendTest {
+        #[arg(long)]
+        to: String,
+    },
+
+    /// Show the email an outbox row (or a rule for a subject) would send.
+    Preview {
+        /// An outbox row id.
+        #[arg(conflicts_with_all = ["rule", "subject"], required_unless_present = "rule")]
+        id: Option<i64>,
+        /// A rule id (with --subject).
+        #[arg(long, requires = "subject")]
+        rule: Option<String>,
+        /// Case ref, CASE_REF#VISIT_NO or seminar ref (with --rule).
+        #[arg(long, requires = "rule")]
+        subject: Option<String>,
+        /// Write the message as an .eml file here instead of printing it.
+        #[arg(long)]
+        eml: Option<PathBuf>,
+    },
+
+    /// Health for monitoring: last pass, next action, counts; non-zero when unhealthy.
+    Status {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}

@@ -1,0 +1,476 @@
+//! Typed, validated settings: `config/keydates.toml` layered with `KEYDATES__SECTION__KEY`
+//! environment variables. Relative paths are resolved against the config file's folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::calendar::Calendar;
+use crate::domain::{EmailAddress, Region};
+use crate::rules::{AnnexSpec, Rule};
+
+/// Why settings could not be loaded. Each message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("config {path}: {reasons}", reasons = reasons.join("; "))]
+    Invalid { path: String, reasons: Vec<String> },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub mail: MailSettings,
+    pub schedule: ScheduleSettings,
+    #[serde(default)]
+    pub calendar: CalendarSettings,
+    pub templates: TemplateSettings,
+    pub contacts: Contacts,
+    pub regions: BTreeMap<String, RegionContacts>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub log: LogSettings,
+    /// The folder of the config file, for resolving relative paths.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// A file path, optionally written as `sqlite://PATH`.
+    pub url: String,
+    #[serde(default = "default_busy_timeout")]
+    pub busy_timeout_secs: u64,
+}
+
+fn default_busy_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: TransportKind,
+    /// The sender, e.g. `Keydates <keydates@example.org>`.
+    pub from: String,
+    /// The domain of every Message-ID keydates makes.
+    pub message_id_domain: String,
+    /// Where the `file` transport writes `.eml` files.
+    pub spool_dir: PathBuf,
+    /// How the authority returns child-level data; never by email.
+    pub upload_route: String,
+    /// When not empty, mail only goes to addresses in these domains.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// For trials: every email goes here instead, listing its real recipients.
+    #[serde(default)]
+    pub redirect_all_to: Option<EmailAddress>,
+    #[serde(default)]
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// A file holding the password (its first line), as an alternative to `password`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust, for a relay with an internal certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+    pub pool_size: u32,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "localhost".into(),
+            port: 587,
+            tls: TlsMode::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            timeout_secs: 30,
+            pool_size: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Local hour (0-23) at which due emails go out.
+    pub send_hour: u32,
+    pub time_zone: String,
+    /// Six-field cron expression (seconds first) for how often the daemon looks.
+    pub poll: String,
+    /// How long transient failures are retried before the action fails.
+    pub retry_lifetime_hours: u64,
+    pub backoff_initial_secs: u64,
+    pub backoff_max_secs: u64,
+    /// Local hour at which the failed/missed digest goes to IMS.
+    pub digest_hour: u32,
+    /// A claimed send not finished after this long is taken as interrupted.
+    #[serde(default = "default_lease")]
+    pub claim_lease_secs: u64,
+    /// `status` reports unhealthy when the last pass is older than this.
+    #[serde(default = "default_stale")]
+    pub stale_after_secs: u64,
+}
+
+fn default_lease() -> u64 {
+    300
+}
+
+fn default_stale() -> u64 {
+    600
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// One-off bank holidays to add, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Built-in dates that are not holidays after all.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contacts {
+    pub ims: EmailAddress,
+    pub national_director: EmailAddress,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionContacts {
+    pub shmi: EmailAddress,
+    pub regional_director: EmailAddress,
+    pub support_team: EmailAddress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default = "default_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: default_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+impl Settings {
+    /// Reads the file at `path`, applies `KEYDATES__...` overrides and validates.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        if !path.is_file() {
+            return Err(ConfigError::File {
+                path: shown,
+                reason: "not found (pass --config PATH or set KEYDATES_CONFIG)".into(),
+            });
+        }
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("KEYDATES")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| ConfigError::File {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::Invalid {
+            path: shown.clone(),
+            reasons: vec![e.to_string()],
+        })?;
+        settings.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let reasons = settings.problems();
+        if reasons.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError::Invalid {
+                path: shown,
+                reasons,
+            })
+        }
+    }
+
+    /// Everything wrong that serde could not see, each naming its key.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.schedule.send_hour > 23 {
+            out.push("schedule.send_hour: must be 0-23".into());
+        }
+        if self.schedule.digest_hour > 23 {
+            out.push("schedule.digest_hour: must be 0-23".into());
+        }
+        if self.schedule.time_zone.parse::<Tz>().is_err() {
+            out.push(format!(
+                "schedule.time_zone: `{}` is not a time zone (e.g. Europe/London)",
+                self.schedule.time_zone
+            ));
+        }
+        if let Err(e) = croner_check(&self.schedule.poll) {
+            out.push(format!("schedule.poll: {e}"));
+        }
+        if self.schedule.backoff_initial_secs == 0
+            || self.schedule.backoff_max_secs < self.schedule.backoff_initial_secs
+        {
+            out.push(
+                "schedule.backoff_initial_secs: must be above 0 and at most backoff_max_secs"
+                    .into(),
+            );
+        }
+        for (key, list) in [
+            ("calendar.add", &self.calendar.add),
+            ("calendar.remove", &self.calendar.remove),
+        ] {
+            for (i, d) in list.iter().enumerate() {
+                if let Err(e) = crate::calendar::parse_date(d) {
+                    out.push(format!("{key}[{i}]: {e}"));
+                }
+            }
+        }
+        if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
+            out.push(format!(
+                "mail.from: `{}` is not a sender address ({e})",
+                self.mail.from
+            ));
+        }
+        if self.mail.message_id_domain.is_empty()
+            || !self
+                .mail
+                .message_id_domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            out.push("mail.message_id_domain: must be a domain name".into());
+        }
+        for (i, d) in self.mail.allowed_domains.iter().enumerate() {
+            if d.is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
+                out.push(format!(
+                    "mail.allowed_domains[{i}]: `{d}` is not a domain name"
+                ));
+            }
+        }
+        if self.mail.transport == TransportKind::Smtp {
+            let smtp = &self.mail.smtp;
+            if smtp.pool_size == 0 {
+                out.push("mail.smtp.pool_size: must be at least 1".into());
+            }
+            if smtp.timeout_secs == 0 {
+                out.push("mail.smtp.timeout_secs: must be at least 1".into());
+            }
+            if smtp.password.is_some() && smtp.password_file.is_some() {
+                out.push(
+                    "mail.smtp.password_file: set either password or password_file, not both"
+                        .into(),
+                );
+            }
+            if let Some(file) = &smtp.password_file
+                && !self.resolve(file).is_file()
+            {
+                out.push(format!(
+                    "mail.smtp.password_file: {} cannot be read",
+                    self.resolve(file).display()
+                ));
+            }
+            if let Some(file) = &smtp.ca_file
+                && !self.resolve(file).is_file()
+            {
+                out.push(format!(
+                    "mail.smtp.ca_file: {} cannot be read",
+                    self.resolve(file).display()
+                ));
+            }
+        }
+        for id in self.regions.keys() {
+            if let Err(e) = id.parse::<Region>() {
+                out.push(format!("regions.{id}: {e}"));
+            }
+        }
+        for region in Region::ALL {
+            if !self.regions.contains_key(region.id()) {
+                out.push(format!(
+                    "regions.{}: missing (every region needs its contacts)",
+                    region.id()
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = format!("rules[{i}] ({})", rule.id);
+            if !seen.insert(rule.id.as_str()) {
+                out.push(format!("{key}.id: used by an earlier rule too"));
+            }
+            if let Err(e) = rule.check() {
+                out.push(format!("{key}: {e}"));
+            }
+            for (j, annex) in rule.annexes.iter().enumerate() {
+                if let AnnexSpec::File(path) = annex {
+                    let full = self.resolve(path);
+                    if std::fs::File::open(&full).is_err() {
+                        out.push(format!(
+                            "{key}.annexes[{j}]: {} cannot be read",
+                            full.display()
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A config path made absolute against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        let url = &self.database.url;
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        self.resolve(Path::new(path))
+    }
+
+    pub fn templates_dir(&self) -> PathBuf {
+        self.resolve(&self.templates.dir)
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.resolve(&self.mail.spool_dir)
+    }
+
+    pub fn time_zone(&self) -> Tz {
+        self.schedule
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Europe::London)
+    }
+
+    pub fn calendar(&self) -> Calendar {
+        let dates = |v: &[String]| -> Vec<NaiveDate> {
+            v.iter()
+                .filter_map(|d| crate::calendar::parse_date(d).ok())
+                .collect()
+        };
+        Calendar::new(&dates(&self.calendar.add), &dates(&self.calendar.remove))
+    }
+
+    pub fn region(&self, region: Region) -> Option<&RegionContacts> {
+        self.regions.get(region.id())
+    }
+
+    pub fn enabled_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.enabled)
+    }
+
+    /// The SMTP password: `password`, else `password_file`, else the systemd
+    /// credential `smtp-password` under `$CREDENTIALS_DIRECTORY`.
+    pub fn smtp_password(&self) -> std::io::Result<Option<SecretString>> {
+        let smtp = &self.mail.smtp;
+        if let Some(p) = &smtp.password
+            && !p.expose_secret().is_empty()
+        {
+            return Ok(Some(p.clone()));
+        }
+        let file = match (
+            &smtp.password_file,
+            std::env::var_os("CREDENTIALS_DIRECTORY"),
+        ) {
+            (Some(f), _) => Some(self.resolve(f)),
+            (None, Some(dir)) => {
+                let f = Path::new(&dir).join("smtp-password");
+                f.is_file().then_some(f)
+            }
+            (None, None) => None,
+        };
+        match file {
+            Some(f) => {
+                let text = std::fs::read_to_string(f)?;
+                let first = text.lines().next().unwrap_or("").to_string();
+                Ok(Some(SecretString::from(first)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn croner_check(expr: &str) -> Result<(), String> {
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+        .map(|_| ())
+        .map_err(|e| format!("`{expr}` is not a cron expression ({e})"))
+}

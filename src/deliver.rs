@@ -1,0 +1,363 @@
+//! One pass: plan, reconcile, then deliver due rows one at a time.
+//!
+//! `try_deliver_one` is the step function: claim a due row, compose it, send
+//! it, record the outcome. Tests drive it directly; the daemon loops over it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use lettre::Message;
+use sqlx::SqlitePool;
+
+use crate::calendar::Calendar;
+use crate::config::Settings;
+use crate::mail::render::Renderer;
+use crate::mail::transport::{Mailer, SendError};
+use crate::mail::{Composer, Draft};
+use crate::outbox::{self, OutboxRow, ReconcileReport};
+use crate::plan;
+use crate::records::{self, Records};
+
+/// What a pass works with; rebuilt whole when the config is reloaded.
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    pub calendar: Calendar,
+    pub renderer: Renderer,
+    pub mailer: Mailer,
+}
+
+impl Engine {
+    pub fn new(settings: Settings) -> anyhow::Result<Engine> {
+        let renderer = Renderer::load(&settings.templates_dir(), &settings.rules)
+            .map_err(|e| anyhow::anyhow!("template {e}"))?;
+        let mailer = Mailer::from_settings(&settings)?;
+        Ok(Engine {
+            calendar: settings.calendar(),
+            settings: Arc::new(settings),
+            renderer,
+            mailer,
+        })
+    }
+
+    pub fn composer(&self) -> Composer<'_> {
+        Composer {
+            settings: &self.settings,
+            calendar: &self.calendar,
+            renderer: &self.renderer,
+        }
+    }
+}
+
+/// The time a pass runs at: the real clock, or a fixed instant for trials and tests.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing is due.
+    Idle,
+    Sent {
+        id: i64,
+    },
+    Retrying {
+        id: i64,
+        error: String,
+    },
+    Failed {
+        id: i64,
+        error: String,
+    },
+}
+
+/// Builds the email for a claimed row from the current records and rules.
+pub fn compose_row(
+    engine: &Engine,
+    records: &Records,
+    row: &OutboxRow,
+) -> Result<crate::mail::Composed, String> {
+    let rule = engine
+        .settings
+        .rules
+        .iter()
+        .find(|r| r.id == row.rule)
+        .ok_or_else(|| format!("rule `{}` is no longer in the config", row.rule))?;
+    let subject = plan::find_subject(
+        records,
+        rule,
+        &row.subject,
+        row.authority.as_deref(),
+        row.delegate.as_deref(),
+    )
+    .ok_or_else(|| format!("the records for {} are gone", row.subject))?;
+    let message_id = row.message_id.clone().unwrap_or_default();
+    engine.composer().compose(&Draft {
+        rule,
+        subject: &subject,
+        anchor_on: &row.anchor_on,
+        due_on: &row.due_on,
+        recipients: &row.recipients,
+        message_id: &message_id,
+    })
+}
+
+/// Claims and sends at most one due row.
+#[tracing::instrument(skip_all)]
+pub async fn try_deliver_one(
+    engine: &Engine,
+    pool: &SqlitePool,
+    records: &Records,
+    worker: &str,
+    clock: Clock,
+) -> anyhow::Result<Outcome> {
+    let now = clock.now();
+    let Some(row) = outbox::claim(pool, now, worker, &engine.settings.mail.message_id_domain)
+        .await
+        .context("while claiming the next due email")?
+    else {
+        return Ok(Outcome::Idle);
+    };
+    let span = tracing::info_span!("send", id = row.id, rule = %row.rule, subject = %row.subject,
+        message_id = row.message_id.as_deref().unwrap_or(""));
+    let _enter = span.enter();
+    let result = match compose_row(engine, records, &row) {
+        Ok(composed) => engine.mailer.send(&composed.message).await,
+        Err(reason) => Err(SendError::Permanent(reason)),
+    };
+    let now = clock.now();
+    match result {
+        Ok(reply) => {
+            outbox::mark_sent(pool, row.id, &reply, now).await?;
+            tracing::info!(reply = %reply, attempts = row.attempts, "sent");
+            Ok(Outcome::Sent { id: row.id })
+        }
+        Err(SendError::Permanent(error)) => {
+            outbox::mark_failed(pool, row.id, &error, now).await?;
+            tracing::error!(%error, "failed; not retried");
+            Ok(Outcome::Failed { id: row.id, error })
+        }
+        Err(SendError::Transient(error)) => {
+            let s = &engine.settings.schedule;
+            let first = row
+                .first_attempt_at
+                .as_deref()
+                .and_then(outbox::parse_ts)
+                .unwrap_or(now);
+            let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
+            let next = now
+                + outbox::backoff(
+                    row.attempts,
+                    Duration::seconds(s.backoff_initial_secs as i64),
+                    Duration::seconds(s.backoff_max_secs as i64),
+                );
+            if next - first > lifetime {
+                let error = format!("gave up after {} attempts: {error}", row.attempts);
+                outbox::mark_failed(pool, row.id, &error, now).await?;
+                tracing::error!(%error, "failed");
+                Ok(Outcome::Failed { id: row.id, error })
+            } else {
+                outbox::mark_retry(pool, row.id, &error, next, now).await?;
+                tracing::warn!(%error, next_attempt = %outbox::ts(next), "will retry");
+                Ok(Outcome::Retrying { id: row.id, error })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PassReport {
+    pub reconcile: ReconcileReport,
+    pub released: usize,
+    pub expired: u64,
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+    pub digest: bool,
+}
+
+/// Plans from the current records and brings the outbox into line.
+pub async fn plan_and_reconcile(
+    engine: &Engine,
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Records, ReconcileReport)> {
+    let records = records::store::load(pool)
+        .await
+        .context("while reading the records")?;
+    let planned = plan::plan(&records, &engine.settings, &engine.calendar);
+    let report = outbox::reconcile(pool, &planned, now)
+        .await
+        .context("while reconciling the outbox")?;
+    Ok((records, report))
+}
+
+/// One plan-reconcile-deliver pass. Stops between sends once `stop` is set.
+#[tracing::instrument(skip_all)]
+pub async fn run_pass(
+    engine: &Engine,
+    pool: &SqlitePool,
+    clock: Clock,
+    stop: &AtomicBool,
+    mut after_each: impl FnMut(),
+) -> anyhow::Result<PassReport> {
+    let worker = outbox::worker_id();
+    let now = clock.now();
+    let mut report = PassReport::default();
+    let (records, reconcile) = plan_and_reconcile(engine, pool, now).await?;
+    report.reconcile = reconcile;
+    let lease = Duration::seconds(engine.settings.schedule.claim_lease_secs as i64);
+    report.released = outbox::release_interrupted(pool, now, lease).await?;
+    report.expired = outbox::expire(pool, now).await?;
+    while !stop.load(Ordering::SeqCst) {
+        match try_deliver_one(engine, pool, &records, &worker, clock).await? {
+            Outcome::Idle => break,
+            Outcome::Sent { .. } => report.sent += 1,
+            Outcome::Retrying { .. } => report.retrying += 1,
+            Outcome::Failed { .. } => report.failed += 1,
+        }
+        after_each();
+    }
+    if !stop.load(Ordering::SeqCst) {
+        report.digest = send_digest_if_due(engine, pool, clock.now()).await?;
+    }
+    outbox::set_state(pool, "last_pass_at", &outbox::ts(clock.now())).await?;
+    Ok(report)
+}
+
+/// Once a day, from the digest hour, tells IMS about failed and missed actions.
+pub async fn send_digest_if_due(
+    engine: &Engine,
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let tz = engine.settings.time_zone();
+    let local = now.with_timezone(&tz);
+    let today = local.date_naive().to_string();
+    if chrono::Timelike::hour(&local) < engine.settings.schedule.digest_hour
+        || outbox::get_state(pool, "last_digest_on").await?.as_deref() == Some(today.as_str())
+    {
+        return Ok(false);
+    }
+    let rows = outbox::unreported(pool).await?;
+    if rows.is_empty() {
+        outbox::set_state(pool, "last_digest_on", &today).await?;
+        return Ok(false);
+    }
+    let message = digest_message(engine, &rows, &today)?;
+    match engine.mailer.send(&message).await {
+        Ok(reply) => {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            outbox::mark_reported(pool, &ids, now).await?;
+            outbox::set_state(pool, "last_digest_on", &today).await?;
+            tracing::info!(rows = ids.len(), %reply, "digest sent to IMS");
+            Ok(true)
+        }
+        Err(e) => {
+            // Left unreported: the next pass tries again.
+            tracing::warn!(error = %e, "digest not sent; will try again");
+            Ok(false)
+        }
+    }
+}
+
+fn digest_message(engine: &Engine, rows: &[OutboxRow], today: &str) -> anyhow::Result<Message> {
+    let item = |r: &OutboxRow| {
+        serde_json::json!({
+            "id": r.id, "rule": r.rule, "subject": r.subject,
+            "authority": r.authority, "due_on": r.due_on,
+            "reason": r.last_error.clone().unwrap_or_default(),
+        })
+    };
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == outbox::Status::Failed)
+        .map(item)
+        .collect();
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == outbox::Status::Missed)
+        .map(item)
+        .collect();
+    let ctx = minijinja::Value::from_serialize(
+        serde_json::json!({ "date": today, "failed": failed, "missed": missed }),
+    );
+    let text = match engine.renderer.render_extra("digest.txt", &ctx)? {
+        Some(t) => t,
+        None => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "#{} {} {} {} due {}: {}\n",
+                    r.id,
+                    r.status.as_str(),
+                    r.rule,
+                    r.subject,
+                    r.due_on,
+                    r.last_error.clone().unwrap_or_default()
+                )
+            })
+            .collect(),
+    };
+    let html = engine.renderer.render_extra("digest.html", &ctx)?;
+    let s = &engine.settings;
+    let builder = Message::builder()
+        .from(s.mail.from.parse()?)
+        .to(s.contacts.ims.as_str().parse()?)
+        .subject(format!(
+            "keydates: {} failed, {} missed ({today})",
+            failed.len(),
+            missed.len()
+        ))
+        .message_id(Some(format!(
+            "<keydates.digest.{today}.{:08x}@{}>",
+            fastrand::u32(..),
+            s.mail.message_id_domain
+        )));
+    let message = match html {
+        Some(html) => builder.multipart(lettre::message::MultiPart::alternative_plain_html(
+            text, html,
+        )),
+        None => builder.body(text),
+    };
+    message.context("while building the digest")
+}
+
+/// A one-line summary for systemd's STATUS and `status`.
+pub async fn status_line(pool: &SqlitePool, engine: &Engine) -> anyhow::Result<String> {
+    let next: Option<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT rule_id, subject, authority, send_at FROM outbox WHERE status = 'pending'
+         ORDER BY send_at, id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")
+        .fetch_one(pool)
+        .await?;
+    let tz = engine.settings.time_zone();
+    let next = match next {
+        Some((rule, subject, authority, send_at)) => {
+            let when = outbox::parse_ts(&send_at)
+                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or(send_at);
+            format!(
+                "next: {rule} for {} at {when}",
+                authority.unwrap_or(subject)
+            )
+        }
+        None => "nothing pending".to_string(),
+    };
+    Ok(format!("{next}; {failed} failed"))
+}

@@ -1,0 +1,21 @@
+//! keydates: plans and sends the dated emails that follow an Ofsted inspection
+//! of a local authority's children's services.
+//!
+//! One direction of flow: records -> plan -> outbox -> mail. The planner is a
+//! pure function; the database, the mail server and signals live around it.
+
+pub mod annex;
+pub mod calendar;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod deliver;
+pub mod domain;
+pub mod mail;
+pub mod outbox;
+pub mod plan;
+pub mod records;
+pub mod rules;
+pub mod sample;
+pub mod telemetry;

@@ -1,0 +1,233 @@
+//! Composing one email: rendered text, recipients, and its annexes attached.
+
+pub mod render;
+pub mod transport;
+
+use lettre::Message;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+
+use crate::annex::{self, AnnexFacts};
+use crate::calendar::{Calendar, parse_date};
+use crate::config::Settings;
+use crate::plan::{Recipients, Subject};
+use crate::rules::{AnnexSpec, Rule};
+use render::{Rendered, Renderer};
+
+/// A message ready to send, with what `preview` shows about it.
+pub struct Composed {
+    pub message: Message,
+    pub rendered: Rendered,
+    /// File name, content type and size of each attachment.
+    pub attachments: Vec<(String, String, usize)>,
+}
+
+/// Everything composing needs that does not change between messages.
+pub struct Composer<'a> {
+    pub settings: &'a Settings,
+    pub calendar: &'a Calendar,
+    pub renderer: &'a Renderer,
+}
+
+/// Where one email comes from.
+pub struct Draft<'a> {
+    pub rule: &'a Rule,
+    pub subject: &'a Subject<'a>,
+    pub anchor_on: &'a str,
+    pub due_on: &'a str,
+    pub recipients: &'a Recipients,
+    pub message_id: &'a str,
+}
+
+impl Composer<'_> {
+    /// Builds the message. Every error here is permanent: retrying the same
+    /// records and config would give the same result.
+    pub fn compose(&self, draft: &Draft) -> Result<Composed, String> {
+        self.check_allowed(draft.recipients)?;
+        let annexes = self.annexes(draft)?;
+        let names: Vec<String> = annexes.iter().map(|a| a.0.clone()).collect();
+        let ctx = render::context(
+            self.settings,
+            self.calendar,
+            draft.rule,
+            draft.subject,
+            draft.anchor_on,
+            draft.due_on,
+            draft.recipients,
+            &names,
+        );
+        let mut rendered = self
+            .renderer
+            .render(draft.rule, &ctx)
+            .map_err(|e| e.to_string())?;
+        let (to, cc) = match &self.settings.mail.redirect_all_to {
+            Some(redirect) => {
+                note_redirect(&mut rendered, draft.recipients);
+                (vec![redirect.as_str().to_string()], Vec::new())
+            }
+            None => (draft.recipients.to.clone(), draft.recipients.cc.clone()),
+        };
+        let mut builder = Message::builder()
+            .from(mailbox(&self.settings.mail.from)?)
+            .subject(rendered.subject.clone())
+            .message_id(Some(draft.message_id.to_string()));
+        for a in &to {
+            builder = builder.to(mailbox(a)?);
+        }
+        for a in &cc {
+            builder = builder.cc(mailbox(a)?);
+        }
+        for a in &draft.recipients.reply_to {
+            builder = builder.reply_to(mailbox(a)?);
+        }
+        let body = match &rendered.html {
+            Some(html) => MultiPart::alternative_plain_html(rendered.text.clone(), html.clone()),
+            None => MultiPart::mixed().singlepart(SinglePart::plain(rendered.text.clone())),
+        };
+        let mut mixed = MultiPart::mixed().multipart(body);
+        let mut attachments = Vec::new();
+        for (name, content_type, bytes) in annexes {
+            let ct = ContentType::parse(&content_type)
+                .map_err(|e| format!("annex {name}: bad content type {content_type}: {e}"))?;
+            attachments.push((name.clone(), content_type, bytes.len()));
+            mixed = mixed.singlepart(Attachment::new(name).body(bytes, ct));
+        }
+        let message = builder
+            .multipart(mixed)
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        Ok(Composed {
+            message,
+            rendered,
+            attachments,
+        })
+    }
+
+    fn check_allowed(&self, recipients: &Recipients) -> Result<(), String> {
+        let allowed = &self.settings.mail.allowed_domains;
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        for address in recipients.all().chain(&recipients.reply_to) {
+            let domain = address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if !allowed.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+                return Err(format!(
+                    "{address} is outside mail.allowed_domains ({}); not sent",
+                    allowed.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn annexes(&self, draft: &Draft) -> Result<Vec<(String, String, Vec<u8>)>, String> {
+        let mut out = Vec::new();
+        for spec in &draft.rule.annexes {
+            match spec {
+                AnnexSpec::Generated(kind) => {
+                    let facts = facts(self.settings, self.calendar, draft.subject);
+                    let a = annex::generate(*kind, &facts).map_err(|e| e.to_string())?;
+                    out.push((a.filename, a.content_type.to_string(), a.bytes));
+                }
+                AnnexSpec::File(path) => {
+                    let full = self.settings.resolve(path);
+                    let bytes = std::fs::read(&full).map_err(|e| {
+                        format!(
+                            "annex {} cannot be read: {e}; not sent without it",
+                            full.display()
+                        )
+                    })?;
+                    let name = full
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_else(|| "annex".into());
+                    out.push((name, content_type_for(&full).to_string(), bytes));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn mailbox(s: &str) -> Result<Mailbox, String> {
+    s.parse()
+        .map_err(|e| format!("`{s}` is not a usable address: {e}"))
+}
+
+/// For trials: say at the top of the email who it was really for.
+fn note_redirect(rendered: &mut Rendered, recipients: &Recipients) {
+    let to = recipients.to.join(", ");
+    let cc = recipients.cc.join(", ");
+    let note = format!(
+        "[Trial copy] This email would have gone to: {to}{}",
+        if cc.is_empty() {
+            String::new()
+        } else {
+            format!("; copied to: {cc}")
+        }
+    );
+    rendered.text = format!("{note}\n\n{}", rendered.text);
+    if let Some(html) = &mut rendered.html {
+        let escaped = note
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        *html = format!("<p><strong>{escaped}</strong></p>\n{html}");
+    }
+    rendered.subject = format!("[Trial] {}", rendered.subject);
+}
+
+/// The content type of an admin-supplied annex, by its extension.
+pub fn content_type_for(path: &std::path::Path) -> &'static str {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "doc" => "application/msword",
+        "xls" => "application/vnd.ms-excel",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "rtf" => "application/rtf",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The records flattened for the document generators.
+pub fn facts(settings: &Settings, calendar: &Calendar, s: &Subject) -> AnnexFacts {
+    AnnexFacts {
+        authority_code: s.authority.map(|a| a.code.clone()).unwrap_or_default(),
+        authority_name: s.authority.map(|a| a.name.clone()).unwrap_or_default(),
+        dcs_name: s.authority.map(|a| a.dcs_name.clone()).unwrap_or_default(),
+        case_ref: s.case.map(|c| c.case_ref.clone()),
+        judgement: s.case.map(|c| c.judgement.text().to_string()),
+        report_received_on: s.case.map(|c| c.report_received_on),
+        lead_inspector: s
+            .visit
+            .map(|v| v.lead_inspector_email.as_str().to_string())
+            .or(s.case.map(|c| c.lead_inspector_email.as_str().to_string())),
+        visit_no: s.visit.map(|v| v.visit_no),
+        visit_starts_on: s.visit.map(|v| v.starts_on),
+        audited_cases: s.visit.map(|v| v.audited_cases.clone()).unwrap_or_default(),
+        files_due_on: s
+            .visit
+            .and_then(|v| render::files_due_on(calendar, v.starts_on))
+            .and_then(|d| parse_date(&d).ok()),
+        seminar_ref: s.seminar.map(|x| x.seminar_ref.clone()),
+        seminar_title: s.seminar.map(|x| x.title.clone()),
+        seminar_held_on: s.seminar.map(|x| x.held_on),
+        seminar_venue: s.seminar.map(|x| x.venue.clone()),
+        delegates: s
+            .delegates
+            .iter()
+            .map(|d| (d.name.clone(), d.email.as_str().to_string()))
+            .collect(),
+        upload_route: settings.mail.upload_route.clone(),
+    }
+}

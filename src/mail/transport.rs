@@ -1,0 +1,192 @@
+//! Getting a built message out: through an SMTP server, or into a spool folder.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{Settings, TlsMode, TransportKind};
+
+/// Why a send did not succeed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Connection refused, timeout, 4xx: worth retrying later.
+    #[error("{0}")]
+    Transient(String),
+    /// 5xx, rejected recipient, a message that cannot be built: retrying won't help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        timeout: Duration,
+    },
+    File {
+        dir: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::Smtp { timeout, .. } => write!(f, "Mailer::Smtp(timeout {timeout:?})"),
+            Mailer::File { dir } => write!(f, "Mailer::File({})", dir.display()),
+        }
+    }
+}
+
+impl Mailer {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Mailer> {
+        match settings.mail.transport {
+            TransportKind::File => {
+                let dir = settings.spool_dir();
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("while creating the mail spool {}", dir.display()))?;
+                Ok(Mailer::File { dir })
+            }
+            TransportKind::Smtp => smtp(settings),
+        }
+    }
+
+    /// A one-line description for `check-config` and logs; never the password.
+    pub fn describe(settings: &Settings) -> String {
+        match settings.mail.transport {
+            TransportKind::File => format!("file ({})", settings.spool_dir().display()),
+            TransportKind::Smtp => {
+                let s = &settings.mail.smtp;
+                format!(
+                    "smtp {}:{} tls={:?}{}",
+                    s.host,
+                    s.port,
+                    s.tls,
+                    s.username
+                        .as_ref()
+                        .map(|u| format!(" user={u}"))
+                        .unwrap_or_default()
+                )
+            }
+        }
+    }
+
+    /// Sends one message and returns the server's reply (or where it was written).
+    #[tracing::instrument(skip_all)]
+    pub async fn send(&self, message: &Message) -> Result<String, SendError> {
+        match self {
+            Mailer::Smtp { transport, timeout } => {
+                // lettre's own timeout covers each read and write; this one covers
+                // the whole exchange, so a server that trickles cannot hang a pass.
+                match tokio::time::timeout(*timeout, transport.send(message.clone())).await {
+                    Err(_) => Err(SendError::Transient(format!(
+                        "no answer from the mail server within {}s",
+                        timeout.as_secs()
+                    ))),
+                    Ok(Ok(response)) => Ok(format!(
+                        "{} {}",
+                        response.code(),
+                        response.message().collect::<Vec<_>>().join(" ")
+                    )),
+                    Ok(Err(e)) => Err(classify(&e)),
+                }
+            }
+            Mailer::File { dir } => write_eml(dir, message).await,
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let text = match std::error::Error::source(e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    };
+    if e.is_permanent() {
+        SendError::Permanent(text)
+    } else {
+        SendError::Transient(text)
+    }
+}
+
+fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
+    let s = &settings.mail.smtp;
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+        .port(s.port)
+        .timeout(Some(Duration::from_secs(s.timeout_secs)))
+        .pool_config(PoolConfig::new().max_size(s.pool_size));
+    if s.tls != TlsMode::None {
+        let mut params = TlsParameters::builder(s.host.clone());
+        if let Some(ca) = &s.ca_file {
+            let path = settings.resolve(ca);
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("while reading mail.smtp.ca_file {}", path.display()))?;
+            let cert = Certificate::from_pem(&pem).with_context(|| {
+                format!(
+                    "mail.smtp.ca_file {} is not a PEM certificate",
+                    path.display()
+                )
+            })?;
+            params = params.add_root_certificate(cert);
+        }
+        let params = params
+            .build_rustls()
+            .context("while setting up TLS for mail.smtp")?;
+        builder = builder.tls(match s.tls {
+            TlsMode::Tls => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        });
+    }
+    if let Some(user) = &s.username {
+        let password = settings
+            .smtp_password()
+            .context("while reading the SMTP password")?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "mail.smtp.username is set but no password: set KEYDATES__MAIL__SMTP__PASSWORD, mail.smtp.password_file, or the credential smtp-password"
+                )
+            })?;
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose_secret().to_string(),
+        ));
+    }
+    Ok(Mailer::Smtp {
+        transport: builder.build(),
+        // The whole exchange may take a few round trips, each under the socket timeout.
+        timeout: Duration::from_secs(s.timeout_secs.saturating_mul(3)),
+    })
+}
+
+/// Writes `<message-id>.eml` atomically: a crash leaves no half-written file.
+async fn write_eml(dir: &std::path::Path, message: &Message) -> Result<String, SendError> {
+    let id = message
+        .headers()
+        .get_raw("Message-ID")
+        .unwrap_or("message")
+        .to_string();
+    let name: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{}.eml", name.trim_matches('_')));
+    let tmp = dir.join(format!(".{}.tmp", name.trim_matches('_')));
+    let bytes = message.formatted();
+    let write = async {
+        tokio::fs::write(&tmp, &bytes).await?;
+        tokio::fs::rename(&tmp, &path).await
+    };
+    write
+        .await
+        .map(|_| format!("written to {}", path.display()))
+        .map_err(|e| SendError::Transient(format!("cannot write {}: {e}", path.display())))
+}

@@ -1,0 +1,646 @@
+//! The outbox: the one place that decides whether an email goes.
+//!
+//! Planned actions are reconciled into rows under a unique key; a due row is
+//! claimed atomically (`UPDATE ... RETURNING`), its Message-ID is stored with
+//! the claim, and it is then marked sent, scheduled for retry, or failed. A
+//! claim whose process died is released and retried with the same Message-ID.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::{Row, SqlitePool};
+
+use crate::plan::{PlannedAction, Recipients};
+
+/// Timestamps are stored as fixed-width UTC text, so they compare as text.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+    Cancelled,
+    Missed,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Sending,
+        Status::Sent,
+        Status::Failed,
+        Status::Cancelled,
+        Status::Missed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Missed => "missed",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        Status::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .unwrap_or(Status::Failed)
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: String,
+    pub rule: String,
+    pub subject: String,
+    pub authority: Option<String>,
+    pub delegate: Option<String>,
+    pub anchor_on: String,
+    pub due_on: String,
+    pub send_at: String,
+    pub send_until: String,
+    pub recipients: Recipients,
+    pub status: Status,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub first_attempt_at: Option<String>,
+    pub message_id: Option<String>,
+    pub server_reply: Option<String>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+impl OutboxRow {
+    fn from_row(row: &sqlx::sqlite::SqliteRow) -> OutboxRow {
+        let recipients: String = row.get("recipients");
+        OutboxRow {
+            id: row.get("id"),
+            key: row.get("key"),
+            rule: row.get("rule_id"),
+            subject: row.get("subject"),
+            authority: row.get("authority"),
+            delegate: row.get("delegate"),
+            anchor_on: row.get("anchor_on"),
+            due_on: row.get("due_on"),
+            send_at: row.get("send_at"),
+            send_until: row.get("send_until"),
+            recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+            status: Status::parse(row.get("status")),
+            attempts: row.get("attempts"),
+            next_attempt_at: row.get("next_attempt_at"),
+            first_attempt_at: row.get("first_attempt_at"),
+            message_id: row.get("message_id"),
+            server_reply: row.get("server_reply"),
+            last_error: row.get("last_error"),
+            sent_at: row.get("sent_at"),
+        }
+    }
+}
+
+/// What a reconcile changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub added: usize,
+    pub updated: usize,
+    pub cancelled: usize,
+    pub revived: usize,
+    pub missed_on_arrival: usize,
+}
+
+struct Existing {
+    id: i64,
+    status: String,
+    cancelled_by: Option<String>,
+    forced: bool,
+    fields: (String, String, String, String),
+}
+
+fn fields_of(a: &PlannedAction) -> (String, String, String, String) {
+    (
+        a.due_on.to_string(),
+        ts(a.send_at),
+        ts(a.send_until),
+        serde_json::to_string(&a.recipients).unwrap_or_default(),
+    )
+}
+
+/// Makes the outbox match the plan, in one transaction. New actions become
+/// pending rows; pending rows follow their record (new date, new recipients)
+/// or are cancelled when their action no longer holds; rows cancelled that
+/// way come back if it holds again. Sent, failed and missed rows never change.
+#[tracing::instrument(skip_all, fields(planned = planned.len()))]
+pub async fn reconcile(
+    pool: &SqlitePool,
+    planned: &[PlannedAction],
+    now: DateTime<Utc>,
+) -> anyhow::Result<ReconcileReport> {
+    let now_s = ts(now);
+    let mut report = ReconcileReport::default();
+    let mut tx = pool.begin().await?;
+    let mut existing: HashMap<String, Existing> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT id, key, status, cancelled_by, forced, due_on, send_at, send_until, recipients
+         FROM outbox WHERE status IN ('pending', 'cancelled')",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        existing.insert(
+            row.get("key"),
+            Existing {
+                id: row.get("id"),
+                status: row.get("status"),
+                cancelled_by: row.get("cancelled_by"),
+                forced: row.get("forced"),
+                fields: (
+                    row.get("due_on"),
+                    row.get("send_at"),
+                    row.get("send_until"),
+                    row.get("recipients"),
+                ),
+            },
+        );
+    }
+    let mut planned_keys = HashSet::with_capacity(planned.len());
+    for a in planned {
+        planned_keys.insert(a.key.as_str());
+        let fields = fields_of(a);
+        match existing.get(&a.key) {
+            Some(e) if e.status == "pending" => {
+                if e.fields != fields && !e.forced {
+                    update_fields(&mut tx, e.id, &fields, &now_s).await?;
+                    report.updated += 1;
+                }
+            }
+            Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
+                update_fields(&mut tx, e.id, &fields, &now_s).await?;
+                sqlx::query(
+                    "UPDATE outbox SET status = 'pending', cancelled_by = NULL, last_error = NULL
+                     WHERE id = ?",
+                )
+                .bind(e.id)
+                .execute(&mut *tx)
+                .await?;
+                report.revived += 1;
+            }
+            Some(_) => {}
+            None => {
+                // Planned for the first time after its limit (old records
+                // imported): record it as missed, never send it.
+                let late = a.send_until <= now;
+                let result = sqlx::query(
+                    "INSERT INTO outbox (key, rule_id, subject, authority, delegate, anchor_on,
+                       due_on, send_at, send_until, recipients, status, last_error, reported_at,
+                       created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(&a.key)
+                .bind(&a.rule_id)
+                .bind(&a.subject)
+                .bind(&a.authority)
+                .bind(&a.delegate)
+                .bind(a.anchor_on.to_string())
+                .bind(&fields.0)
+                .bind(&fields.1)
+                .bind(&fields.2)
+                .bind(&fields.3)
+                .bind(if late { "missed" } else { "pending" })
+                .bind(late.then_some("already past its limit when first planned"))
+                .bind(late.then_some(&now_s))
+                .bind(&now_s)
+                .bind(&now_s)
+                .execute(&mut *tx)
+                .await?;
+                if result.rows_affected() == 1 {
+                    if late {
+                        report.missed_on_arrival += 1;
+                    } else {
+                        report.added += 1;
+                    }
+                }
+            }
+        }
+    }
+    for (key, e) in &existing {
+        if e.status == "pending" && !planned_keys.contains(key.as_str()) {
+            sqlx::query(
+                "UPDATE outbox SET status = 'cancelled', cancelled_by = 'plan',
+                   last_error = 'no longer applies to the records', updated_at = ?
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(&now_s)
+            .bind(e.id)
+            .execute(&mut *tx)
+            .await?;
+            report.cancelled += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(report)
+}
+
+async fn update_fields(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    fields: &(String, String, String, String),
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET due_on = ?, send_at = ?, send_until = ?, recipients = ?, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(&fields.0)
+    .bind(&fields.1)
+    .bind(&fields.2)
+    .bind(&fields.3)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Who holds a claim: this host and process, so a restart can tell a dead claim.
+pub fn worker_id() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+fn claim_is_dead(claimed_by: &str) -> bool {
+    let Some((host, pid)) = claimed_by.rsplit_once(':') else {
+        return false;
+    };
+    host == hostname()
+        && pid != std::process::id().to_string()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Puts interrupted sends back to pending: those whose process on this host has
+/// died, and any whose lease has run out. They keep their Message-ID.
+pub async fn release_interrupted(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> anyhow::Result<usize> {
+    let stale_before = ts(now - lease);
+    let mut released = 0;
+    for row in sqlx::query("SELECT id, claimed_by, claimed_at FROM outbox WHERE status = 'sending'")
+        .fetch_all(pool)
+        .await?
+    {
+        let id: i64 = row.get("id");
+        let by: Option<String> = row.get("claimed_by");
+        let at: Option<String> = row.get("claimed_at");
+        let dead = by.as_deref().is_some_and(claim_is_dead);
+        let expired = at.is_none_or(|at| at < stale_before);
+        if dead || expired {
+            let done = sqlx::query(
+                "UPDATE outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL,
+                   last_error = 'the previous send was interrupted'
+                 WHERE id = ? AND status = 'sending' AND claimed_by IS ?",
+            )
+            .bind(id)
+            .bind(&by)
+            .execute(pool)
+            .await?;
+            released += done.rows_affected() as usize;
+        }
+    }
+    if released > 0 {
+        tracing::warn!(released, "released interrupted sends for retry");
+    }
+    Ok(released)
+}
+
+/// Marks pending rows past their limit: missed if never tried, failed if retrying.
+pub async fn expire(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    let now_s = ts(now);
+    let missed = sqlx::query(
+        "UPDATE outbox SET status = 'missed', updated_at = ?1,
+           last_error = 'not sent before its limit ' || send_until
+         WHERE status = 'pending' AND forced = 0 AND send_until <= ?1 AND attempts = 0",
+    )
+    .bind(&now_s)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let failed = sqlx::query(
+        "UPDATE outbox SET status = 'failed', updated_at = ?1,
+           last_error = 'still failing at its limit ' || send_until || ': ' || COALESCE(last_error, '')
+         WHERE status = 'pending' AND forced = 0 AND send_until <= ?1 AND attempts > 0",
+    )
+    .bind(&now_s)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(missed + failed)
+}
+
+/// Takes the next due row for this worker, or none. One statement, so two
+/// processes can never take the same row.
+#[tracing::instrument(skip(pool))]
+pub async fn claim(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    worker: &str,
+    message_id_domain: &str,
+) -> anyhow::Result<Option<OutboxRow>> {
+    let now_s = ts(now);
+    let row = sqlx::query(
+        "UPDATE outbox SET status = 'sending', claimed_at = ?1, claimed_by = ?2,
+           attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?1),
+           message_id = COALESCE(message_id, '<keydates.' || id || '.' || ?3 || '@' || ?4 || '>'),
+           updated_at = ?1
+         WHERE id = (SELECT id FROM outbox
+                     WHERE status = 'pending' AND send_at <= ?1
+                       AND (send_until > ?1 OR forced = 1)
+                       AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+                     ORDER BY send_at, id LIMIT 1)
+           AND status = 'pending'
+         RETURNING *",
+    )
+    .bind(&now_s)
+    .bind(worker)
+    .bind(format!("{:016x}", fastrand::u64(..)))
+    .bind(message_id_domain)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(OutboxRow::from_row))
+}
+
+pub async fn mark_sent(
+    pool: &SqlitePool,
+    id: i64,
+    reply: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', server_reply = ?, sent_at = ?, updated_at = ?,
+           last_error = NULL, claimed_by = NULL
+         WHERE id = ? AND status = 'sending'",
+    )
+    .bind(reply)
+    .bind(ts(now))
+    .bind(ts(now))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_retry(
+    pool: &SqlitePool,
+    id: i64,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, updated_at = ?,
+           claimed_by = NULL, claimed_at = NULL
+         WHERE id = ? AND status = 'sending'",
+    )
+    .bind(error)
+    .bind(ts(next_attempt_at))
+    .bind(ts(now))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(
+    pool: &SqlitePool,
+    id: i64,
+    error: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ?, claimed_by = NULL
+         WHERE id = ? AND status = 'sending'",
+    )
+    .bind(error)
+    .bind(ts(now))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The wait before attempt `attempts + 1`: doubling from `initial`, capped at
+/// `max`, plus up to a quarter more at random so retries do not bunch up.
+pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
+    let doublings = attempts.saturating_sub(1).clamp(0, 30) as u32;
+    let base = initial
+        .checked_mul(2i32.saturating_pow(doublings))
+        .unwrap_or(max)
+        .min(max);
+    let jitter_ms = (base.num_milliseconds() / 4).max(0) as u64;
+    base + Duration::milliseconds(fastrand::u64(0..=jitter_ms) as i64)
+}
+
+pub async fn list(pool: &SqlitePool, status: Option<Status>) -> anyhow::Result<Vec<OutboxRow>> {
+    let rows = match status {
+        Some(s) => {
+            sqlx::query("SELECT * FROM outbox WHERE status = ? ORDER BY send_at, id")
+                .bind(s.as_str())
+                .fetch_all(pool)
+                .await?
+        }
+        None => {
+            sqlx::query("SELECT * FROM outbox ORDER BY send_at, id")
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows.iter().map(OutboxRow::from_row).collect())
+}
+
+pub async fn get(pool: &SqlitePool, id: i64) -> anyhow::Result<Option<OutboxRow>> {
+    let row = sqlx::query("SELECT * FROM outbox WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(OutboxRow::from_row))
+}
+
+/// Why an admin's retry or cancel was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no outbox row {0}")]
+    NotFound(i64),
+    #[error("outbox row {id} is {status}: {why}")]
+    Refused {
+        id: i64,
+        status: &'static str,
+        why: &'static str,
+    },
+    #[error(transparent)]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Puts a failed, missed or cancelled row back to pending, with no time limit.
+pub async fn retry(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', forced = 1, attempts = 0, next_attempt_at = NULL,
+           first_attempt_at = NULL, cancelled_by = NULL, reported_at = NULL, updated_at = ?
+         WHERE id = ? AND status IN ('failed', 'missed', 'cancelled')",
+    )
+    .bind(ts(now))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    refused(
+        pool,
+        id,
+        "only failed, missed or cancelled rows can be retried",
+    )
+    .await
+}
+
+/// Cancels a row that has not gone; the planner will not bring it back.
+pub async fn cancel(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'cancelled', cancelled_by = 'admin', updated_at = ?
+         WHERE id = ? AND status IN ('pending', 'failed', 'missed', 'cancelled')",
+    )
+    .bind(ts(now))
+    .bind(id)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    refused(pool, id, "it has been sent or is being sent now").await
+}
+
+async fn refused(pool: &SqlitePool, id: i64, why: &'static str) -> Result<(), AdminError> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    match status {
+        None => Err(AdminError::NotFound(id)),
+        Some(s) => Err(AdminError::Refused {
+            id,
+            status: Status::parse(&s).as_str(),
+            why,
+        }),
+    }
+}
+
+/// Rows counted by status, every status present.
+pub async fn counts(pool: &SqlitePool) -> anyhow::Result<Vec<(Status, i64)>> {
+    let mut found: HashMap<String, i64> = HashMap::new();
+    for row in sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        .fetch_all(pool)
+        .await?
+    {
+        found.insert(row.get("status"), row.get("n"));
+    }
+    Ok(Status::ALL
+        .into_iter()
+        .map(|s| (s, found.get(s.as_str()).copied().unwrap_or(0)))
+        .collect())
+}
+
+/// Failed and missed rows not yet in a digest.
+pub async fn unreported(pool: &SqlitePool) -> anyhow::Result<Vec<OutboxRow>> {
+    let rows = sqlx::query(
+        "SELECT * FROM outbox WHERE status IN ('failed', 'missed') AND reported_at IS NULL
+         ORDER BY send_at, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(OutboxRow::from_row).collect())
+}
+
+pub async fn mark_reported(
+    pool: &SqlitePool,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    for id in ids {
+        sqlx::query("UPDATE outbox SET reported_at = ? WHERE id = ?")
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn get_state(pool: &SqlitePool, name: &str) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM daemon_state WHERE name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+pub async fn set_state(pool: &SqlitePool, name: &str, value: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO daemon_state (name, value) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let initial = Duration::seconds(60);
+        let max = Duration::seconds(3600);
+        for attempts in 1..12 {
+            let b = backoff(attempts, initial, max);
+            let base = (60 * 2i64.pow((attempts - 1) as u32)).min(3600);
+            assert!(b >= Duration::seconds(base), "{attempts}: {b}");
+            assert!(b <= Duration::seconds(base + base / 4), "{attempts}: {b}");
+        }
+    }
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let a = parse_ts("2027-01-15T09:00:00Z").unwrap();
+        let b = a + Duration::seconds(1);
+        assert!(ts(a) < ts(b));
+        assert_eq!(parse_ts(&ts(a)), Some(a));
+    }
+}

@@ -1,0 +1,350 @@
+//! The planner: a pure function from records, rules and the calendar to the
+//! emails that should exist, each with its due date and send time. It reads no
+//! clock and touches no database, so `agenda`, `run --dry-run` and the daemon
+//! all see the same plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Calendar;
+use crate::config::Settings;
+use crate::domain::{EmailAddress, Region};
+use crate::records::{Authority, Case, Delegate, Records, Seminar, Visit};
+use crate::rules::{Anchor, Condition, Role, Rule, SendUntil, SubjectKind};
+
+/// Who an email goes to, resolved from roles.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Recipients {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Vec<String>,
+}
+
+impl Recipients {
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.to.iter().chain(&self.cc)
+    }
+}
+
+/// One email that the records and rules call for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAction {
+    /// Unique per occurrence: rule, subject, anchor date (and authority or
+    /// delegate where a rule fans out). Planning twice gives the same keys.
+    pub key: String,
+    pub rule_id: String,
+    /// Case ref, `CASE_REF#VISIT_NO`, or seminar ref.
+    pub subject: String,
+    pub authority: Option<String>,
+    pub delegate: Option<String>,
+    pub anchor_on: NaiveDate,
+    pub due_on: NaiveDate,
+    pub send_at: DateTime<Utc>,
+    /// Not sent by this instant, the action is missed rather than sent late.
+    pub send_until: DateTime<Utc>,
+    pub recipients: Recipients,
+}
+
+/// The records one action is about: what templates and annexes are filled from.
+#[derive(Debug, Clone, Default)]
+pub struct Subject<'a> {
+    pub authority: Option<&'a Authority>,
+    pub case: Option<&'a Case>,
+    pub visit: Option<&'a Visit>,
+    pub seminar: Option<&'a Seminar>,
+    pub delegate: Option<&'a Delegate>,
+    pub delegates: Vec<&'a Delegate>,
+}
+
+impl Subject<'_> {
+    pub fn region(&self) -> Option<Region> {
+        self.seminar
+            .map(|s| s.region)
+            .or(self.authority.map(|a| a.region))
+    }
+
+    /// The subject as shown in the outbox and agenda.
+    pub fn name(&self) -> String {
+        if let Some(v) = self.visit {
+            v.subject()
+        } else if let Some(c) = self.case {
+            c.case_ref.clone()
+        } else if let Some(s) = self.seminar {
+            s.seminar_ref.clone()
+        } else {
+            String::new()
+        }
+    }
+
+    fn anchor(&self, anchor: Anchor) -> Option<NaiveDate> {
+        match anchor {
+            Anchor::ReportReceivedOn => self.case.map(|c| c.report_received_on),
+            Anchor::PlanReceivedOn => self.case.and_then(|c| c.plan_received_on),
+            Anchor::StartsOn => self.visit.map(|v| v.starts_on),
+            Anchor::HeldOn => self.seminar.map(|s| s.held_on),
+        }
+    }
+
+    fn holds(&self, condition: Condition) -> bool {
+        match condition {
+            Condition::CaseOpen => self.case.is_some_and(|c| !c.closed),
+            Condition::PlanNotReceived => self.case.is_some_and(|c| c.plan_received_on.is_none()),
+            Condition::PlanReceived => self.case.is_some_and(|c| c.plan_received_on.is_some()),
+            Condition::JudgementInadequate => self
+                .case
+                .is_some_and(|c| c.judgement == crate::domain::Judgement::Inadequate),
+            Condition::JudgementRequiresImprovement => self
+                .case
+                .is_some_and(|c| c.judgement == crate::domain::Judgement::RequiresImprovement),
+            Condition::VisitNotCancelled => self.visit.is_some_and(|v| !v.cancelled),
+            Condition::SeminarConfirmed => self.seminar.is_some_and(|s| s.confirmed),
+            Condition::SeminarNotCancelled => self.seminar.is_some_and(|s| !s.cancelled),
+            Condition::HasDelegates => !self.delegates.is_empty() || self.delegate.is_some(),
+        }
+    }
+
+    fn resolve(&self, role: &Role, settings: &Settings) -> Vec<EmailAddress> {
+        let region = self.region().and_then(|r| settings.region(r));
+        let one = |a: Option<&EmailAddress>| a.cloned().into_iter().collect();
+        match role {
+            Role::Dcs => one(self.authority.map(|a| &a.dcs_email)),
+            Role::Coordinator => one(self
+                .authority
+                .map(|a| a.coordinator_email.as_ref().unwrap_or(&a.dcs_email))),
+            Role::LeadInspector => one(self
+                .visit
+                .map(|v| &v.lead_inspector_email)
+                .or(self.case.map(|c| &c.lead_inspector_email))),
+            Role::Shmi => one(region.map(|r| &r.shmi)),
+            Role::RegionalDirector => one(region.map(|r| &r.regional_director)),
+            Role::SupportTeam => one(region.map(|r| &r.support_team)),
+            Role::Ims => one(Some(&settings.contacts.ims)),
+            Role::NationalDirector => one(Some(&settings.contacts.national_director)),
+            Role::DfeLink => one(self.case.and_then(|c| c.dfe_link_email.as_ref())),
+            Role::Delegate => one(self.delegate.map(|d| &d.email)),
+            Role::Delegates => self.delegates.iter().map(|d| d.email.clone()).collect(),
+            Role::Address(a) => vec![a.clone()],
+        }
+    }
+
+    /// Resolves a rule's roles, each address once: `to` wins over `cc`.
+    pub fn recipients(&self, rule: &Rule, settings: &Settings) -> Recipients {
+        let mut seen = BTreeSet::new();
+        let mut take = |roles: &[Role]| -> Vec<String> {
+            roles
+                .iter()
+                .flat_map(|r| self.resolve(r, settings))
+                .map(|a| a.as_str().to_string())
+                .filter(|a| seen.insert(a.to_ascii_lowercase()))
+                .collect()
+        };
+        let to = take(&rule.to);
+        let cc = take(&rule.cc);
+        let reply_to = rule
+            .reply_to
+            .iter()
+            .flat_map(|r| self.resolve(r, settings))
+            .map(|a| a.as_str().to_string())
+            .collect();
+        Recipients { to, cc, reply_to }
+    }
+}
+
+/// Every subject a rule of `kind` applies to.
+pub fn subjects<'a>(records: &'a Records, kind: SubjectKind) -> Vec<Subject<'a>> {
+    let authority = |code: &str| records.authorities.get(code);
+    match kind {
+        SubjectKind::Case => records
+            .cases
+            .values()
+            .map(|c| Subject {
+                authority: authority(&c.authority_code),
+                case: Some(c),
+                ..Subject::default()
+            })
+            .collect(),
+        SubjectKind::Visit => records
+            .visits
+            .iter()
+            .filter_map(|v| {
+                let case = records.cases.get(&v.case_ref)?;
+                Some(Subject {
+                    authority: authority(&case.authority_code),
+                    case: Some(case),
+                    visit: Some(v),
+                    ..Subject::default()
+                })
+            })
+            .collect(),
+        SubjectKind::Seminar => {
+            let by_seminar = delegates_by_seminar(records);
+            records
+                .seminars
+                .values()
+                .map(|s| Subject {
+                    seminar: Some(s),
+                    delegates: by_seminar
+                        .get(s.seminar_ref.as_str())
+                        .cloned()
+                        .unwrap_or_default(),
+                    ..Subject::default()
+                })
+                .collect()
+        }
+        SubjectKind::Delegate => records
+            .delegates
+            .iter()
+            .filter_map(|d| {
+                Some(Subject {
+                    authority: authority(&d.authority_code),
+                    seminar: Some(records.seminars.get(&d.seminar_ref)?),
+                    delegate: Some(d),
+                    delegates: vec![d],
+                    ..Subject::default()
+                })
+            })
+            .collect(),
+        SubjectKind::SeminarAuthority => {
+            let mut groups: BTreeMap<(&str, &str), Vec<&Delegate>> = BTreeMap::new();
+            for d in &records.delegates {
+                groups
+                    .entry((&d.seminar_ref, &d.authority_code))
+                    .or_default()
+                    .push(d);
+            }
+            groups
+                .into_iter()
+                .filter_map(|((seminar, code), delegates)| {
+                    Some(Subject {
+                        authority: Some(authority(code)?),
+                        seminar: Some(records.seminars.get(seminar)?),
+                        delegates,
+                        ..Subject::default()
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+fn delegates_by_seminar(records: &Records) -> BTreeMap<&str, Vec<&Delegate>> {
+    let mut map: BTreeMap<&str, Vec<&Delegate>> = BTreeMap::new();
+    for d in &records.delegates {
+        map.entry(d.seminar_ref.as_str()).or_default().push(d);
+    }
+    map
+}
+
+/// The outbox key of one occurrence.
+pub fn action_key(rule: &Rule, subject: &Subject, anchor_on: NaiveDate) -> String {
+    let mut key = format!("{}|{}|{}", rule.id, subject.name(), anchor_on);
+    match rule.on {
+        SubjectKind::Delegate => {
+            if let Some(d) = subject.delegate {
+                key.push('|');
+                key.push_str(&d.email.as_str().to_ascii_lowercase());
+            }
+        }
+        SubjectKind::SeminarAuthority => {
+            if let Some(a) = subject.authority {
+                key.push('|');
+                key.push_str(&a.code);
+            }
+        }
+        _ => {}
+    }
+    key
+}
+
+/// The instant a local date and hour stand for. A local time the clock skips
+/// (only possible for hours near 01:00) becomes the first valid instant after.
+pub fn local_instant(date: NaiveDate, hour: u32, tz: Tz) -> DateTime<Utc> {
+    for h in hour..24 {
+        if let Some(t) = date
+            .and_hms_opt(h, 0, 0)
+            .and_then(|naive| tz.from_local_datetime(&naive).earliest())
+        {
+            return t.with_timezone(&Utc);
+        }
+    }
+    date.and_hms_opt(hour, 0, 0)
+        .map(|n| Utc.from_utc_datetime(&n))
+        .unwrap_or_default()
+}
+
+/// Plans one rule for one subject, or says why it gives nothing.
+pub fn plan_one(
+    rule: &Rule,
+    subject: &Subject,
+    settings: &Settings,
+    calendar: &Calendar,
+) -> Option<PlannedAction> {
+    if !rule.when.iter().all(|c| subject.holds(*c)) {
+        return None;
+    }
+    let anchor_on = subject.anchor(rule.anchor)?;
+    let due_on = rule.offset.apply(anchor_on, calendar)?;
+    let tz = settings.time_zone();
+    let send_at = local_instant(due_on, settings.schedule.send_hour, tz);
+    let last_day_end = match rule.send_until() {
+        SendUntil::Anchor => anchor_on,
+        SendUntil::AfterDue(offset) => offset
+            .apply(due_on, calendar)?
+            .checked_add_days(Days::new(1))?,
+    };
+    let send_until = local_instant(last_day_end, 0, tz);
+    let recipients = subject.recipients(rule, settings);
+    if recipients.to.is_empty() {
+        return None;
+    }
+    Some(PlannedAction {
+        key: action_key(rule, subject, anchor_on),
+        rule_id: rule.id.clone(),
+        subject: subject.name(),
+        authority: subject.authority.map(|a| a.code.clone()),
+        delegate: subject.delegate.map(|d| d.email.as_str().to_string()),
+        anchor_on,
+        due_on,
+        send_at,
+        send_until,
+        recipients,
+    })
+}
+
+/// Every action the records and enabled rules call for, in send order.
+pub fn plan(records: &Records, settings: &Settings, calendar: &Calendar) -> Vec<PlannedAction> {
+    let mut actions = Vec::new();
+    let mut by_kind: BTreeMap<&str, Vec<Subject>> = BTreeMap::new();
+    for rule in settings.enabled_rules() {
+        let subjects = by_kind
+            .entry(rule.on.name())
+            .or_insert_with(|| subjects(records, rule.on));
+        actions.extend(
+            subjects
+                .iter()
+                .filter_map(|s| plan_one(rule, s, settings, calendar)),
+        );
+    }
+    actions.sort_by(|a, b| (a.send_at, &a.key).cmp(&(b.send_at, &b.key)));
+    actions
+}
+
+/// Finds the records an outbox row is about, by rule kind and subject name.
+pub fn find_subject<'a>(
+    records: &'a Records,
+    rule: &Rule,
+    subject: &str,
+    authority: Option<&str>,
+    delegate: Option<&str>,
+) -> Option<Subject<'a>> {
+    subjects(records, rule.on).into_iter().find(|s| {
+        s.name() == subject
+            && (authority.is_none() || s.authority.map(|a| a.code.as_str()) == authority)
+            && (delegate.is_none()
+                || s.delegate
+                    .is_some_and(|d| Some(d.email.as_str()) == delegate))
+    })
+}

@@ -1,0 +1,112 @@
+//! The everyday record changes, without a spreadsheet. The next pass re-plans
+//! from them: a received plan cancels its chase, a moved visit moves its emails.
+
+use chrono::NaiveDate;
+use sqlx::SqlitePool;
+
+use super::import::parse_audited;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("no {what} `{key}` in the records")]
+    NotFound { what: &'static str, key: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("while writing the records: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Runs one UPDATE and says which record was missing when it touched none.
+async fn update_one<'q>(
+    pool: &SqlitePool,
+    what: &'static str,
+    key: String,
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> Result<(), EditError> {
+    if query.execute(pool).await?.rows_affected() == 0 {
+        return Err(EditError::NotFound { what, key });
+    }
+    Ok(())
+}
+
+pub async fn plan_received(
+    pool: &SqlitePool,
+    case_ref: &str,
+    on: NaiveDate,
+) -> Result<(), EditError> {
+    let report: Option<String> =
+        sqlx::query_scalar("SELECT report_received_on FROM cases WHERE case_ref = ?")
+            .bind(case_ref)
+            .fetch_optional(pool)
+            .await?;
+    let report = report.ok_or_else(|| EditError::NotFound {
+        what: "case",
+        key: case_ref.to_string(),
+    })?;
+    if on.to_string() < report {
+        return Err(EditError::Invalid(format!(
+            "{on} is before the report was received ({report})"
+        )));
+    }
+    let q = sqlx::query("UPDATE cases SET plan_received_on = ? WHERE case_ref = ?")
+        .bind(on.to_string())
+        .bind(case_ref);
+    update_one(pool, "case", case_ref.to_string(), q).await
+}
+
+pub async fn close_case(pool: &SqlitePool, case_ref: &str) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE cases SET closed = 1 WHERE case_ref = ?").bind(case_ref);
+    update_one(pool, "case", case_ref.to_string(), q).await
+}
+
+pub async fn move_visit(
+    pool: &SqlitePool,
+    case_ref: &str,
+    visit_no: u32,
+    starts_on: NaiveDate,
+) -> Result<(), EditError> {
+    let q = sqlx::query(
+        "UPDATE visits SET starts_on = ?, cancelled = 0 WHERE case_ref = ? AND visit_no = ?",
+    )
+    .bind(starts_on.to_string())
+    .bind(case_ref)
+    .bind(visit_no as i64);
+    update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
+}
+
+pub async fn cancel_visit(
+    pool: &SqlitePool,
+    case_ref: &str,
+    visit_no: u32,
+) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE visits SET cancelled = 1 WHERE case_ref = ? AND visit_no = ?")
+        .bind(case_ref)
+        .bind(visit_no as i64);
+    update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
+}
+
+pub async fn set_audited(
+    pool: &SqlitePool,
+    case_ref: &str,
+    visit_no: u32,
+    refs: &[String],
+) -> Result<(), EditError> {
+    let refs = parse_audited(&refs.join(";")).map_err(EditError::Invalid)?;
+    let q = sqlx::query("UPDATE visits SET audited_cases = ? WHERE case_ref = ? AND visit_no = ?")
+        .bind(refs.join(";"))
+        .bind(case_ref)
+        .bind(visit_no as i64);
+    update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
+}
+
+pub async fn confirm_seminar(pool: &SqlitePool, seminar_ref: &str) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE seminars SET confirmed = 1, cancelled = 0 WHERE seminar_ref = ?")
+        .bind(seminar_ref);
+    update_one(pool, "seminar", seminar_ref.to_string(), q).await
+}
+
+pub async fn cancel_seminar(pool: &SqlitePool, seminar_ref: &str) -> Result<(), EditError> {
+    let q =
+        sqlx::query("UPDATE seminars SET cancelled = 1 WHERE seminar_ref = ?").bind(seminar_ref);
+    update_one(pool, "seminar", seminar_ref.to_string(), q).await
+}

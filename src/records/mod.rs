@@ -1,0 +1,82 @@
+//! The case records: authorities, cases, monitoring visits, seminars and delegates.
+
+pub mod edit;
+pub mod import;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::domain::{EmailAddress, Judgement, Region};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authority {
+    pub code: String,
+    pub name: String,
+    pub region: Region,
+    pub dcs_name: String,
+    pub dcs_email: EmailAddress,
+    pub coordinator_email: Option<EmailAddress>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub case_ref: String,
+    pub authority_code: String,
+    pub judgement: Judgement,
+    pub report_received_on: NaiveDate,
+    pub plan_received_on: Option<NaiveDate>,
+    pub lead_inspector_email: EmailAddress,
+    pub dfe_link_email: Option<EmailAddress>,
+    pub closed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Visit {
+    pub case_ref: String,
+    pub visit_no: u32,
+    pub starts_on: NaiveDate,
+    pub lead_inspector_email: EmailAddress,
+    pub audited_cases: Vec<String>,
+    pub cancelled: bool,
+}
+
+impl Visit {
+    /// How visits are named in the outbox and on the command line: `CASE_REF#VISIT_NO`.
+    pub fn subject(&self) -> String {
+        format!("{}#{}", self.case_ref, self.visit_no)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seminar {
+    pub seminar_ref: String,
+    pub title: String,
+    pub region: Region,
+    pub held_on: NaiveDate,
+    pub venue: String,
+    pub confirmed: bool,
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delegate {
+    pub seminar_ref: String,
+    pub authority_code: String,
+    pub name: String,
+    pub email: EmailAddress,
+}
+
+/// The most audited cases an inspector selects for one visit.
+pub const MAX_AUDITED_CASES: usize = 6;
+
+/// Every record, as the planner sees them.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    pub authorities: BTreeMap<String, Authority>,
+    pub cases: BTreeMap<String, Case>,
+    pub visits: Vec<Visit>,
+    pub seminars: BTreeMap<String, Seminar>,
+    pub delegates: Vec<Delegate>,
+}

@@ -1,0 +1,302 @@
+//! Rules: what an admin writes in config to say which email goes when, and to whom.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::annex::AnnexKind;
+use crate::calendar::Offset;
+use crate::domain::EmailAddress;
+
+/// What a rule hangs on: each record of this kind gives at most one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// One action per case.
+    Case,
+    /// One action per monitoring visit.
+    Visit,
+    /// One action per seminar.
+    Seminar,
+    /// One action per seminar delegate.
+    Delegate,
+    /// One action per authority that sent delegates to a seminar.
+    SeminarAuthority,
+}
+
+impl SubjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectKind::Case => "case",
+            SubjectKind::Visit => "visit",
+            SubjectKind::Seminar => "seminar",
+            SubjectKind::Delegate => "delegate",
+            SubjectKind::SeminarAuthority => "seminar_authority",
+        }
+    }
+
+    /// The date fields a rule on this kind may count from.
+    pub fn anchors(self) -> &'static [Anchor] {
+        match self {
+            SubjectKind::Case => &[Anchor::ReportReceivedOn, Anchor::PlanReceivedOn],
+            SubjectKind::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
+            SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
+                &[Anchor::HeldOn]
+            }
+        }
+    }
+}
+
+/// A date field of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    ReportReceivedOn,
+    PlanReceivedOn,
+    StartsOn,
+    HeldOn,
+}
+
+impl Anchor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Anchor::ReportReceivedOn => "report_received_on",
+            Anchor::PlanReceivedOn => "plan_received_on",
+            Anchor::StartsOn => "starts_on",
+            Anchor::HeldOn => "held_on",
+        }
+    }
+}
+
+/// A condition that must hold for the action to be planned (all must hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    CaseOpen,
+    PlanNotReceived,
+    PlanReceived,
+    JudgementInadequate,
+    JudgementRequiresImprovement,
+    VisitNotCancelled,
+    SeminarConfirmed,
+    SeminarNotCancelled,
+    HasDelegates,
+}
+
+/// Who receives an email, named by role and resolved from the records and config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The authority's Director of Children's Services.
+    Dcs,
+    /// The authority's monitoring-visit coordinator, or the DCS if none is recorded.
+    Coordinator,
+    /// The visit's lead inspector for visit rules, else the case's.
+    LeadInspector,
+    Shmi,
+    RegionalDirector,
+    SupportTeam,
+    Ims,
+    NationalDirector,
+    /// The DfE link person, where the case has one.
+    DfeLink,
+    /// The one delegate a `delegate` rule is about.
+    Delegate,
+    /// Every delegate of the authority (or seminar) the action is about.
+    Delegates,
+    /// A fixed address.
+    Address(EmailAddress),
+}
+
+const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "dcs" => Role::Dcs,
+            "coordinator" => Role::Coordinator,
+            "lead_inspector" => Role::LeadInspector,
+            "shmi" => Role::Shmi,
+            "regional_director" => Role::RegionalDirector,
+            "support_team" => Role::SupportTeam,
+            "ims" => Role::Ims,
+            "national_director" => Role::NationalDirector,
+            "dfe_link" => Role::DfeLink,
+            "delegate" => Role::Delegate,
+            "delegates" => Role::Delegates,
+            other if other.contains('@') => Role::Address(EmailAddress::parse(other)?),
+            other => return Err(format!("`{other}` is not a role ({ROLE_NAMES})")),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How late an overdue action may still go after downtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendUntil {
+    /// Until the anchor date itself (the event) arrives.
+    Anchor,
+    /// Up to and including the date this offset gives from the due date.
+    AfterDue(Offset),
+}
+
+impl FromStr for SendUntil {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "anchor" {
+            return Ok(SendUntil::Anchor);
+        }
+        s.parse::<Offset>()
+            .map(SendUntil::AfterDue)
+            .map_err(|e| format!("{e}, or \"anchor\""))
+    }
+}
+
+impl fmt::Display for SendUntil {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendUntil::Anchor => f.write_str("anchor"),
+            SendUntil::AfterDue(o) => write!(f, "{o} after due"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SendUntil {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An attachment: a document generated for the case, or a file the admin supplies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnexSpec {
+    Generated(AnnexKind),
+    File(PathBuf),
+}
+
+impl FromStr for AnnexSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.trim().is_empty() {
+                return Err("`file:` needs a path".to_string());
+            }
+            return Ok(AnnexSpec::File(PathBuf::from(path.trim())));
+        }
+        AnnexKind::from_name(s)
+            .map(AnnexSpec::Generated)
+            .ok_or_else(|| {
+                let names: Vec<_> = AnnexKind::ALL.iter().map(|k| k.name()).collect();
+                format!("`{s}` is not an annex ({}, or file:PATH)", names.join(", "))
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for AnnexSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One rule as written in config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id: part of every outbox key, so renaming a rule re-plans its actions.
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    pub on: SubjectKind,
+    pub anchor: Anchor,
+    pub offset: Offset,
+    #[serde(default)]
+    pub when: Vec<Condition>,
+    pub to: Vec<Role>,
+    #[serde(default)]
+    pub cc: Vec<Role>,
+    #[serde(default)]
+    pub reply_to: Vec<Role>,
+    /// The subject line, a template.
+    pub subject: String,
+    /// Base name of the body templates: `NAME.txt` and `NAME.html`.
+    pub template: String,
+    #[serde(default)]
+    pub annexes: Vec<AnnexSpec>,
+    /// Default: "anchor" for reminders before the anchor, "10 working days" otherwise.
+    #[serde(default)]
+    pub send_until: Option<SendUntil>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Rule {
+    pub fn send_until(&self) -> SendUntil {
+        self.send_until.clone().unwrap_or_else(|| {
+            if self.offset.is_before() {
+                SendUntil::Anchor
+            } else {
+                SendUntil::AfterDue("10 working days".parse().expect("a valid offset"))
+            }
+        })
+    }
+
+    /// Checks what serde cannot: that the anchor fits the subject and ids are sane.
+    pub fn check(&self) -> Result<(), String> {
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "id `{}` must be letters, digits, '-' or '_'",
+                self.id
+            ));
+        }
+        if !self.on.anchors().contains(&self.anchor) {
+            let allowed: Vec<_> = self.on.anchors().iter().map(|a| a.name()).collect();
+            return Err(format!(
+                "anchor `{}` does not belong to a {} (use {})",
+                self.anchor.name(),
+                self.on.name(),
+                allowed.join(" or ")
+            ));
+        }
+        if self.to.is_empty() {
+            return Err("`to` names nobody".to_string());
+        }
+        let needs_delegate = [&self.to, &self.cc, &self.reply_to]
+            .iter()
+            .any(|roles| roles.contains(&Role::Delegate));
+        if needs_delegate && self.on != SubjectKind::Delegate {
+            return Err("role `delegate` only fits rules `on = \"delegate\"`".to_string());
+        }
+        if self.template.contains(['/', '\\']) || self.template.starts_with('.') {
+            return Err(format!(
+                "template `{}` must be a name in the templates folder",
+                self.template
+            ));
+        }
+        Ok(())
+    }
+}
