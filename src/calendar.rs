@@ -652,7 +652,7 @@ mod tests {
         let cal = Calendar::default();
         assert_eq!(
             off("50 working days").apply(d("2026-11-02"), &cal),
-            Some(d("2027-01-15"))
+            Some(d("2027-01-14"))
         );
     }
 

@@ -154,7 +154,7 @@ pub async fn reconcile(
 ) -> anyhow::Result<ReconcileReport> {
     let now_s = ts(now);
     let mut report = ReconcileReport::default();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut existing: HashMap<String, Existing> = HashMap::new();
     for row in sqlx::query(
         "SELECT id, key, status, cancelled_by, forced, due_on, send_at, send_until, recipients
@@ -587,7 +587,7 @@ pub async fn mark_reported(
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for id in ids {
         sqlx::query("UPDATE outbox SET reported_at = ? WHERE id = ?")
             .bind(ts(now))

@@ -184,7 +184,7 @@ pub async fn import(
         column: None,
         reason: format!("cannot be read: {e}"),
     })?;
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let report = match kind {
         Kind::Authorities => {
             let rows = parse(&file, &bytes, kind, parse_authority)?;

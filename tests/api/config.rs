@@ -1,0 +1,131 @@
+//! Settings: refused with the key named, overridable from the environment.
+
+use crate::helpers::TestApp;
+
+fn broken(edit: impl FnOnce(String) -> String) -> String {
+    let mut app = TestApp::new();
+    app.own_config(edit);
+    app.fails(&["check-config"])
+}
+
+#[test]
+fn the_shipped_config_checks_out() {
+    let app = TestApp::new();
+    let out = app.ok(&["check-config"]);
+    assert!(out.contains("config: ok"), "{out}");
+    assert!(out.contains("rules: 10 enabled"), "{out}");
+    assert!(
+        out.contains("plan-chase") && out.contains("50 working days"),
+        "{out}"
+    );
+    assert!(out.contains("transport: file"), "{out}");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = broken(|t| t.replace("send_hour = 9", "send_hour = 9\nsend_hours = 10"));
+    assert!(err.contains("send_hours"), "{err}");
+}
+
+#[test]
+fn a_bad_email_is_named() {
+    let err = broken(|t| t.replace("ims = \"ims@example.org\"", "ims = \"ims-at-example\""));
+    assert!(
+        err.contains("ims-at-example") && err.contains("not an email"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_offset_is_named() {
+    let err = broken(|t| {
+        t.replace(
+            "offset = \"50 working days\"",
+            "offset = \"50 wrking days\"",
+        )
+    });
+    assert!(
+        err.contains("50 wrking days") && err.contains("not an offset"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_region_is_named() {
+    let err = broken(|t| t.replace("[regions.east]", "[regions.wessex]"));
+    assert!(err.contains("regions.wessex"), "{err}");
+    assert!(err.contains("regions.east: missing"), "{err}");
+}
+
+#[test]
+fn an_anchor_that_does_not_fit_the_subject_is_named() {
+    let err = broken(|t| t.replacen("anchor = \"report_received_on\"", "anchor = \"held_on\"", 1));
+    assert!(
+        err.contains("rules[0] (plan-chase)") && err.contains("held_on"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_template_error_names_the_file_and_line() {
+    let mut app = TestApp::new();
+    let templates = app.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for entry in std::fs::read_dir(crate::helpers::examples().join("../templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        templates.join("plan-chase.txt"),
+        "Dear {{ authority.dcs_name }},\n\nThis line is fine.\n{% if case %}unclosed\n",
+    )
+    .unwrap();
+    app.own_config(|t| t);
+    app.set("KEYDATES__TEMPLATES__DIR", &templates.display().to_string());
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("plan-chase.txt") && err.contains("line"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_overrides_any_key() {
+    let mut app = TestApp::new();
+    app.set("KEYDATES__MAIL__TRANSPORT", "smtp");
+    app.set("KEYDATES__MAIL__SMTP__PORT", "2525");
+    app.set("KEYDATES__MAIL__SMTP__HOST", "relay.example.org");
+    let out = app.ok(&["check-config"]);
+    assert!(out.contains("smtp relay.example.org:2525"), "{out}");
+    app.set("KEYDATES__MAIL__SMTP__PORT", "not-a-port");
+    let err = app.fails(&["check-config"]);
+    assert!(err.contains("port"), "{err}");
+}
+
+#[test]
+fn passwords_are_never_printed() {
+    let mut app = TestApp::new();
+    app.set("KEYDATES__MAIL__TRANSPORT", "smtp");
+    app.set("KEYDATES__MAIL__SMTP__USERNAME", "keydates");
+    app.set("KEYDATES__MAIL__SMTP__PASSWORD", "hunter2-secret");
+    let out = app.run(&["check-config"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("hunter2-secret"), "{all}");
+    assert!(all.contains("user=keydates"), "{all}");
+}
+
+#[test]
+fn a_missing_config_file_says_how_to_point_at_one() {
+    let mut app = TestApp::new();
+    app.config = app.dir.path().join("nope.toml");
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("nope.toml") && err.contains("--config"),
+        "{err}"
+    );
+}

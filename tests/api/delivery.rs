@@ -1,0 +1,235 @@
+//! Delivery through a real SMTP server that refuses, is down, stalls, wants
+//! STARTTLS and a password, or loses its client to `kill -9`.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Mode, SmtpServer, TestApp, free_addr, rows_where, silent_server};
+
+/// What reached Riverton's coordinator (the daily digest to IMS aside).
+fn to_riverton(smtp: &SmtpServer) -> Vec<crate::helpers::Received> {
+    smtp.received()
+        .into_iter()
+        .filter(|m| {
+            m.to.iter()
+                .any(|t| t == "coordinator@riverton.example.gov.uk")
+        })
+        .collect()
+}
+
+/// RIV's first data request falls due on 24 November 2026.
+fn riv_request(app: &TestApp) -> serde_json::Value {
+    rows_where(&app.outbox(), "child-data-request", "RIV-2026-01#1")[0].clone()
+}
+
+#[test]
+fn a_5xx_refusal_fails_at_once_and_is_not_retried() {
+    let smtp = SmtpServer::start();
+    smtp.set_mode(Mode::RejectRecipients);
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["attempts"], 1);
+    assert!(row["last_error"].as_str().unwrap().contains("550"), "{row}");
+    smtp.set_mode(Mode::Accept);
+    app.pass("2026-11-24T15:00:00Z");
+    assert_eq!(riv_request(&app)["attempts"], 1, "not retried");
+    assert!(to_riverton(&smtp).is_empty());
+    // Shown to admins, who can send it again.
+    let failed: Vec<serde_json::Value> =
+        serde_json::from_str(&app.ok(&["outbox", "--status", "failed", "--format", "json"]))
+            .unwrap();
+    assert_eq!(failed.len(), 1);
+    let id = failed[0]["id"].to_string();
+    app.ok(&["retry", &id]);
+    app.pass("2026-11-24T15:05:00Z");
+    assert_eq!(riv_request(&app)["status"], "sent");
+    assert_eq!(to_riverton(&smtp).len(), 1);
+}
+
+#[test]
+fn a_server_that_is_down_is_retried_and_delivered_when_it_returns() {
+    let addr = free_addr();
+    let app = TestApp::with_smtp(addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "pending", "{row}");
+    assert_eq!(row["attempts"], 1);
+    assert!(row["next_attempt_at"].as_str().unwrap() > "2026-11-24T09:00:00Z");
+    // Before the back-off has run out nothing is tried.
+    app.pass("2026-11-24T09:00:30Z");
+    assert_eq!(riv_request(&app)["attempts"], 1);
+    let smtp = SmtpServer::start_at(addr);
+    app.pass("2026-11-24T11:00:00Z");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "sent", "{row}");
+    assert_eq!(row["attempts"], 2);
+    let got = to_riverton(&smtp);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("Message-ID").unwrap(),
+        row["message_id"].as_str().unwrap(),
+        "the retry keeps its Message-ID"
+    );
+}
+
+#[test]
+fn a_transient_4xx_is_retried_then_fails_after_the_retry_lifetime() {
+    let smtp = SmtpServer::start();
+    smtp.set_mode(Mode::TempFail);
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.set("KEYDATES__SCHEDULE__RETRY_LIFETIME_HOURS", "2");
+    app.import_examples();
+    app.pass("2026-11-24");
+    assert_eq!(riv_request(&app)["status"], "pending");
+    app.pass("2026-11-24T10:00:00Z");
+    app.pass("2026-11-24T12:00:00Z");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "failed", "{row}");
+    assert!(
+        row["last_error"].as_str().unwrap().contains("gave up"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_server_that_stalls_times_out_and_is_retried() {
+    let stalled = silent_server();
+    let mut app = TestApp::with_smtp(stalled);
+    app.set("KEYDATES__MAIL__SMTP__TIMEOUT_SECS", "1");
+    app.import_examples();
+    app.pass("2026-11-24");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "pending", "{row}");
+    assert_eq!(row["attempts"], 1);
+    let smtp = SmtpServer::start();
+    app.set("KEYDATES__MAIL__SMTP__PORT", &smtp.addr.port().to_string());
+    app.pass("2026-11-24T11:00:00Z");
+    assert_eq!(riv_request(&app)["status"], "sent");
+    assert_eq!(to_riverton(&smtp).len(), 1);
+}
+
+#[test]
+fn starttls_with_a_password_sends() {
+    let (smtp, tls) = SmtpServer::start_tls("keydates", "s3cret-pass");
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.set("KEYDATES__MAIL__SMTP__TLS", "starttls");
+    app.set(
+        "KEYDATES__MAIL__SMTP__CA_FILE",
+        &tls.dir.path().join("cert.pem").display().to_string(),
+    );
+    app.set("KEYDATES__MAIL__SMTP__USERNAME", "keydates");
+    app.set("KEYDATES__MAIL__SMTP__PASSWORD", "s3cret-pass");
+    let out = app.ok(&["send-test", "--to", "admin@example.org"]);
+    assert!(out.starts_with("sent: 250"), "{out}");
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(smtp.received()[0].to, ["admin@example.org"]);
+    assert!(!tls.cert_pem.is_empty());
+
+    app.set("KEYDATES__MAIL__SMTP__PASSWORD", "wrong");
+    let err = app.fails(&["send-test", "--to", "admin@example.org"]);
+    assert!(err.contains("535") || err.contains("credentials"), "{err}");
+}
+
+#[test]
+fn a_crash_between_claim_and_send_loses_nothing() {
+    // The server accepts and says nothing, so the send hangs after the claim.
+    let stalled = silent_server();
+    let mut app = TestApp::with_smtp(stalled);
+    app.set("KEYDATES__MAIL__SMTP__TIMEOUT_SECS", "30");
+    app.import_examples();
+    let mut child = app
+        .command()
+        .args(["run", "--once", "--now", "2026-11-24"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while app.count("SELECT COUNT(*) FROM outbox WHERE status = 'sending'") == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never claimed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let claimed = riv_request(&app);
+    assert_eq!(claimed["status"], "sending");
+    let message_id = claimed["message_id"].as_str().unwrap().to_string();
+
+    let smtp = SmtpServer::start();
+    app.set("KEYDATES__MAIL__SMTP__PORT", &smtp.addr.port().to_string());
+    app.pass("2026-11-24T09:01:00Z");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "sent");
+    let got = to_riverton(&smtp);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("Message-ID").unwrap(), message_id);
+}
+
+#[test]
+fn an_address_outside_the_allow_list_fails_with_the_reason() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.own_config(|t| {
+        t.replace(
+            "allowed_domains = []",
+            "allowed_domains = [\"example.gov.uk\", \"example.org\"]",
+        )
+    });
+    let authorities = std::fs::read_to_string(crate::helpers::examples().join("authorities.csv"))
+        .unwrap()
+        .replace(
+            "coordinator@riverton.example.gov.uk",
+            "coordinator@riverton.example.gov.uk.typo",
+        );
+    assert!(
+        app.import("authorities", "a.csv", &authorities)
+            .status
+            .success()
+    );
+    for kind in ["cases", "visits", "seminars", "delegates"] {
+        let f = crate::helpers::examples().join(format!("{kind}.csv"));
+        app.ok(&["import", kind, f.to_str().unwrap()]);
+    }
+    app.pass("2026-11-24");
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "failed");
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_domains"),
+        "{row}"
+    );
+    assert!(to_riverton(&smtp).is_empty());
+}
+
+#[test]
+fn redirect_all_sends_everything_to_one_address_listing_the_real_ones() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.set("KEYDATES__MAIL__REDIRECT_ALL_TO", "trial@example.org");
+    app.import_examples();
+    app.pass("2026-11-24");
+    let got = smtp.received();
+    assert!(!got.is_empty());
+    assert!(
+        got.iter().all(|m| m.to == ["trial@example.org"]),
+        "only the trial inbox"
+    );
+    let got: Vec<_> = got
+        .into_iter()
+        .filter(|m| {
+            m.parsed()
+                .subject()
+                .is_some_and(|s| s.starts_with("[Trial] Riverton"))
+        })
+        .collect();
+    assert_eq!(got.len(), 1);
+    let text = got[0].parsed().body_text(0).unwrap().to_string();
+    assert!(
+        text.contains("coordinator@riverton.example.gov.uk"),
+        "{text}"
+    );
+}

@@ -1,0 +1,400 @@
+//! Starts the real things: the keydates binary against a SQLite file in a
+//! temporary folder, and an SMTP server on 127.0.0.1 that records what arrives.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig, response};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn shipped_config() -> PathBuf {
+    Path::new(REPO).join("config/keydates.toml")
+}
+
+pub fn examples() -> PathBuf {
+    Path::new(REPO).join("config/examples")
+}
+
+/// One keydates installation: its config, database and spool in a temp folder.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestApp {
+    /// The shipped config, writing mail as .eml files into the temp folder.
+    pub fn new() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = vec![
+            (
+                "KEYDATES__DATABASE__URL".to_string(),
+                dir.path().join("keydates.db").display().to_string(),
+            ),
+            (
+                "KEYDATES__MAIL__SPOOL_DIR".to_string(),
+                dir.path().join("mail").display().to_string(),
+            ),
+        ];
+        TestApp {
+            dir,
+            config: shipped_config(),
+            env,
+        }
+    }
+
+    /// The shipped config, sending through the SMTP server at `addr` without TLS.
+    pub fn with_smtp(addr: SocketAddr) -> TestApp {
+        let mut app = TestApp::new();
+        app.set("KEYDATES__MAIL__TRANSPORT", "smtp");
+        app.set("KEYDATES__MAIL__SMTP__HOST", &addr.ip().to_string());
+        app.set("KEYDATES__MAIL__SMTP__PORT", &addr.port().to_string());
+        app.set("KEYDATES__MAIL__SMTP__TLS", "none");
+        app.set("KEYDATES__MAIL__SMTP__TIMEOUT_SECS", "2");
+        app.set("KEYDATES__SCHEDULE__BACKOFF_INITIAL_SECS", "60");
+        app
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("keydates.db")
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
+
+    /// Copies the shipped config into the temp folder (templates still from the
+    /// repository) so a test can edit it.
+    pub fn own_config(&mut self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(shipped_config()).unwrap();
+        let path = self.dir.path().join("keydates.toml");
+        std::fs::write(&path, edit(text)).unwrap();
+        self.config = path;
+        self.set(
+            "KEYDATES__TEMPLATES__DIR",
+            &Path::new(REPO)
+                .join("config/templates")
+                .display()
+                .to_string(),
+        );
+    }
+
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keydates"));
+        cmd.arg("--config").arg(&self.config);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("RUST_LOG");
+        cmd.env("NO_COLOR", "1");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("keydates runs")
+    }
+
+    /// Runs and insists on success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "keydates {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and insists on failure, returning stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "keydates {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn import_examples(&self) {
+        for kind in ["authorities", "cases", "visits", "seminars", "delegates"] {
+            let file = examples().join(format!("{kind}.csv"));
+            self.ok(&["import", kind, file.to_str().unwrap()]);
+        }
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    pub fn import(&self, kind: &str, name: &str, content: &str) -> Output {
+        let path = self.write(name, content);
+        self.run(&["import", kind, path.to_str().unwrap()])
+    }
+
+    pub fn outbox(&self) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["outbox", "--format", "json"])).unwrap()
+    }
+
+    pub fn agenda(&self, now: &str) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["agenda", "--format", "json", "--now", now])).unwrap()
+    }
+
+    /// `run --once --now NOW`.
+    pub fn pass(&self, now: &str) -> String {
+        self.ok(&["run", "--once", "--now", now])
+    }
+
+    /// Counts rows straight from the SQLite file.
+    pub fn count(&self, sql: &str) -> i64 {
+        if !self.db_path().exists() {
+            // Opening through keydates creates and migrates the database.
+            self.ok(&["outbox"]);
+        }
+        let db = self.db_path();
+        let sql = sql.to_string();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+                    .await
+                    .unwrap();
+                let n: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            })
+    }
+}
+
+/// A message as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The envelope sender.
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a parseable message")
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.parsed().header_raw(name).map(|s| s.trim().to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Accept,
+    /// Every recipient refused with 550.
+    RejectRecipients,
+    /// 451 at the end of data: try again later.
+    TempFail,
+}
+
+#[derive(Clone)]
+struct Sink {
+    received: Arc<Mutex<Vec<Received>>>,
+    mode: Arc<Mutex<Mode>>,
+    login: Option<(String, String)>,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Sink {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
+        self.from = from.to_string();
+        self.to.clear();
+        self.data.clear();
+        response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        if *self.mode.lock().unwrap() == Mode::RejectRecipients {
+            return response::NO_MAILBOX;
+        }
+        self.to.push(to.to_string());
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        if *self.mode.lock().unwrap() == Mode::TempFail {
+            return response::INTERNAL_ERROR;
+        }
+        self.received.lock().unwrap().push(Received {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            data: std::mem::take(&mut self.data),
+        });
+        response::OK
+    }
+
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        match &self.login {
+            Some((u, p)) if u == user && p == password => response::AUTH_OK,
+            _ => response::INVALID_CREDENTIALS,
+        }
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.auth_plain("", user, password)
+    }
+}
+
+/// An SMTP server on 127.0.0.1 that keeps what it receives. It runs until the
+/// test process ends.
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    mode: Arc<Mutex<Mode>>,
+}
+
+pub struct Tls {
+    pub cert_pem: String,
+    pub dir: TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), None, None)
+    }
+
+    /// With STARTTLS (a self-signed certificate for 127.0.0.1) and AUTH required.
+    pub fn start_tls(user: &str, password: &str) -> (SmtpServer, Tls) {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert_pem = certified.cert.pem();
+        std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            certified.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        let server = Self::start_on(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            Some(dir.path()),
+            Some((user.to_string(), password.to_string())),
+        );
+        (server, Tls { cert_pem, dir })
+    }
+
+    /// Listens on a port that was free, for the "server comes back" tests.
+    pub fn start_at(addr: SocketAddr) -> SmtpServer {
+        Self::start_on(TcpListener::bind(addr).unwrap(), None, None)
+    }
+
+    fn start_on(
+        listener: TcpListener,
+        tls_dir: Option<&Path>,
+        login: Option<(String, String)>,
+    ) -> SmtpServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let mode = Arc::new(Mutex::new(Mode::Accept));
+        let sink = Sink {
+            received: received.clone(),
+            mode: mode.clone(),
+            login: login.clone(),
+            from: String::new(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut server = Server::new(sink);
+        server
+            .with_name("sink.test")
+            .with_num_threads(4)
+            .with_tcp_listener(listener);
+        if let Some(dir) = tls_dir {
+            server
+                .with_ssl(SslConfig::SelfSigned {
+                    cert_path: dir.join("cert.pem").display().to_string(),
+                    key_path: dir.join("key.pem").display().to_string(),
+                })
+                .unwrap();
+        }
+        if login.is_some() {
+            server.with_auth(AuthMechanism::Plain);
+        }
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpServer {
+            addr,
+            received,
+            mode,
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// A port nothing listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A server that accepts connections and never says a word.
+pub fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// Reads one part of a zip archive (docx, xlsx) as text.
+pub fn zip_part(bytes: &[u8], name: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip archive");
+    let mut file = archive.by_name(name).expect("the part exists");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+    text
+}
+
+/// Finds rows in JSON output by field values.
+pub fn rows_where<'a>(rows: &'a [Value], rule: &str, subject: &str) -> Vec<&'a Value> {
+    rows.iter()
+        .filter(|r| r["rule"] == rule && r["subject"] == subject)
+        .collect()
+}

@@ -1,0 +1,196 @@
+//! The emails as recipients get them: headers, both alternatives, the annex.
+
+use mail_parser::MimeHeaders;
+
+use crate::helpers::{Received, SmtpServer, TestApp, zip_part};
+
+fn attachments(m: &Received) -> Vec<(String, Vec<u8>)> {
+    let parsed = m.parsed();
+    parsed
+        .attachments()
+        .map(|a| {
+            (
+                a.attachment_name().unwrap_or_default().to_string(),
+                a.contents().to_vec(),
+            )
+        })
+        .collect()
+}
+
+fn message_to(smtp: &SmtpServer, subject_part: &str) -> Received {
+    smtp.received()
+        .into_iter()
+        .find(|m| {
+            m.parsed()
+                .subject()
+                .is_some_and(|s| s.contains(subject_part))
+        })
+        .unwrap_or_else(|| panic!("no message about {subject_part}"))
+}
+
+#[test]
+fn the_audited_case_notice_arrives_complete_with_its_annex() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-26");
+    let m = message_to(&smtp, "audited cases");
+    assert_eq!(m.from, "keydates@example.org", "envelope sender");
+    let parsed = m.parsed();
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().address().unwrap(),
+        "keydates@example.org"
+    );
+    assert_eq!(
+        parsed.to().unwrap().first().unwrap().address().unwrap(),
+        "coordinator@riverton.example.gov.uk"
+    );
+    assert_eq!(
+        parsed.cc().unwrap().first().unwrap().address().unwrap(),
+        "dev.hmi@ofsted.example.gov.uk"
+    );
+    assert_eq!(
+        parsed
+            .reply_to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap(),
+        "dev.hmi@ofsted.example.gov.uk",
+        "replies go to the inspector"
+    );
+    let subject = parsed.subject().unwrap();
+    assert!(subject.contains("Riverton City Council"), "{subject}");
+    // Files are due three working days before the visit on Tuesday 8 December.
+    assert!(subject.contains("Thursday 3 December 2026"), "{subject}");
+    let text = parsed.body_text(0).unwrap();
+    let html = parsed.body_html(0).unwrap();
+    for body in [&text, &html] {
+        assert!(body.contains("RIV-C-1041"), "{body}");
+        assert!(body.contains("Thursday 3 December 2026"), "{body}");
+    }
+    let files = attachments(&m);
+    assert_eq!(files.len(), 1);
+    assert!(files[0].0.ends_with(".docx"), "{}", files[0].0);
+    let doc = zip_part(&files[0].1, "word/document.xml");
+    assert!(doc.contains("Riverton City Council"));
+    assert!(doc.contains("RIV-C-1187"));
+    assert!(doc.contains("Thursday 3 December 2026"));
+}
+
+#[test]
+fn the_data_request_carries_the_return_template_and_no_data() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    let m = message_to(&smtp, "child-level data");
+    let files = attachments(&m);
+    assert_eq!(files.len(), 1);
+    assert!(files[0].0.ends_with(".xlsx"), "{}", files[0].0);
+    let sheet = zip_part(&files[0].1, "xl/worksheets/sheet1.xml");
+    let strings = zip_part(&files[0].1, "xl/sharedStrings.xml");
+    assert!(
+        strings.contains("Audited since the last visit"),
+        "{strings}"
+    );
+    // Only a header row: the template asks, it never carries children's data.
+    assert!(sheet.contains("<row r=\"1\""), "{sheet}");
+    assert!(!sheet.contains("<row r=\"2\""), "{sheet}");
+    let text = m.parsed().body_text(0).unwrap().to_string();
+    assert!(text.contains("secure"), "{text}");
+}
+
+#[test]
+fn record_text_cannot_inject_headers_or_template_code() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    let authorities = "code,name,region,dcs_name,dcs_email,coordinator_email
+EVL,\"Evil {{ 7 * 7 }}\r\nBcc: victim@elsewhere.example\",london,\"{% raw %}Dr {{ x }}\",dcs@evil.example.gov.uk,
+";
+    assert!(
+        app.import("authorities", "a.csv", authorities)
+            .status
+            .success()
+    );
+    let cases = "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email
+EVL-1,EVL,requires_improvement,2026-11-20,,hmi@ofsted.example.gov.uk,
+";
+    assert!(app.import("cases", "c.csv", cases).status.success());
+    app.pass("2026-11-23");
+    let got = smtp.received();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert!(
+        !m.to.iter().any(|t| t.contains("victim")),
+        "no extra recipient: {:?}",
+        m.to
+    );
+    let parsed = m.parsed();
+    assert!(parsed.header("Bcc").is_none());
+    let subject = parsed.subject().unwrap();
+    assert!(
+        subject.contains("{{ 7 * 7 }}") && !subject.contains("49"),
+        "{subject}"
+    );
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("{% raw %}Dr {{ x }}"), "{text}");
+    let html = parsed.body_html(0).unwrap();
+    assert!(
+        !html.contains("<script") && html.contains("Evil {{ 7 * 7 }}"),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_first_run_writes_eml_files_with_their_annexes() {
+    let app = TestApp::new();
+    app.import_examples();
+    app.pass("2026-11-26");
+    let emls: Vec<_> = std::fs::read_dir(app.spool())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert!(!emls.is_empty());
+    let with_annex = emls
+        .iter()
+        .map(|p| Received {
+            from: String::new(),
+            to: Vec::new(),
+            data: std::fs::read(p).unwrap(),
+        })
+        .filter(|m| !attachments(m).is_empty())
+        .count();
+    assert!(with_annex >= 1, "an .eml carries its annex");
+}
+
+#[test]
+fn preview_shows_the_email_before_it_goes() {
+    let app = TestApp::new();
+    app.import_examples();
+    let out = app.ok(&[
+        "preview",
+        "--rule",
+        "plan-chase",
+        "--subject",
+        "SOU-2026-01",
+    ]);
+    assert!(out.contains("To: dcs@southshire.example.gov.uk"), "{out}");
+    assert!(out.contains("Southshire County Council"), "{out}");
+    assert!(out.contains("[attachment] planning-record-SOU"), "{out}");
+    let eml = app.dir.path().join("chase.eml");
+    app.ok(&[
+        "preview",
+        "--rule",
+        "plan-chase",
+        "--subject",
+        "SOU-2026-01",
+        "--eml",
+        eml.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&eml).unwrap().len() > 1000);
+    let err = app.fails(&["preview", "--rule", "plan-chase", "--subject", "NOPE"]);
+    assert!(err.contains("plans nothing"), "{err}");
+}

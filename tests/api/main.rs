@@ -1,0 +1,10 @@
+//! One integration-test binary: the real keydates binary, real SQLite files,
+//! and a real SMTP server on 127.0.0.1.
+
+mod commands;
+mod config;
+mod delivery;
+mod helpers;
+mod import;
+mod mail;
+mod planning;

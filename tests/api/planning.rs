@@ -1,0 +1,330 @@
+//! Planning over simulated months: each action on its day, once; records
+//! that change move or cancel the right rows; downtime, DST, two processes.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Days, NaiveDate};
+
+use crate::helpers::{SmtpServer, TestApp, rows_where};
+
+/// Messages addressed to Riverton's visit coordinator.
+fn to_riverton(smtp: &SmtpServer) -> usize {
+    smtp.received()
+        .iter()
+        .filter(|m| {
+            m.to.iter()
+                .any(|t| t == "coordinator@riverton.example.gov.uk")
+        })
+        .count()
+}
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+#[test]
+fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    let mut d = day("2026-09-01");
+    while d <= day("2027-09-10") {
+        app.pass(&d.to_string());
+        d = d + Days::new(1);
+    }
+    let rows = app.outbox();
+    let sent: Vec<_> = rows.iter().filter(|r| r["status"] == "sent").collect();
+    // Every action of the shipped rules for the examples, and nothing else.
+    let expect = [
+        ("planning-invitation", "NOR-2026-01", "2026-10-13"),
+        ("planning-agenda", "NOR-2026-01", "2026-11-09"),
+        ("plan-chase", "NOR-2026-01", "2026-12-21"),
+        ("plan-deadline", "NOR-2026-01", "2027-01-21"),
+        ("planning-invitation", "SOU-2026-01", "2026-11-03"),
+        ("plan-chase", "SOU-2026-01", "2027-01-14"),
+        ("child-data-request", "RIV-2026-01#1", "2026-11-24"),
+        ("audited-case-notice", "RIV-2026-01#1", "2026-11-26"),
+        ("audited-files-due", "RIV-2026-01#1", "2026-12-03"),
+        ("child-data-request", "SOU-2026-01#1", "2027-03-30"),
+        ("audited-case-notice", "SOU-2026-01#1", "2027-04-01"),
+        ("seminar-invitation", "G2G-SW-2027-01", "2027-01-06"),
+        ("dcs-conversation", "G2G-SW-2027-01", "2027-07-27"),
+    ];
+    for (rule, subject, due) in expect {
+        let found = rows_where(&rows, rule, subject);
+        assert!(!found.is_empty(), "{rule} {subject} was never planned");
+        for r in found {
+            assert_eq!(r["status"], "sent", "{rule} {subject}: {r}");
+            assert_eq!(r["due_on"], due, "{rule} {subject}");
+            let sent_day = r["sent_at"].as_str().unwrap();
+            // 09:00 London is 09:00 or 08:00 UTC: the same calendar day.
+            assert!(
+                sent_day.starts_with(due),
+                "{rule} {subject} sent {sent_day}, due {due}"
+            );
+        }
+    }
+    // The two SOU delegates each get their own invitation.
+    assert_eq!(
+        rows_where(&rows, "seminar-invitation", "G2G-SW-2027-01").len(),
+        2
+    );
+    // The unconfirmed seminar invites nobody and has no six-month conversation.
+    assert!(rows_where(&rows, "seminar-invitation", "G2G-NW-2027-01").is_empty());
+    assert!(
+        rows.iter().all(|r| r["status"] == "sent"),
+        "nothing missed or failed"
+    );
+    // What the server got matches the outbox, one message per row.
+    let received = smtp.received();
+    assert_eq!(received.len(), sent.len());
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), received.len(), "no Message-ID twice");
+    // Another pass on the last day sends nothing new.
+    app.pass("2027-09-10");
+    assert_eq!(smtp.received().len(), received.len());
+}
+
+#[test]
+fn record_changes_move_and_cancel_the_right_rows() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-23");
+    let before = app.outbox();
+    assert_eq!(
+        rows_where(&before, "plan-chase", "SOU-2026-01")[0]["status"],
+        "pending"
+    );
+
+    // The plan arrives: its chase and deadline reminder are cancelled.
+    app.ok(&["plan-received", "SOU-2026-01", "--on", "2026-11-23"]);
+    // The first visit moves a week: the old requests go, new ones come.
+    app.ok(&["move-visit", "RIV-2026-01", "1", "2026-12-15"]);
+    // The seminar is cancelled: its invitations go.
+    app.ok(&["cancel-seminar", "G2G-SW-2027-01"]);
+    app.pass("2026-11-23T10:00:00Z");
+    let after = app.outbox();
+    for rule in ["plan-chase", "plan-deadline"] {
+        let r = rows_where(&after, rule, "SOU-2026-01");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["status"], "cancelled", "{rule}");
+    }
+    let requests = rows_where(&after, "child-data-request", "RIV-2026-01#1");
+    let by_anchor: HashMap<&str, &str> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["anchor_on"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_anchor.get("2026-12-08"), Some(&"cancelled"));
+    assert_eq!(by_anchor.get("2026-12-15"), Some(&"pending"));
+    let moved = requests
+        .iter()
+        .find(|r| r["anchor_on"] == "2026-12-15")
+        .unwrap();
+    assert_eq!(moved["due_on"], "2026-12-01");
+    for r in rows_where(&after, "seminar-invitation", "G2G-SW-2027-01") {
+        assert_eq!(r["status"], "cancelled");
+    }
+    // Confirming it again brings the invitations back, still one row each.
+    app.ok(&["confirm-seminar", "G2G-SW-2027-01"]);
+    app.pass("2026-11-23T11:00:00Z");
+    let again = rows_where(&app.outbox(), "seminar-invitation", "G2G-SW-2027-01")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(again, ["pending", "pending"]);
+    assert!(
+        !smtp
+            .received()
+            .iter()
+            .any(|m| m.to.iter().any(|t| t.contains("riverton"))),
+        "nothing for Riverton was due on 23 November"
+    );
+}
+
+#[test]
+fn a_sent_row_is_never_sent_again_even_when_its_record_changes() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    assert_eq!(to_riverton(&smtp), 1, "the RIV data request");
+    app.ok(&["cancel-visit", "RIV-2026-01", "1"]);
+    app.pass("2026-11-24T12:00:00Z");
+    let rows = app.outbox();
+    let r = rows_where(&rows, "child-data-request", "RIV-2026-01#1");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["status"], "sent");
+    assert_eq!(to_riverton(&smtp), 1);
+}
+
+#[test]
+fn downtime_across_a_due_date_catches_up_once_and_past_the_limit_misses() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-23");
+    // Down from the 23rd to the 27th: the request (24th) and notice (26th) go late, once.
+    app.pass("2026-11-27");
+    let rows = app.outbox();
+    for rule in ["child-data-request", "audited-case-notice"] {
+        assert_eq!(
+            rows_where(&rows, rule, "RIV-2026-01#1")[0]["status"],
+            "sent",
+            "{rule}"
+        );
+    }
+    assert_eq!(to_riverton(&smtp), 2);
+    app.pass("2026-11-27T12:00:00Z");
+    assert_eq!(to_riverton(&smtp), 2, "nothing repeats");
+
+    // Down until the visit itself: a reminder for it is missed, never sent.
+    let late = TestApp::with_smtp(smtp.addr);
+    late.import_examples();
+    late.pass("2026-11-23");
+    late.pass("2026-12-08");
+    let rows = late.outbox();
+    for rule in [
+        "child-data-request",
+        "audited-case-notice",
+        "audited-files-due",
+    ] {
+        assert_eq!(
+            rows_where(&rows, rule, "RIV-2026-01#1")[0]["status"],
+            "missed",
+            "{rule}"
+        );
+    }
+    assert_eq!(
+        to_riverton(&smtp),
+        2,
+        "the second install sent Riverton nothing"
+    );
+}
+
+#[test]
+fn the_march_clock_change_neither_skips_nor_repeats_and_a_clock_going_back_repeats_nothing() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // Clocks go forward at 01:00 UTC on Sunday 28 March 2027. Pass every two
+    // hours from Friday to Wednesday.
+    let start = chrono::DateTime::parse_from_rfc3339("2027-03-26T00:00:00Z").unwrap();
+    for h in (0..5 * 24).step_by(2) {
+        let t = start + chrono::Duration::hours(h);
+        app.pass(&t.to_rfc3339());
+    }
+    let rows = app.outbox();
+    let request = rows_where(&rows, "child-data-request", "SOU-2026-01#1");
+    assert_eq!(request[0]["status"], "sent");
+    // 09:00 British Summer Time is 08:00 UTC.
+    assert_eq!(request[0]["send_at"], "2027-03-30T08:00:00Z");
+    assert!(
+        request[0]["sent_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2027-03-30T08:00")
+    );
+    let count = smtp.received().len();
+    // The clock jumps back a day: nothing goes twice.
+    app.pass("2027-03-29T08:00:00Z");
+    app.pass("2027-03-30T08:00:00Z");
+    assert_eq!(smtp.received().len(), count);
+}
+
+#[test]
+fn agenda_lists_planned_and_recorded_actions_as_json() {
+    let app = TestApp::new();
+    app.import_examples();
+    let agenda = app.agenda("2026-11-23T08:00:00Z");
+    let chase = agenda
+        .iter()
+        .find(|a| a["rule"] == "plan-chase" && a["subject"] == "SOU-2026-01")
+        .unwrap();
+    assert_eq!(chase["status"], "planned");
+    assert_eq!(chase["authority"], "SOU");
+    assert_eq!(chase["due_on"], "2027-01-14");
+    assert_eq!(chase["send_at"], "2027-01-14T09:00:00+00:00");
+    assert_eq!(chase["to"][0], "dcs@southshire.example.gov.uk");
+    assert!(
+        chase["cc"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "ims@example.org")
+    );
+    app.pass("2026-11-23");
+    let agenda = app.agenda("2026-11-23T10:00:00Z");
+    let chase = agenda
+        .iter()
+        .find(|a| a["rule"] == "plan-chase" && a["subject"] == "SOU-2026-01")
+        .unwrap();
+    assert_eq!(chase["status"], "pending");
+    let windowed: Vec<serde_json::Value> = serde_json::from_str(&app.ok(&[
+        "agenda",
+        "--format",
+        "json",
+        "--from",
+        "2026-11-24",
+        "--to",
+        "2026-11-30",
+    ]))
+    .unwrap();
+    assert!(!windowed.is_empty());
+    assert!(windowed.iter().all(|a| {
+        let d = a["due_on"].as_str().unwrap();
+        ("2026-11-24"..="2026-11-30").contains(&d)
+    }));
+}
+
+#[test]
+fn two_processes_at_once_send_each_email_once() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    // Thirty authorities whose reports all arrived on the same day.
+    let mut authorities = String::from("code,name,region,dcs_name,dcs_email,coordinator_email\n");
+    let mut cases = String::from(
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\n",
+    );
+    for i in 0..30 {
+        authorities.push_str(&format!(
+            "A{i},Authority {i},london,DCS {i},dcs{i}@la{i}.example.gov.uk,\n"
+        ));
+        cases.push_str(&format!(
+            "C{i},A{i},requires_improvement,2026-11-20,,hmi@ofsted.example.gov.uk,\n"
+        ));
+    }
+    assert!(
+        app.import("authorities", "a.csv", &authorities)
+            .status
+            .success()
+    );
+    assert!(app.import("cases", "c.csv", &cases).status.success());
+    let spawn = || {
+        app.command()
+            .args(["run", "--once", "--now", "2026-11-23"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    let received = smtp.received();
+    assert_eq!(received.len(), 30, "thirty planning invitations");
+    let to: HashSet<String> = received.iter().map(|m| m.to[0].clone()).collect();
+    assert_eq!(to.len(), 30, "each authority once");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"),
+        30
+    );
+}
