@@ -3,6 +3,7 @@
 
 mod commands;
 mod config;
+mod daemon;
 mod delivery;
 mod helpers;
 mod import;

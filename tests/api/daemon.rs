@@ -1,0 +1,253 @@
+//! The daemon as a process: systemd notifications, SIGHUP reloads, SIGTERM
+//! in the middle of a burst, and `status` for monitoring.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{SmtpServer, TestApp};
+
+fn signal(child: &Child, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+/// Polls `check` until it holds, for at most `limit`.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Child {
+    let log = std::fs::File::create(app.dir.path().join("daemon.log")).unwrap();
+    // Through `sh -c exec` so that WATCHDOG_PID can name the daemon's own pid,
+    // as systemd does.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_keydates"))
+        .arg("--config")
+        .arg(&app.config)
+        .args(["run", "--now", "2026-11-23"]);
+    for (k, v) in &app.env {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+}
+
+fn log_of(app: &TestApp) -> String {
+    std::fs::read_to_string(app.dir.path().join("daemon.log")).unwrap_or_default()
+}
+
+#[test]
+fn ready_and_watchdog_reach_the_notify_socket_and_sigterm_exits_zero() {
+    let app = TestApp::new();
+    app.import_examples();
+    let socket_path = app.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = start_daemon(
+        &app,
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut seen = Vec::new();
+    let found = eventually(Duration::from_secs(20), || {
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = socket.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        let all = seen.join("\n");
+        all.contains("READY=1") && all.contains("WATCHDOG=1") && all.contains("STATUS=")
+    });
+    assert!(found, "notifications seen: {seen:?}\n{}", log_of(&app));
+    let status = seen.iter().find(|s| s.contains("STATUS=")).unwrap();
+    assert!(
+        status.contains("next:") && status.contains("failed"),
+        "{status}"
+    );
+    signal(&child, "TERM");
+    let exit = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}\n{}", log_of(&app));
+}
+
+#[test]
+fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
+    let mut app = TestApp::new();
+    app.own_config(|t| t);
+    app.import_examples();
+    let mut child = start_daemon(&app, &[]);
+    // Read from the database: the CLI refuses the broken config too.
+    let chase_due = |app: &TestApp| {
+        ["2027-01-14", "2027-01-07"]
+            .into_iter()
+            .find(|due| {
+                app.count(&format!(
+                    "SELECT COUNT(*) FROM outbox WHERE rule_id = 'plan-chase'
+                     AND subject = 'SOU-2026-01' AND status = 'pending' AND due_on = '{due}'"
+                )) == 1
+            })
+            .map(String::from)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || chase_due(&app).is_some()),
+        "first pass never ran:\n{}",
+        log_of(&app)
+    );
+    assert_eq!(chase_due(&app).as_deref(), Some("2027-01-14"));
+
+    let text = std::fs::read_to_string(&app.config).unwrap();
+    std::fs::write(
+        &app.config,
+        text.replace(
+            "offset = \"50 working days\"",
+            "offset = \"45 wrking days\"",
+        ),
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || log_of(&app)
+            .contains("config not reloaded")),
+        "{}",
+        log_of(&app)
+    );
+    assert!(
+        log_of(&app).contains("45 wrking days"),
+        "the reason is logged"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    assert_eq!(
+        chase_due(&app).as_deref(),
+        Some("2027-01-14"),
+        "old rule in force"
+    );
+
+    std::fs::write(
+        &app.config,
+        text.replace(
+            "offset = \"50 working days\"",
+            "offset = \"45 working days\"",
+        ),
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || chase_due(&app).as_deref()
+            == Some("2027-01-07")),
+        "new offset never applied:\n{}",
+        log_of(&app)
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn sigterm_during_a_burst_leaves_every_email_sent_or_pending() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    let mut authorities = String::from("code,name,region,dcs_name,dcs_email,coordinator_email\n");
+    let mut cases = String::from(
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\n",
+    );
+    for i in 0..300 {
+        authorities.push_str(&format!(
+            "A{i},Authority {i},london,DCS {i},dcs{i}@la{i}.example.gov.uk,\n"
+        ));
+        cases.push_str(&format!(
+            "C{i},A{i},requires_improvement,2026-11-20,,hmi@ofsted.example.gov.uk,\n"
+        ));
+    }
+    assert!(
+        app.import("authorities", "a.csv", &authorities)
+            .status
+            .success()
+    );
+    assert!(app.import("cases", "c.csv", &cases).status.success());
+    let mut child = start_daemon(&app, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || !smtp.received().is_empty()),
+        "{}",
+        log_of(&app)
+    );
+    signal(&child, "TERM");
+    let exit = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(exit.success(), "{exit:?}\n{}", log_of(&app));
+    let rows = app.outbox();
+    let sent = rows.iter().filter(|r| r["status"] == "sent").count();
+    let pending = rows.iter().filter(|r| r["status"] == "pending").count();
+    assert_eq!(sent + pending, rows.len(), "nothing half-done");
+    assert_eq!(
+        sent,
+        smtp.received().len(),
+        "every sent row was received, and only those"
+    );
+    // The rest go on the next pass.
+    app.pass("2026-11-23T09:30:00Z");
+    assert_eq!(smtp.received().len(), 300);
+}
+
+#[test]
+fn status_exit_codes_for_healthy_stale_and_failed() {
+    let app = TestApp::new();
+    let out = app.run(&["status"]);
+    assert_eq!(out.status.code(), Some(2), "no pass yet");
+    app.ok(&["run", "--once"]);
+    let out = app.run(&["status", "--format", "json"]);
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{health}");
+    assert_eq!(health["healthy"], true);
+    assert_eq!(health["database"], "reachable");
+
+    app.ok(&["run", "--once", "--now", "2026-01-05"]);
+    let out = app.run(&["status", "--format", "json"]);
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "stale: {health}");
+    assert!(
+        health["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("last pass")
+    );
+
+    let smtp = SmtpServer::start();
+    smtp.set_mode(crate::helpers::Mode::RejectRecipients);
+    let failing = TestApp::with_smtp(smtp.addr);
+    failing.import_examples();
+    failing.pass("2026-11-24");
+    failing.ok(&["run", "--once"]);
+    let out = failing.run(&["status", "--format", "json"]);
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "failed: {health}");
+    assert!(
+        health["counts"]["failed"].as_i64().unwrap() >= 1,
+        "{health}"
+    );
+}
