@@ -348,3 +348,36 @@ pub fn find_subject<'a>(
                     .is_some_and(|d| Some(d.email.as_str()) == delegate))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Europe::London;
+
+    fn d(s: &str) -> NaiveDate {
+        crate::calendar::parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn the_sending_hour_is_local_on_both_sides_of_each_clock_change() {
+        let at = |s| local_instant(d(s), 9, London).to_rfc3339();
+        assert_eq!(at("2027-03-26"), "2027-03-26T09:00:00+00:00");
+        assert_eq!(at("2027-03-29"), "2027-03-29T08:00:00+00:00");
+        assert_eq!(at("2026-10-23"), "2026-10-23T08:00:00+00:00");
+        assert_eq!(at("2026-10-26"), "2026-10-26T09:00:00+00:00");
+    }
+
+    #[test]
+    fn an_hour_the_clock_skips_becomes_the_next_one_and_a_repeated_hour_the_first() {
+        // 01:00 on 28 March 2027 does not exist in London; 01:00 on 31 October
+        // 2027 happens twice.
+        assert_eq!(
+            local_instant(d("2027-03-28"), 1, London).to_rfc3339(),
+            "2027-03-28T01:00:00+00:00"
+        );
+        assert_eq!(
+            local_instant(d("2027-10-31"), 1, London).to_rfc3339(),
+            "2027-10-31T00:00:00+00:00"
+        );
+    }
+}

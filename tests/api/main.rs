@@ -9,3 +9,4 @@ mod helpers;
 mod import;
 mod mail;
 mod planning;
+mod properties;

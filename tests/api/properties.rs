@@ -1,0 +1,93 @@
+//! Properties of planning and reconciling over random records, against a
+//! real SQLite file: planning is idempotent, and no key ever has two rows.
+
+use chrono::{Days, NaiveDate, TimeZone, Utc};
+use keydates::config::Settings;
+use keydates::records::Records;
+use keydates::{outbox, plan, sample};
+use proptest::prelude::*;
+
+fn settings() -> Settings {
+    Settings::load(&crate::helpers::shipped_config()).expect("the shipped config loads")
+}
+
+/// Sample records reshaped by the generated choices.
+fn records(n: usize, shifts: &[(u8, bool, bool)]) -> Records {
+    let start = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+    let mut r = sample::generate(n, start);
+    for ((case, visit), (shift, plan_in, cancel)) in r
+        .cases
+        .values_mut()
+        .zip(r.visits.iter_mut())
+        .zip(shifts.iter().cycle())
+    {
+        case.report_received_on = start + Days::new(u64::from(*shift));
+        case.plan_received_on = plan_in.then_some(case.report_received_on + Days::new(60));
+        visit.cancelled = *cancel;
+        visit.starts_on = visit.starts_on + Days::new(u64::from(*shift % 7));
+    }
+    r
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn planning_is_idempotent_and_keys_stay_unique(
+        n in 1usize..12,
+        shifts in prop::collection::vec((0u8..200, any::<bool>(), any::<bool>()), 1..12),
+        later in prop::collection::vec((0u8..200, any::<bool>(), any::<bool>()), 1..12),
+        day in 0u64..300,
+    ) {
+        let settings = settings();
+        let calendar = settings.calendar();
+        let first = records(n, &shifts);
+        let planned = plan::plan(&first, &settings, &calendar);
+        prop_assert_eq!(&planned, &plan::plan(&first, &settings, &calendar), "pure and repeatable");
+
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let pool = keydates::records::store::open(
+                &dir.path().join("p.db"),
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            let now = Utc.with_ymd_and_hms(2026, 9, 1, 8, 0, 0).unwrap()
+                + chrono::Duration::days(day as i64);
+            outbox::reconcile(&pool, &planned, now).await.unwrap();
+            let again = outbox::reconcile(&pool, &planned, now).await.unwrap();
+            assert_eq!(again, outbox::ReconcileReport::default(), "a second reconcile changes nothing");
+
+            // The records change; reconciling the new plan keeps one row per key.
+            let changed = records(n, &later);
+            let replanned = plan::plan(&changed, &settings, &calendar);
+            outbox::reconcile(&pool, &replanned, now).await.unwrap();
+            let dupes: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT key FROM outbox GROUP BY key HAVING COUNT(*) > 1)",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(dupes, 0);
+            // Every planned key is there, and every pending row is planned.
+            let rows = outbox::list(&pool, None).await.unwrap();
+            let keys: std::collections::HashSet<_> = replanned.iter().map(|a| a.key.as_str()).collect();
+            for a in &replanned {
+                assert!(rows.iter().any(|r| r.key == a.key), "{} missing", a.key);
+            }
+            for r in rows.iter().filter(|r| r.status == outbox::Status::Pending) {
+                assert!(keys.contains(r.key.as_str()), "{} pending but not planned", r.key);
+            }
+            pool.close().await;
+        });
+    }
+}
