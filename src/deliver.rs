@@ -10,6 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use lettre::Message;
 use sqlx::SqlitePool;
+use tracing::Instrument;
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
@@ -132,7 +133,18 @@ pub async fn try_deliver_one(
     };
     let span = tracing::info_span!("send", id = row.id, rule = %row.rule, subject = %row.subject,
         message_id = row.message_id.as_deref().unwrap_or(""));
-    let _enter = span.enter();
+    send_and_record(engine, pool, records, row, clock)
+        .instrument(span)
+        .await
+}
+
+async fn send_and_record(
+    engine: &Engine,
+    pool: &SqlitePool,
+    records: &Records,
+    row: OutboxRow,
+    clock: Clock,
+) -> anyhow::Result<Outcome> {
     let result = match compose_row(engine, records, &row) {
         Ok(composed) => engine.mailer.send(&composed.message).await,
         Err(reason) => Err(SendError::Permanent(reason)),

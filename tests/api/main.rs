@@ -10,3 +10,4 @@ mod import;
 mod mail;
 mod planning;
 mod properties;
+mod systemd;
