@@ -328,3 +328,41 @@ fn two_processes_at_once_send_each_email_once() {
         30
     );
 }
+
+#[test]
+fn a_dry_run_renders_what_is_due_and_records_nothing() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    let out = app.ok(&["run", "--dry-run", "--now", "2026-11-24"]);
+    assert!(
+        out.contains("would send child-data-request RIV-2026-01#1"),
+        "{out}"
+    );
+    assert!(out.contains("1 attachment"), "{out}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox"), 0);
+    assert!(smtp.received().is_empty());
+}
+
+#[test]
+fn admins_cancel_what_has_not_gone_and_cannot_cancel_what_has() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    let rows = app.outbox();
+    let sent = rows_where(&rows, "child-data-request", "RIV-2026-01#1")[0]["id"].to_string();
+    let pending = rows_where(&rows, "audited-case-notice", "RIV-2026-01#1")[0]["id"].to_string();
+    let err = app.fails(&["cancel", &sent]);
+    assert!(err.contains("sent"), "{err}");
+    app.ok(&["cancel", &pending]);
+    // An admin's cancel holds: the planner does not bring the row back.
+    app.pass("2026-11-26");
+    let rows = app.outbox();
+    assert_eq!(
+        rows_where(&rows, "audited-case-notice", "RIV-2026-01#1")[0]["status"],
+        "cancelled"
+    );
+    let err = app.fails(&["retry", "99999"]);
+    assert!(err.contains("no outbox row 99999"), "{err}");
+}
