@@ -446,30 +446,11 @@ async fn dry_run_pass(settings: Settings, clock: Clock) -> anyhow::Result<ExitCo
             continue;
         }
         would += 1;
-        let row = OutboxRow {
-            id: 0,
-            key: a.key.clone(),
-            rule: a.rule_id.clone(),
-            subject: a.subject.clone(),
-            authority: a.authority.clone(),
-            delegate: a.delegate.clone(),
-            anchor_on: a.anchor_on.to_string(),
-            due_on: a.due_on.to_string(),
-            send_at: outbox::ts(a.send_at),
-            send_until: outbox::ts(a.send_until),
-            recipients: a.recipients.clone(),
-            status: Status::Pending,
-            attempts: 0,
-            next_attempt_at: None,
-            first_attempt_at: None,
-            message_id: Some(format!(
-                "<dry-run@{}>",
-                engine.settings.mail.message_id_domain
-            )),
-            server_reply: None,
-            last_error: None,
-            sent_at: None,
-        };
+        let mut row = OutboxRow::from_planned(a);
+        row.message_id = Some(format!(
+            "<dry-run@{}>",
+            engine.settings.mail.message_id_domain
+        ));
         match deliver::compose_row(&engine, &records, &row) {
             Ok(c) => println!(
                 "would send {} {} to {} ({}; {} attachment(s))",
@@ -531,27 +512,7 @@ async fn preview(
                 .ok_or_else(|| {
                     anyhow::anyhow!("rule `{rule}` plans nothing for `{subject}` from the records")
                 })?;
-            OutboxRow {
-                id: 0,
-                key: a.key,
-                rule: a.rule_id,
-                subject: a.subject,
-                authority: a.authority,
-                delegate: a.delegate,
-                anchor_on: a.anchor_on.to_string(),
-                due_on: a.due_on.to_string(),
-                send_at: outbox::ts(a.send_at),
-                send_until: outbox::ts(a.send_until),
-                recipients: a.recipients,
-                status: Status::Pending,
-                attempts: 0,
-                next_attempt_at: None,
-                first_attempt_at: None,
-                message_id: None,
-                server_reply: None,
-                last_error: None,
-                sent_at: None,
-            }
+            OutboxRow::from_planned(&a)
         }
         _ => bail!("give an outbox id, or --rule and --subject"),
     };

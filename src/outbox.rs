@@ -89,6 +89,31 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
+    /// A row as it would be recorded for a planned action (for previews and dry runs).
+    pub fn from_planned(a: &PlannedAction) -> OutboxRow {
+        OutboxRow {
+            id: 0,
+            key: a.key.clone(),
+            rule: a.rule_id.clone(),
+            subject: a.subject.clone(),
+            authority: a.authority.clone(),
+            delegate: a.delegate.clone(),
+            anchor_on: a.anchor_on.to_string(),
+            due_on: a.due_on.to_string(),
+            send_at: ts(a.send_at),
+            send_until: ts(a.send_until),
+            recipients: a.recipients.clone(),
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt_at: None,
+            first_attempt_at: None,
+            message_id: None,
+            server_reply: None,
+            last_error: None,
+            sent_at: None,
+        }
+    }
+
     fn from_row(row: &sqlx::sqlite::SqliteRow) -> OutboxRow {
         let recipients: String = row.get("recipients");
         OutboxRow {

@@ -173,24 +173,7 @@ fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
 fn sigterm_during_a_burst_leaves_every_email_sent_or_pending() {
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
-    let mut authorities = String::from("code,name,region,dcs_name,dcs_email,coordinator_email\n");
-    let mut cases = String::from(
-        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\n",
-    );
-    for i in 0..300 {
-        authorities.push_str(&format!(
-            "A{i},Authority {i},london,DCS {i},dcs{i}@la{i}.example.gov.uk,\n"
-        ));
-        cases.push_str(&format!(
-            "C{i},A{i},requires_improvement,2026-11-20,,hmi@ofsted.example.gov.uk,\n"
-        ));
-    }
-    assert!(
-        app.import("authorities", "a.csv", &authorities)
-            .status
-            .success()
-    );
-    assert!(app.import("cases", "c.csv", &cases).status.success());
+    app.import_same_day_cases(300);
     let mut child = start_daemon(&app, &[]);
     assert!(
         eventually(Duration::from_secs(30), || !smtp.received().is_empty()),

@@ -134,6 +134,30 @@ impl TestApp {
         }
     }
 
+    /// `n` London authorities whose reports all arrived on Friday 20 November
+    /// 2026, so `n` planning invitations fall due on Monday the 23rd.
+    pub fn import_same_day_cases(&self, n: usize) {
+        let mut authorities =
+            String::from("code,name,region,dcs_name,dcs_email,coordinator_email\n");
+        let mut cases = String::from(
+            "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\n",
+        );
+        for i in 0..n {
+            authorities.push_str(&format!(
+                "A{i},Authority {i},london,DCS {i},dcs{i}@la{i}.example.gov.uk,\n"
+            ));
+            cases.push_str(&format!(
+                "C{i},A{i},requires_improvement,2026-11-20,,hmi@ofsted.example.gov.uk,\n"
+            ));
+        }
+        assert!(
+            self.import("authorities", "a.csv", &authorities)
+                .status
+                .success()
+        );
+        assert!(self.import("cases", "c.csv", &cases).status.success());
+    }
+
     pub fn write(&self, name: &str, content: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, content).unwrap();

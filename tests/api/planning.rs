@@ -290,24 +290,7 @@ fn two_processes_at_once_send_each_email_once() {
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
     // Thirty authorities whose reports all arrived on the same day.
-    let mut authorities = String::from("code,name,region,dcs_name,dcs_email,coordinator_email\n");
-    let mut cases = String::from(
-        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\n",
-    );
-    for i in 0..30 {
-        authorities.push_str(&format!(
-            "A{i},Authority {i},london,DCS {i},dcs{i}@la{i}.example.gov.uk,\n"
-        ));
-        cases.push_str(&format!(
-            "C{i},A{i},requires_improvement,2026-11-20,,hmi@ofsted.example.gov.uk,\n"
-        ));
-    }
-    assert!(
-        app.import("authorities", "a.csv", &authorities)
-            .status
-            .success()
-    );
-    assert!(app.import("cases", "c.csv", &cases).status.success());
+    app.import_same_day_cases(30);
     let spawn = || {
         app.command()
             .args(["run", "--once", "--now", "2026-11-23"])
