@@ -19,11 +19,15 @@ use crate::mail::transport::{Mailer, SendError};
 use crate::mail::{Composer, Draft};
 use crate::outbox::{self, OutboxRow, ReconcileReport};
 use crate::plan;
+use crate::records::store::Scope;
 use crate::records::{self, Records};
+use crate::rules::SubjectKind;
 
 /// What a pass works with; rebuilt whole when the config is reloaded.
 pub struct Engine {
     pub settings: Arc<Settings>,
+    /// Changes whenever a setting the plan depends on does.
+    pub plan_fingerprint: String,
     pub calendar: Calendar,
     pub renderer: Renderer,
     pub mailer: Mailer,
@@ -35,6 +39,7 @@ impl Engine {
             .map_err(|e| anyhow::anyhow!("template {e}"))?;
         let mailer = Mailer::from_settings(&settings)?;
         Ok(Engine {
+            plan_fingerprint: plan_fingerprint(&settings),
             calendar: settings.calendar(),
             settings: Arc::new(settings),
             renderer,
@@ -49,6 +54,18 @@ impl Engine {
             renderer: &self.renderer,
         }
     }
+}
+
+/// A digest of everything planning reads from the settings.
+fn plan_fingerprint(s: &Settings) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!(
+        "{:?}|{:?}|{}|{}|{:?}|{:?}",
+        s.rules, s.calendar, s.schedule.send_hour, s.schedule.time_zone, s.contacts, s.regions
+    )
+    .hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 /// The time a pass runs at: the real clock, or a fixed instant for trials and tests.
@@ -115,12 +132,51 @@ pub fn compose_row(
     })
 }
 
+/// Only the records one row's email is about: cheap however many there are.
+pub async fn records_for(
+    engine: &Engine,
+    pool: &SqlitePool,
+    row: &OutboxRow,
+) -> anyhow::Result<Records> {
+    let Some(rule) = engine.settings.rules.iter().find(|r| r.id == row.rule) else {
+        return Ok(Records::default());
+    };
+    let scope = match rule.on {
+        SubjectKind::Case => Scope::Case {
+            case_ref: &row.subject,
+            visit_no: None,
+        },
+        SubjectKind::Visit => {
+            let (case_ref, n) = row.subject.rsplit_once('#').unwrap_or((&row.subject, ""));
+            Scope::Case {
+                case_ref,
+                visit_no: Some(n.parse().unwrap_or(-1)),
+            }
+        }
+        SubjectKind::Seminar => Scope::Seminar {
+            seminar_ref: &row.subject,
+            authority: None,
+            delegate: None,
+        },
+        SubjectKind::Delegate => Scope::Seminar {
+            seminar_ref: &row.subject,
+            authority: row.authority.as_deref(),
+            delegate: row.delegate.as_deref(),
+        },
+        SubjectKind::SeminarAuthority => Scope::Seminar {
+            seminar_ref: &row.subject,
+            authority: row.authority.as_deref(),
+            delegate: None,
+        },
+    };
+    records::store::load_scope(pool, scope).await
+}
+
 /// Claims and sends at most one due row.
 #[tracing::instrument(skip_all)]
 pub async fn try_deliver_one(
     engine: &Engine,
     pool: &SqlitePool,
-    records: &Records,
     worker: &str,
     clock: Clock,
 ) -> anyhow::Result<Outcome> {
@@ -133,7 +189,7 @@ pub async fn try_deliver_one(
     };
     let span = tracing::info_span!("send", id = row.id, rule = %row.rule, subject = %row.subject,
         message_id = row.message_id.as_deref().unwrap_or(""));
-    send_and_record(engine, pool, records, row, clock)
+    send_and_record(engine, pool, row, clock)
         .instrument(span)
         .await
 }
@@ -141,11 +197,13 @@ pub async fn try_deliver_one(
 async fn send_and_record(
     engine: &Engine,
     pool: &SqlitePool,
-    records: &Records,
     row: OutboxRow,
     clock: Clock,
 ) -> anyhow::Result<Outcome> {
-    let result = match compose_row(engine, records, &row) {
+    let records = records_for(engine, pool, &row)
+        .await
+        .context("while reading the records for an email")?;
+    let result = match compose_row(engine, &records, &row) {
         Ok(composed) => engine.mailer.send(&composed.message).await,
         Err(reason) => Err(SendError::Permanent(reason)),
     };
@@ -216,31 +274,68 @@ pub async fn plan_and_reconcile(
     Ok((records, report))
 }
 
+/// Plans and reconciles unless neither the records nor the planning settings
+/// changed since the last plan; then the pass costs nothing however many
+/// records there are. `None` when it was skipped.
+pub async fn plan_if_changed(
+    engine: &Engine,
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<ReconcileReport>> {
+    // Read before planning: a change made meanwhile bumps it again, and the
+    // next pass plans once more.
+    let version = records::store::version(pool).await?;
+    let stamp = format!("{version}:{}", engine.plan_fingerprint);
+    if outbox::get_state(pool, "planned").await?.as_deref() == Some(stamp.as_str()) {
+        return Ok(None);
+    }
+    let (_, report) = plan_and_reconcile(engine, pool, now).await?;
+    outbox::set_state(pool, "planned", &stamp).await?;
+    Ok(Some(report))
+}
+
 /// One plan-reconcile-deliver pass. Stops between sends once `stop` is set.
+/// With SMTP, `mail.smtp.pool_size` workers send side by side, each claiming
+/// its own rows, so one slow exchange does not hold up the rest.
 #[tracing::instrument(skip_all)]
 pub async fn run_pass(
     engine: &Engine,
     pool: &SqlitePool,
     clock: Clock,
     stop: &AtomicBool,
-    mut after_each: impl FnMut(),
+    after_each: impl Fn(),
 ) -> anyhow::Result<PassReport> {
     let worker = outbox::worker_id();
     let now = clock.now();
     let mut report = PassReport::default();
-    let (records, reconcile) = plan_and_reconcile(engine, pool, now).await?;
-    report.reconcile = reconcile;
+    report.reconcile = plan_if_changed(engine, pool, now)
+        .await?
+        .unwrap_or_default();
     let lease = Duration::seconds(engine.settings.schedule.claim_lease_secs as i64);
     report.released = outbox::release_interrupted(pool, now, lease).await?;
     report.expired = outbox::expire(pool, now).await?;
-    while !stop.load(Ordering::SeqCst) {
-        match try_deliver_one(engine, pool, &records, &worker, clock).await? {
-            Outcome::Idle => break,
-            Outcome::Sent { .. } => report.sent += 1,
-            Outcome::Retrying { .. } => report.retrying += 1,
-            Outcome::Failed { .. } => report.failed += 1,
+    let workers = match engine.settings.mail.transport {
+        crate::config::TransportKind::Smtp => engine.settings.mail.smtp.pool_size.max(1),
+        crate::config::TransportKind::File => 1,
+    };
+    let deliver = |_| async {
+        let mut tally = PassReport::default();
+        while !stop.load(Ordering::SeqCst) {
+            match try_deliver_one(engine, pool, &worker, clock).await? {
+                Outcome::Idle => break,
+                Outcome::Sent { .. } => tally.sent += 1,
+                Outcome::Retrying { .. } => tally.retrying += 1,
+                Outcome::Failed { .. } => tally.failed += 1,
+            }
+            after_each();
         }
-        after_each();
+        anyhow::Ok(tally)
+    };
+    for tally in futures_util::future::join_all((0..workers).map(deliver)).await {
+        let tally = tally?;
+        report.sent += tally.sent;
+        report.retrying += tally.retrying;
+        report.failed += tally.failed;
     }
     if !stop.load(Ordering::SeqCst) {
         report.digest = send_digest_if_due(engine, pool, clock.now()).await?;

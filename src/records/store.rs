@@ -62,105 +62,241 @@ pub fn split_audited(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Which records to read: all of them, or those one outbox row is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    All,
+    /// A case (or `CASE#N` visit) with its authority.
+    Case {
+        case_ref: &'a str,
+        visit_no: Option<i64>,
+    },
+    /// A seminar with its delegates, optionally one authority's or one delegate's.
+    Seminar {
+        seminar_ref: &'a str,
+        authority: Option<&'a str>,
+        delegate: Option<&'a str>,
+    },
+}
+
+/// One table's rows under a filter; `binds` fill the filter's `?`s.
+async fn rows(
+    pool: &SqlitePool,
+    sql: &str,
+    binds: &[&str],
+) -> anyhow::Result<Vec<sqlx::sqlite::SqliteRow>> {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    Ok(q.fetch_all(pool).await?)
+}
+
 /// Reads every record. Values were checked on the way in, so a bad one here
 /// means the file was edited by hand: say which.
 #[tracing::instrument(skip_all)]
 pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
+    load_scope(pool, Scope::All).await
+}
+
+/// Reads the records in `scope`: everything, or just what one email needs.
+pub async fn load_scope(pool: &SqlitePool, scope: Scope<'_>) -> anyhow::Result<Records> {
     let mut records = Records::default();
-    for row in sqlx::query("SELECT * FROM authorities")
-        .fetch_all(pool)
-        .await?
-    {
-        let code: String = row.get("code");
-        let a = (|| -> anyhow::Result<Authority> {
-            Ok(Authority {
-                code: code.clone(),
-                name: row.get("name"),
-                region: crate::domain::Region::from_str(row.get("region"))
-                    .map_err(anyhow::Error::msg)?,
-                dcs_name: row.get("dcs_name"),
-                dcs_email: email(row.get("dcs_email"))?,
-                coordinator_email: optional_email(row.get("coordinator_email"))?,
-            })
-        })()
-        .with_context(|| format!("while reading authority {code}"))?;
-        records.authorities.insert(code, a);
+    let visit_no = match scope {
+        Scope::Case {
+            visit_no: Some(n), ..
+        } => n.to_string(),
+        _ => String::new(),
+    };
+    let (cases, visits, seminars, delegates, case_binds, sem_binds): (
+        &str,
+        &str,
+        &str,
+        &str,
+        Vec<&str>,
+        Vec<&str>,
+    ) = match scope {
+        Scope::All => (
+            "SELECT * FROM cases",
+            "SELECT * FROM visits ORDER BY case_ref, visit_no",
+            "SELECT * FROM seminars",
+            "SELECT * FROM delegates ORDER BY seminar_ref, authority_code, email",
+            vec![],
+            vec![],
+        ),
+        Scope::Case {
+            case_ref,
+            visit_no: v,
+        } => (
+            "SELECT * FROM cases WHERE case_ref = ?",
+            if v.is_some() {
+                "SELECT * FROM visits WHERE case_ref = ? AND visit_no = ?"
+            } else {
+                "SELECT * FROM visits WHERE 0"
+            },
+            "SELECT * FROM seminars WHERE 0",
+            "SELECT * FROM delegates WHERE 0",
+            vec![case_ref],
+            vec![],
+        ),
+        Scope::Seminar {
+            seminar_ref,
+            authority,
+            delegate,
+        } => {
+            let delegates = match (authority, delegate) {
+                (_, Some(_)) => "SELECT * FROM delegates WHERE seminar_ref = ? AND email = ?",
+                (Some(_), None) => {
+                    "SELECT * FROM delegates WHERE seminar_ref = ? AND authority_code = ?
+                     ORDER BY email"
+                }
+                (None, None) => {
+                    "SELECT * FROM delegates WHERE seminar_ref = ? ORDER BY authority_code, email"
+                }
+            };
+            let mut binds = vec![seminar_ref];
+            binds.extend(delegate.or(authority));
+            (
+                "SELECT * FROM cases WHERE 0",
+                "SELECT * FROM visits WHERE 0",
+                "SELECT * FROM seminars WHERE seminar_ref = ?",
+                delegates,
+                vec![],
+                binds,
+            )
+        }
+    };
+    for row in rows(pool, cases, &case_binds).await? {
+        let c = case(&row)?;
+        records.cases.insert(c.case_ref.clone(), c);
     }
-    for row in sqlx::query("SELECT * FROM cases").fetch_all(pool).await? {
-        let case_ref: String = row.get("case_ref");
-        let c = (|| -> anyhow::Result<Case> {
-            Ok(Case {
-                case_ref: case_ref.clone(),
-                authority_code: row.get("authority_code"),
-                judgement: row
-                    .get::<String, _>("judgement")
-                    .parse()
-                    .map_err(anyhow::Error::msg)?,
-                report_received_on: date(row.get("report_received_on"))?,
-                plan_received_on: row
-                    .get::<Option<String>, _>("plan_received_on")
-                    .map(|s| date(&s))
-                    .transpose()?,
-                lead_inspector_email: email(row.get("lead_inspector_email"))?,
-                dfe_link_email: optional_email(row.get("dfe_link_email"))?,
-                closed: row.get("closed"),
-            })
-        })()
-        .with_context(|| format!("while reading case {case_ref}"))?;
-        records.cases.insert(case_ref, c);
+    let mut visit_binds = case_binds.clone();
+    if !visit_no.is_empty() {
+        visit_binds.push(&visit_no);
     }
-    for row in sqlx::query("SELECT * FROM visits ORDER BY case_ref, visit_no")
-        .fetch_all(pool)
-        .await?
-    {
-        let case_ref: String = row.get("case_ref");
-        let visit_no: i64 = row.get("visit_no");
-        let v = (|| -> anyhow::Result<Visit> {
-            Ok(Visit {
-                case_ref: case_ref.clone(),
-                visit_no: u32::try_from(visit_no)?,
-                starts_on: date(row.get("starts_on"))?,
-                lead_inspector_email: email(row.get("lead_inspector_email"))?,
-                audited_cases: split_audited(row.get("audited_cases")),
-                cancelled: row.get("cancelled"),
-            })
-        })()
-        .with_context(|| format!("while reading visit {case_ref}#{visit_no}"))?;
-        records.visits.push(v);
+    for row in rows(pool, visits, &visit_binds).await? {
+        records.visits.push(visit(&row)?);
     }
-    for row in sqlx::query("SELECT * FROM seminars")
-        .fetch_all(pool)
-        .await?
-    {
-        let seminar_ref: String = row.get("seminar_ref");
-        let s = (|| -> anyhow::Result<Seminar> {
-            Ok(Seminar {
-                seminar_ref: seminar_ref.clone(),
-                title: row.get("title"),
-                region: crate::domain::Region::from_str(row.get("region"))
-                    .map_err(anyhow::Error::msg)?,
-                held_on: date(row.get("held_on"))?,
-                venue: row.get("venue"),
-                confirmed: row.get("confirmed"),
-                cancelled: row.get("cancelled"),
-            })
-        })()
-        .with_context(|| format!("while reading seminar {seminar_ref}"))?;
-        records.seminars.insert(seminar_ref, s);
+    for row in rows(pool, seminars, &sem_binds[..sem_binds.len().min(1)]).await? {
+        let s = seminar(&row)?;
+        records.seminars.insert(s.seminar_ref.clone(), s);
     }
-    for row in sqlx::query("SELECT * FROM delegates ORDER BY seminar_ref, authority_code, email")
-        .fetch_all(pool)
-        .await?
-    {
-        let seminar_ref: String = row.get("seminar_ref");
-        let d = Delegate {
-            seminar_ref: seminar_ref.clone(),
-            authority_code: row.get("authority_code"),
-            name: row.get("name"),
-            email: email(row.get("email"))
-                .with_context(|| format!("while reading a delegate of {seminar_ref}"))?,
-        };
-        records.delegates.push(d);
+    for row in rows(pool, delegates, &sem_binds).await? {
+        records.delegates.push(delegate(&row)?);
+    }
+    // Authorities: all of them, or those the records above refer to.
+    let codes: std::collections::BTreeSet<String> = records
+        .cases
+        .values()
+        .map(|c| c.authority_code.clone())
+        .chain(records.delegates.iter().map(|d| d.authority_code.clone()))
+        .collect();
+    let authority_rows = match scope {
+        Scope::All => rows(pool, "SELECT * FROM authorities", &[]).await?,
+        _ => {
+            let mut all = Vec::new();
+            for code in &codes {
+                all.extend(rows(pool, "SELECT * FROM authorities WHERE code = ?", &[code]).await?);
+            }
+            all
+        }
+    };
+    for row in authority_rows {
+        let a = authority(&row)?;
+        records.authorities.insert(a.code.clone(), a);
     }
     Ok(records)
+}
+
+fn authority(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Authority> {
+    let code: String = row.get("code");
+    (|| -> anyhow::Result<Authority> {
+        Ok(Authority {
+            code: code.clone(),
+            name: row.get("name"),
+            region: crate::domain::Region::from_str(row.get("region"))
+                .map_err(anyhow::Error::msg)?,
+            dcs_name: row.get("dcs_name"),
+            dcs_email: email(row.get("dcs_email"))?,
+            coordinator_email: optional_email(row.get("coordinator_email"))?,
+        })
+    })()
+    .with_context(|| format!("while reading authority {code}"))
+}
+
+fn case(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Case> {
+    let case_ref: String = row.get("case_ref");
+    (|| -> anyhow::Result<Case> {
+        Ok(Case {
+            case_ref: case_ref.clone(),
+            authority_code: row.get("authority_code"),
+            judgement: row
+                .get::<String, _>("judgement")
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+            report_received_on: date(row.get("report_received_on"))?,
+            plan_received_on: row
+                .get::<Option<String>, _>("plan_received_on")
+                .map(|s| date(&s))
+                .transpose()?,
+            lead_inspector_email: email(row.get("lead_inspector_email"))?,
+            dfe_link_email: optional_email(row.get("dfe_link_email"))?,
+            closed: row.get("closed"),
+        })
+    })()
+    .with_context(|| format!("while reading case {case_ref}"))
+}
+
+fn visit(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Visit> {
+    let case_ref: String = row.get("case_ref");
+    let visit_no: i64 = row.get("visit_no");
+    (|| -> anyhow::Result<Visit> {
+        Ok(Visit {
+            case_ref: case_ref.clone(),
+            visit_no: u32::try_from(visit_no)?,
+            starts_on: date(row.get("starts_on"))?,
+            lead_inspector_email: email(row.get("lead_inspector_email"))?,
+            audited_cases: split_audited(row.get("audited_cases")),
+            cancelled: row.get("cancelled"),
+        })
+    })()
+    .with_context(|| format!("while reading visit {case_ref}#{visit_no}"))
+}
+
+fn seminar(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Seminar> {
+    let seminar_ref: String = row.get("seminar_ref");
+    (|| -> anyhow::Result<Seminar> {
+        Ok(Seminar {
+            seminar_ref: seminar_ref.clone(),
+            title: row.get("title"),
+            region: crate::domain::Region::from_str(row.get("region"))
+                .map_err(anyhow::Error::msg)?,
+            held_on: date(row.get("held_on"))?,
+            venue: row.get("venue"),
+            confirmed: row.get("confirmed"),
+            cancelled: row.get("cancelled"),
+        })
+    })()
+    .with_context(|| format!("while reading seminar {seminar_ref}"))
+}
+
+fn delegate(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Delegate> {
+    let seminar_ref: String = row.get("seminar_ref");
+    Ok(Delegate {
+        seminar_ref: seminar_ref.clone(),
+        authority_code: row.get("authority_code"),
+        name: row.get("name"),
+        email: email(row.get("email"))
+            .with_context(|| format!("while reading a delegate of {seminar_ref}"))?,
+    })
+}
+
+/// A number that changes whenever any record does (kept by triggers), so a
+/// pass can tell that nothing needs planning again.
+pub async fn version(pool: &SqlitePool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM records_version WHERE id = 1")
+            .fetch_one(pool)
+            .await?,
+    )
 }

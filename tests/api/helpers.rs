@@ -354,7 +354,7 @@ impl SmtpServer {
         let mut server = Server::new(sink);
         server
             .with_name("sink.test")
-            .with_num_threads(4)
+            .with_num_threads(16)
             .with_tcp_listener(listener);
         if let Some(dir) = tls_dir {
             server

@@ -91,3 +91,45 @@ proptest! {
         });
     }
 }
+
+#[test]
+fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
+    let app = crate::helpers::TestApp::new();
+    app.import_examples();
+    let settings = Settings::load(&crate::helpers::shipped_config()).unwrap();
+    let mut settings = settings;
+    settings.database.url = app.db_path().display().to_string();
+    settings.mail.spool_dir = app.spool();
+    let engine = keydates::deliver::Engine::new(settings).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap();
+    runtime().block_on(async {
+        let pool =
+            keydates::records::store::open(&app.db_path(), std::time::Duration::from_secs(5))
+                .await
+                .unwrap();
+        let first = keydates::deliver::plan_if_changed(&engine, &pool, now)
+            .await
+            .unwrap();
+        assert!(first.is_some_and(|r| r.added > 0));
+        let second = keydates::deliver::plan_if_changed(&engine, &pool, now)
+            .await
+            .unwrap();
+        assert_eq!(second, None, "nothing changed: nothing planned");
+        keydates::records::edit::move_visit(
+            &pool,
+            "RIV-2026-01",
+            1,
+            NaiveDate::from_ymd_opt(2026, 12, 15).unwrap(),
+        )
+        .await
+        .unwrap();
+        let third = keydates::deliver::plan_if_changed(&engine, &pool, now)
+            .await
+            .unwrap();
+        assert!(
+            third.is_some_and(|r| r.cancelled > 0 && r.added > 0),
+            "{third:?}"
+        );
+        pool.close().await;
+    });
+}
