@@ -307,13 +307,15 @@ pub async fn run_pass(
 ) -> anyhow::Result<PassReport> {
     let worker = outbox::worker_id();
     let now = clock.now();
-    let mut report = PassReport::default();
-    report.reconcile = plan_if_changed(engine, pool, now)
-        .await?
-        .unwrap_or_default();
     let lease = Duration::seconds(engine.settings.schedule.claim_lease_secs as i64);
-    report.released = outbox::release_interrupted(pool, now, lease).await?;
-    report.expired = outbox::expire(pool, now).await?;
+    let mut report = PassReport {
+        reconcile: plan_if_changed(engine, pool, now)
+            .await?
+            .unwrap_or_default(),
+        released: outbox::release_interrupted(pool, now, lease).await?,
+        expired: outbox::expire(pool, now).await?,
+        ..PassReport::default()
+    };
     let workers = match engine.settings.mail.transport {
         crate::config::TransportKind::Smtp => engine.settings.mail.smtp.pool_size.max(1),
         crate::config::TransportKind::File => 1,
