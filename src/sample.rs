@@ -19,17 +19,20 @@ pub fn records() -> Records {
     generate(1, date(2026, 11, 2))
 }
 
-/// `n` authorities, each with an inadequate case, two visits, and a delegate at
-/// one of `n / 5 + 1` seminars; dates spread from `start`.
+/// `n` cases, with records in proportion: an authority per ten cases, a
+/// monitoring visit per inadequate case (every other one), a seminar per
+/// hundred cases and a delegate per authority. Dates spread from `start`.
 pub fn generate(n: usize, start: NaiveDate) -> Records {
     let mut r = Records::default();
-    let seminars = n / 5 + 1;
+    let authorities = n / 10 + 1;
+    let seminars = n / 100 + 1;
     for s in 0..seminars {
         let held_on = start + Days::new(60 + (s % 200) as u64);
+        let seminar_ref = format!("SEM{s:06}");
         r.seminars.insert(
-            format!("SEM{s:06}"),
+            seminar_ref.clone(),
             Seminar {
-                seminar_ref: format!("SEM{s:06}"),
+                seminar_ref,
                 title: format!("Getting to good: practice seminar {s}"),
                 region: Region::ALL[s % 8],
                 held_on,
@@ -39,28 +42,36 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
             },
         );
     }
-    for i in 0..n {
-        let code = format!("LA{i:06}");
-        let region = Region::ALL[i % 8];
+    for a in 0..authorities {
+        let code = format!("LA{a:06}");
         r.authorities.insert(
             code.clone(),
             Authority {
                 code: code.clone(),
-                name: format!("Sampleshire {i}"),
-                region,
+                name: format!("Sampleshire {a}"),
+                region: Region::ALL[a % 8],
                 dcs_name: "Alex Director".into(),
-                dcs_email: email(&format!("dcs{i}@sampleshire.example.org")),
-                coordinator_email: Some(email(&format!("coord{i}@sampleshire.example.org"))),
+                dcs_email: email(&format!("dcs{a}@sampleshire.example.org")),
+                coordinator_email: Some(email(&format!("coord{a}@sampleshire.example.org"))),
             },
         );
-        let case_ref = format!("C{i:06}");
+        r.delegates.push(Delegate {
+            seminar_ref: format!("SEM{:06}", a % seminars),
+            authority_code: code,
+            name: format!("Delegate {a}"),
+            email: email(&format!("delegate{a}@sampleshire.example.org")),
+        });
+    }
+    for i in 0..n {
+        let case_ref = format!("C{i:07}");
         let report = start + Days::new((i % 300) as u64);
+        let inadequate = i % 2 == 0;
         r.cases.insert(
             case_ref.clone(),
             Case {
                 case_ref: case_ref.clone(),
-                authority_code: code.clone(),
-                judgement: if i % 2 == 0 {
+                authority_code: format!("LA{:06}", i % authorities),
+                judgement: if inadequate {
                     Judgement::Inadequate
                 } else {
                     Judgement::RequiresImprovement
@@ -72,22 +83,16 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
                 closed: false,
             },
         );
-        for v in 1..=2u32 {
+        if inadequate {
             r.visits.push(Visit {
-                case_ref: case_ref.clone(),
-                visit_no: v,
-                starts_on: report + Days::new(120 + 91 * u64::from(v)),
+                case_ref,
+                visit_no: 1,
+                starts_on: report + Days::new(120),
                 lead_inspector_email: email("lead.inspector@ofsted.example.org"),
                 audited_cases: vec!["AC-1".into(), "AC-2".into()],
                 cancelled: false,
             });
         }
-        r.delegates.push(Delegate {
-            seminar_ref: format!("SEM{:06}", i % seminars),
-            authority_code: code,
-            name: format!("Delegate {i}"),
-            email: email(&format!("delegate{i}@sampleshire.example.org")),
-        });
     }
     r
 }

@@ -1,0 +1,177 @@
+//! How planning and the per-pass bookkeeping grow with the number of records:
+//! time and peak memory at 1k, 10k, 100k (and, with KEYDATES_BENCH_SIZES,
+//! 1M) cases against the shipped rules, through a real SQLite file.
+//!
+//! `cargo bench --bench scale` measures; under `cargo test` it runs once, small.
+
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use keydates::config::{Settings, TransportKind};
+use keydates::deliver::{Engine, plan_if_changed};
+use keydates::records::Records;
+use keydates::{outbox, plan, records, sample};
+use sqlx::SqlitePool;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    for a in r.authorities.values() {
+        sqlx::query("INSERT INTO authorities VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&a.code)
+            .bind(&a.name)
+            .bind(a.region.id())
+            .bind(&a.dcs_name)
+            .bind(a.dcs_email.as_str())
+            .bind(a.coordinator_email.as_ref().map(|e| e.as_str()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for c in r.cases.values() {
+        sqlx::query("INSERT INTO cases VALUES (?, ?, ?, ?, NULL, ?, NULL, 0)")
+            .bind(&c.case_ref)
+            .bind(&c.authority_code)
+            .bind(c.judgement.id())
+            .bind(c.report_received_on.to_string())
+            .bind(c.lead_inspector_email.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    for v in &r.visits {
+        sqlx::query("INSERT INTO visits VALUES (?, ?, ?, ?, ?, 0)")
+            .bind(&v.case_ref)
+            .bind(v.visit_no as i64)
+            .bind(v.starts_on.to_string())
+            .bind(v.lead_inspector_email.as_str())
+            .bind(v.audited_cases.join(";"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for s in r.seminars.values() {
+        sqlx::query("INSERT INTO seminars VALUES (?, ?, ?, ?, ?, 1, 0)")
+            .bind(&s.seminar_ref)
+            .bind(&s.title)
+            .bind(s.region.id())
+            .bind(s.held_on.to_string())
+            .bind(&s.venue)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for d in &r.delegates {
+        sqlx::query("INSERT INTO delegates VALUES (?, ?, ?, ?)")
+            .bind(&d.seminar_ref)
+            .bind(&d.authority_code)
+            .bind(&d.name)
+            .bind(d.email.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+async fn measure(n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/keydates.toml"
+    )))?;
+    settings.database.url = dir.path().join("bench.db").display().to_string();
+    settings.mail.spool_dir = dir.path().join("mail");
+    settings.mail.transport = TransportKind::File;
+    let db = settings.database_path();
+    let engine = Engine::new(settings)?;
+    let pool = records::store::open(&db, Duration::from_secs(30)).await?;
+    let start = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+    // Before anything falls due, so a pass is pure bookkeeping.
+    let now = Utc.with_ymd_and_hms(2026, 8, 1, 8, 0, 0).unwrap();
+
+    let records = sample::generate(n, start);
+    let t = Instant::now();
+    write_records(&pool, &records).await?;
+    let write = t.elapsed();
+
+    let t = Instant::now();
+    let planned = plan::plan(&records, &engine.settings, &engine.calendar);
+    let plan_only = t.elapsed();
+    let actions = planned.len();
+    drop(planned);
+    drop(records);
+
+    let t = Instant::now();
+    plan_if_changed(&engine, &pool, now).await?;
+    let first = t.elapsed();
+
+    // A pass in which nothing changed: the planning check, releasing stale
+    // claims, expiry, and looking for a due row.
+    let t = Instant::now();
+    let skipped = plan_if_changed(&engine, &pool, now).await?;
+    outbox::release_interrupted(&pool, now, chrono::Duration::seconds(300)).await?;
+    outbox::expire(&pool, now).await?;
+    let claimed = outbox::claim(&pool, now, "bench:0", "bench.invalid").await?;
+    let idle = t.elapsed();
+    assert!(skipped.is_none() && claimed.is_none());
+
+    records::edit::move_visit(
+        &pool,
+        "C0000000",
+        1,
+        NaiveDate::from_ymd_opt(2027, 2, 1).unwrap(),
+    )
+    .await?;
+    let t = Instant::now();
+    plan_if_changed(&engine, &pool, now).await?;
+    let one_change = t.elapsed();
+
+    println!(
+        "| {n} | {actions} | {} | {} | {} | {} | {} | {:.0} |",
+        ms(write),
+        ms(plan_only),
+        ms(first),
+        ms(idle),
+        ms(one_change),
+        peak_rss_mib()
+    );
+    pool.close().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = if measuring {
+        std::env::var("KEYDATES_BENCH_SIZES")
+            .unwrap_or_else(|_| "1000,10000,100000".into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    } else {
+        vec![200]
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "| cases | actions | write records ms | plan (pure) ms | first pass: load+plan+reconcile ms | pass, nothing changed ms | pass after one change ms | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        rt.block_on(measure(n))?;
+    }
+    Ok(())
+}
