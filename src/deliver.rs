@@ -274,24 +274,91 @@ pub async fn plan_and_reconcile(
     Ok((records, report))
 }
 
-/// Plans and reconciles unless neither the records nor the planning settings
-/// changed since the last plan; then the pass costs nothing however many
-/// records there are. `None` when it was skipped.
+/// More changed records than this and a pass plans everything again, which
+/// is then cheaper than planning them one by one.
+const INCREMENTAL_LIMIT: usize = 2_000;
+
+/// Plans what changed since the last plan and reconciles it: nothing when
+/// nothing changed, just the changed cases and seminars when few did, and
+/// everything when the planning settings changed or many records did.
+/// `None` when nothing needed planning.
 pub async fn plan_if_changed(
     engine: &Engine,
     pool: &SqlitePool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<ReconcileReport>> {
-    // Read before planning: a change made meanwhile bumps it again, and the
-    // next pass plans once more.
-    let version = records::store::version(pool).await?;
-    let stamp = format!("{version}:{}", engine.plan_fingerprint);
-    if outbox::get_state(pool, "planned").await?.as_deref() == Some(stamp.as_str()) {
-        return Ok(None);
-    }
-    let (_, report) = plan_and_reconcile(engine, pool, now).await?;
-    outbox::set_state(pool, "planned", &stamp).await?;
+    // Read first: a change made while planning is after it and is planned
+    // by the next pass.
+    let upto = records::store::last_change(pool).await?;
+    let stamp = outbox::get_state(pool, "planned_through").await?;
+    let previous = stamp.as_deref().and_then(|s| {
+        let (seq, fingerprint) = s.split_once(':')?;
+        (fingerprint == engine.plan_fingerprint)
+            .then_some(seq.parse::<i64>().ok())
+            .flatten()
+    });
+    let report = match previous {
+        Some(seq) if seq == upto => return Ok(None),
+        Some(seq) => {
+            let (cases, seminars) = records::store::changed_subjects(pool, seq, upto).await?;
+            if cases.len() + seminars.len() > INCREMENTAL_LIMIT {
+                plan_and_reconcile(engine, pool, now).await?.1
+            } else {
+                plan_subjects(engine, pool, now, &cases, &seminars).await?
+            }
+        }
+        None => plan_and_reconcile(engine, pool, now).await?.1,
+    };
+    outbox::set_state(
+        pool,
+        "planned_through",
+        &format!("{upto}:{}", engine.plan_fingerprint),
+    )
+    .await?;
+    records::store::forget_changes(pool, upto).await?;
     Ok(Some(report))
+}
+
+/// Plans and reconciles just these cases and seminars.
+async fn plan_subjects(
+    engine: &Engine,
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    cases: &[String],
+    seminars: &[String],
+) -> anyhow::Result<ReconcileReport> {
+    let records = records::store::load_subjects(pool, cases, seminars)
+        .await
+        .context("while reading the changed records")?;
+    let planned = plan::plan(&records, &engine.settings, &engine.calendar);
+    let ids = |kinds: &[SubjectKind]| -> std::collections::HashSet<String> {
+        engine
+            .settings
+            .rules
+            .iter()
+            .filter(|r| kinds.contains(&r.on))
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    let case_rules = ids(&[SubjectKind::Case, SubjectKind::Visit]);
+    let seminar_rules = ids(&[
+        SubjectKind::Seminar,
+        SubjectKind::Delegate,
+        SubjectKind::SeminarAuthority,
+    ]);
+    outbox::reconcile_scoped(
+        pool,
+        &planned,
+        now,
+        outbox::ReconcileScope::Subjects {
+            cases,
+            seminars,
+            case_rules: &case_rules,
+            seminar_rules: &seminar_rules,
+        },
+    )
+    .await
+    .context("while reconciling the changed records")
 }
 
 /// One plan-reconcile-deliver pass. Stops between sends once `stop` is set.

@@ -167,6 +167,23 @@ fn fields_of(a: &PlannedAction) -> (String, String, String, String) {
     )
 }
 
+/// Which outbox rows a reconcile may touch.
+#[derive(Debug, Clone, Copy)]
+pub enum ReconcileScope<'a> {
+    /// Every row: the plan covers all records.
+    All,
+    /// Only rows about these cases (and their visits) and these seminars: the
+    /// plan covers just the records that changed.
+    Subjects {
+        cases: &'a [String],
+        seminars: &'a [String],
+        /// Ids of the rules on cases and visits, and on seminars, delegates
+        /// and seminar authorities: a case and a seminar may share a name.
+        case_rules: &'a HashSet<String>,
+        seminar_rules: &'a HashSet<String>,
+    },
+}
+
 /// Makes the outbox match the plan, in one transaction. New actions become
 /// pending rows; pending rows follow their record (new date, new recipients)
 /// or are cancelled when their action no longer holds; rows cancelled that
@@ -177,17 +194,59 @@ pub async fn reconcile(
     planned: &[PlannedAction],
     now: DateTime<Utc>,
 ) -> anyhow::Result<ReconcileReport> {
+    reconcile_scoped(pool, planned, now, ReconcileScope::All).await
+}
+
+const OPEN_ROWS: &str =
+    "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
+     FROM outbox WHERE status IN ('pending', 'cancelled')";
+
+/// `reconcile`, limited to the rows in `scope`.
+pub async fn reconcile_scoped(
+    pool: &SqlitePool,
+    planned: &[PlannedAction],
+    now: DateTime<Utc>,
+    scope: ReconcileScope<'_>,
+) -> anyhow::Result<ReconcileReport> {
     let now_s = ts(now);
     let mut report = ReconcileReport::default();
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut rows = Vec::new();
+    match scope {
+        ReconcileScope::All => rows = sqlx::query(OPEN_ROWS).fetch_all(&mut *tx).await?,
+        ReconcileScope::Subjects {
+            cases,
+            seminars,
+            case_rules,
+            seminar_rules,
+        } => {
+            let by_case = format!(
+                "{OPEN_ROWS} AND (subject = ?1 OR substr(subject, 1, length(?1) + 1) = ?1 || '#')"
+            );
+            for case in cases {
+                let found = sqlx::query(&by_case).bind(case).fetch_all(&mut *tx).await?;
+                rows.extend(
+                    found
+                        .into_iter()
+                        .filter(|r| case_rules.contains(r.get::<&str, _>("rule_id"))),
+                );
+            }
+            let by_seminar = format!("{OPEN_ROWS} AND subject = ?1");
+            for seminar in seminars {
+                let found = sqlx::query(&by_seminar)
+                    .bind(seminar)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                rows.extend(
+                    found
+                        .into_iter()
+                        .filter(|r| seminar_rules.contains(r.get::<&str, _>("rule_id"))),
+                );
+            }
+        }
+    }
     let mut existing: HashMap<String, Existing> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT id, key, status, cancelled_by, forced, due_on, send_at, send_until, recipients
-         FROM outbox WHERE status IN ('pending', 'cancelled')",
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    {
+    for row in rows {
         existing.insert(
             row.get("key"),
             Existing {

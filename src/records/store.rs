@@ -291,12 +291,126 @@ fn delegate(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Delegate> {
     })
 }
 
-/// A number that changes whenever any record does (kept by triggers), so a
-/// pass can tell that nothing needs planning again.
-pub async fn version(pool: &SqlitePool) -> anyhow::Result<i64> {
+/// The sequence number of the latest record change (0 before any).
+pub async fn last_change(pool: &SqlitePool) -> anyhow::Result<i64> {
     Ok(
-        sqlx::query_scalar("SELECT version FROM records_version WHERE id = 1")
-            .fetch_one(pool)
-            .await?,
+        // From sqlite_sequence, which remembers the last number after the
+        // planned changes have been deleted.
+        sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'record_changes'), 0)",
+        )
+        .fetch_one(pool)
+        .await?,
     )
+}
+
+/// What changed after `after` up to `upto`: the cases and seminars to plan
+/// again, with an authority's change spread to its cases and seminars.
+pub async fn changed_subjects(
+    pool: &SqlitePool,
+    after: i64,
+    upto: i64,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let mut cases = std::collections::BTreeSet::new();
+    let mut seminars = std::collections::BTreeSet::new();
+    let mut authorities = std::collections::BTreeSet::new();
+    for (kind, key) in sqlx::query_as::<_, (String, String)>(
+        "SELECT DISTINCT kind, key FROM record_changes WHERE seq > ? AND seq <= ?",
+    )
+    .bind(after)
+    .bind(upto)
+    .fetch_all(pool)
+    .await?
+    {
+        match kind.as_str() {
+            "case" => cases.insert(key),
+            "seminar" => seminars.insert(key),
+            _ => authorities.insert(key),
+        };
+    }
+    for code in &authorities {
+        cases.extend(
+            sqlx::query_scalar::<_, String>("SELECT case_ref FROM cases WHERE authority_code = ?")
+                .bind(code)
+                .fetch_all(pool)
+                .await?,
+        );
+        seminars.extend(
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT seminar_ref FROM delegates WHERE authority_code = ?",
+            )
+            .bind(code)
+            .fetch_all(pool)
+            .await?,
+        );
+    }
+    Ok((cases.into_iter().collect(), seminars.into_iter().collect()))
+}
+
+/// Forgets changes that have been planned.
+pub async fn forget_changes(pool: &SqlitePool, upto: i64) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM record_changes WHERE seq <= ?")
+        .bind(upto)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The given cases with their visits and the given seminars with their
+/// delegates, plus the authorities they name.
+pub async fn load_subjects(
+    pool: &SqlitePool,
+    cases: &[String],
+    seminars: &[String],
+) -> anyhow::Result<Records> {
+    let mut records = Records::default();
+    for case_ref in cases {
+        for row in rows(pool, "SELECT * FROM cases WHERE case_ref = ?", &[case_ref]).await? {
+            let c = case(&row)?;
+            records.cases.insert(c.case_ref.clone(), c);
+        }
+        for row in rows(
+            pool,
+            "SELECT * FROM visits WHERE case_ref = ? ORDER BY visit_no",
+            &[case_ref],
+        )
+        .await?
+        {
+            records.visits.push(visit(&row)?);
+        }
+    }
+    for seminar_ref in seminars {
+        for row in rows(
+            pool,
+            "SELECT * FROM seminars WHERE seminar_ref = ?",
+            &[seminar_ref],
+        )
+        .await?
+        {
+            let s = seminar(&row)?;
+            records.seminars.insert(s.seminar_ref.clone(), s);
+        }
+        for row in rows(
+            pool,
+            "SELECT * FROM delegates WHERE seminar_ref = ? ORDER BY authority_code, email",
+            &[seminar_ref],
+        )
+        .await?
+        {
+            records.delegates.push(delegate(&row)?);
+        }
+    }
+    let codes: std::collections::BTreeSet<String> = records
+        .cases
+        .values()
+        .map(|c| c.authority_code.clone())
+        .chain(records.delegates.iter().map(|d| d.authority_code.clone()))
+        .collect();
+    for code in &codes {
+        for row in rows(pool, "SELECT * FROM authorities WHERE code = ?", &[code]).await? {
+            let a = authority(&row)?;
+            records.authorities.insert(a.code.clone(), a);
+        }
+    }
+    Ok(records)
 }

@@ -133,3 +133,73 @@ fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
         pool.close().await;
     });
 }
+
+/// One record change an admin can make.
+#[derive(Debug, Clone)]
+enum Edit {
+    MoveVisit(usize, u64),
+    CancelVisit(usize),
+    PlanReceived(usize),
+    CloseCase(usize),
+    CancelSeminar(usize),
+    ConfirmSeminar(usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (0usize..3, 0u64..60).prop_map(|(v, d)| Edit::MoveVisit(v, d)),
+        (0usize..3).prop_map(Edit::CancelVisit),
+        (0usize..4).prop_map(Edit::PlanReceived),
+        (0usize..4).prop_map(Edit::CloseCase),
+        (0usize..2).prop_map(Edit::CancelSeminar),
+        (0usize..2).prop_map(Edit::ConfirmSeminar),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Planning only what changed leaves the outbox exactly as planning
+    /// everything would.
+    #[test]
+    fn planning_only_what_changed_matches_planning_everything(
+        edits in prop::collection::vec(edit(), 1..8),
+        day in 0u64..200,
+    ) {
+        let app = crate::helpers::TestApp::new();
+        app.import_examples();
+        let mut settings = settings();
+        settings.database.url = app.db_path().display().to_string();
+        settings.mail.spool_dir = app.spool();
+        let engine = keydates::deliver::Engine::new(settings).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 9, 1, 8, 0, 0).unwrap() + chrono::Duration::days(day as i64);
+        let cases = ["SOU-2026-01", "NOR-2026-01", "EAS-2026-01", "RIV-2026-01"];
+        let visits = [("RIV-2026-01", 1), ("RIV-2026-01", 2), ("SOU-2026-01", 1)];
+        let seminars = ["G2G-SW-2027-01", "G2G-NW-2027-01"];
+        runtime().block_on(async {
+            use keydates::records::edit as e;
+            let pool = keydates::records::store::open(&app.db_path(), std::time::Duration::from_secs(5))
+                .await
+                .unwrap();
+            keydates::deliver::plan_if_changed(&engine, &pool, now).await.unwrap();
+            for edit in &edits {
+                let base = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+                let _ = match edit {
+                    Edit::MoveVisit(v, d) => e::move_visit(&pool, visits[*v].0, visits[*v].1, base + Days::new(*d)).await,
+                    Edit::CancelVisit(v) => e::cancel_visit(&pool, visits[*v].0, visits[*v].1).await,
+                    Edit::PlanReceived(c) => e::plan_received(&pool, cases[*c], base).await,
+                    Edit::CloseCase(c) => e::close_case(&pool, cases[*c]).await,
+                    Edit::CancelSeminar(s) => e::cancel_seminar(&pool, seminars[*s]).await,
+                    Edit::ConfirmSeminar(s) => e::confirm_seminar(&pool, seminars[*s]).await,
+                };
+                let report = keydates::deliver::plan_if_changed(&engine, &pool, now).await.unwrap();
+                assert!(report.is_some(), "an edit is planned");
+            }
+            let all = keydates::records::store::load(&pool).await.unwrap();
+            let planned = plan::plan(&all, &engine.settings, &engine.calendar);
+            let full = outbox::reconcile(&pool, &planned, now).await.unwrap();
+            assert_eq!(full, outbox::ReconcileReport::default(), "after {edits:?}");
+            pool.close().await;
+        });
+    }
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# End-to-end delivery throughput: keydates sending N due emails to smtp-sink,
+# next to smtp-source sending N messages of the same size with the same
+# concurrency to the same sink. Prints a markdown table of medians.
+#
+# Env: N (emails, default 10000), POOLS (default "1 4 8"), RUNS (default 3),
+#      PORT (default 2525), KEYDATES_BIN (default target/release/keydates).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=${N:-10000}
+POOLS=${POOLS:-"1 4 8"}
+RUNS=${RUNS:-3}
+PORT=${PORT:-2525}
+BIN=${KEYDATES_BIN:-$ROOT/target/release/keydates}
+# Hard cap per timed step so a hung sender cannot stall the script.
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- prerequisites ----------------------------------------------------------
+need_postfix_tools() {
+    [[ -x /usr/sbin/smtp-sink && -x /usr/sbin/smtp-source ]] && return 0
+    log "installing postfix for smtp-sink/smtp-source"
+    apt-get update -qq
+    # No mailer configuration: we only want the test programs, not a running MTA.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+}
+need_postfix_tools
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
+if [[ ! -x $BIN ]]; then
+    log "building keydates"
+    (cd "$ROOT" && nice cargo build --release)
+fi
+
+# --- workspace and cleanup --------------------------------------------------
+WORK=$(mktemp -d /tmp/keydates-bench.XXXXXX)
+SINK_PID=""
+stop_sink() {
+    if [[ -n $SINK_PID ]] && kill -0 "$SINK_PID" 2>/dev/null; then
+        kill "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
+    SINK_PID=""
+}
+cleanup() {
+    stop_sink
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export KEYDATES_CONFIG=$ROOT/config/keydates.toml
+export KEYDATES__MAIL__SPOOL_DIR=$WORK/spool
+export KEYDATES__MAIL__SMTP__HOST=127.0.0.1
+export KEYDATES__MAIL__SMTP__PORT=$PORT
+export KEYDATES__MAIL__SMTP__TLS=none
+export KEYDATES__LOG__LEVEL=${KEYDATES__LOG__LEVEL:-warn}
+
+kd() { "$BIN" "$@"; }
+now_s() { date +%s.%N; }
+# Seconds between two date +%s.%N stamps.
+elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$1" "$2"; }
+rate() { python3 -c 'import sys; n, t = int(sys.argv[1]), float(sys.argv[2]); print(f"{n / t:.1f}" if t > 0 else "inf")' "$1" "$2"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=int((NR+1)/2); if (NR%2) print a[m]; else printf "%.3f\n", (a[m]+a[m+1])/2}'; }
+
+# Starts a counting sink; its counters go to $1.
+start_sink() {
+    local out=$1
+    # -u: smtp-sink refuses to run as root without dropping privileges.
+    smtp-sink -u nobody -c -m 512 "127.0.0.1:$PORT" 1024 >"$out" 2>&1 &
+    SINK_PID=$!
+    local i
+    for i in $(seq 1 50); do
+        if python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$PORT" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "smtp-sink did not start on 127.0.0.1:$PORT"; cat "$out" >&2; exit 1
+}
+# Last "mesg=" counter the sink printed: messages fully received.
+sink_count() {
+    local n
+    n=$(tr '\r' '\n' <"$1" | grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2 || true)
+    echo "${n:-0}"
+}
+sent_rows() {
+    kd outbox --status sent --format json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'
+}
+
+# --- data -------------------------------------------------------------------
+log "generating $N authorities and cases in $WORK"
+{
+    echo "code,name,region,dcs_name,dcs_email,coordinator_email"
+    for ((i = 0; i < N; i++)); do
+        echo "A$i,Authority $i Council,london,Director $i,dcs$i@la$i.example.gov.uk,"
+    done
+} >"$WORK/authorities.csv"
+{
+    echo "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email"
+    for ((i = 0; i < N; i++)); do
+        echo "C$i,A$i,requires_improvement,2026-09-01,,hmi@ofsted.example.gov.uk,"
+    done
+} >"$WORK/cases.csv"
+
+TEMPLATE_DB=$WORK/template/keydates.db
+export KEYDATES__DATABASE__URL=$TEMPLATE_DB
+t0=$(now_s)
+kd import authorities "$WORK/authorities.csv" >/dev/null
+kd import cases "$WORK/cases.csv" >/dev/null
+t1=$(now_s)
+IMPORT_S=$(elapsed "$t0" "$t1")
+
+DAY=$(kd date 2026-09-01 "50 working days")
+PREV=$(date -d "$DAY - 1 day" +%F)
+log "plan-chase falls due on $DAY; planning pass at $PREV"
+
+# Planning pass: records the plan (and marks the earlier, long-expired rules
+# missed) so that the timed passes below are mostly delivery. Its IMS digest
+# goes to the file spool, not the sink.
+t0=$(now_s)
+KEYDATES__MAIL__TRANSPORT=file kd run --once --now "$PREV"
+t1=$(now_s)
+PLAN_S=$(elapsed "$t0" "$t1")
+# Fold the WAL into the main file so one cp makes a faithful copy.
+python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA wal_checkpoint(TRUNCATE)"); c.close()' "$TEMPLATE_DB"
+DUE=$(python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+print(c.execute("SELECT COUNT(*) FROM outbox WHERE status = ? AND rule_id = ?", ("pending", "plan-chase")).fetchone()[0])
+' "$TEMPLATE_DB")
+log "import ${IMPORT_S}s, planning pass ${PLAN_S}s, $DUE plan-chase rows pending"
+
+# Size of one keydates message, to give smtp-source the same payload.
+kd preview --rule plan-chase --subject C0 --eml "$WORK/sample.eml" >/dev/null
+MSG_BYTES=$(stat -c %s "$WORK/sample.eml")
+# One message goes to the DCS plus three copies (lead inspector, senior HMI, IMS).
+RCPTS=4
+log "one keydates message is $MSG_BYTES bytes, $RCPTS recipients"
+
+export KEYDATES__MAIL__TRANSPORT=smtp
+declare -A KD_RATES SRC_RATES KD_TIMES KD_RECV KD_SENT
+for pool in $POOLS; do
+    for ((run = 1; run <= RUNS; run++)); do
+        dir=$WORK/p$pool-r$run
+        mkdir -p "$dir"
+        cp "$TEMPLATE_DB" "$dir/keydates.db"
+        export KEYDATES__DATABASE__URL=$dir/keydates.db
+        export KEYDATES__MAIL__SMTP__POOL_SIZE=$pool
+
+        start_sink "$dir/sink-kd.txt"
+        t0=$(now_s)
+        timeout "$STEP_TIMEOUT" "$BIN" run --once --now "$DAY"
+        t1=$(now_s)
+        sleep 0.3 # let the sink print its last counters
+        stop_sink
+        kd_s=$(elapsed "$t0" "$t1")
+        recv=$(sink_count "$dir/sink-kd.txt")
+        sent=$(sent_rows)
+        kd_rate=$(rate "$recv" "$kd_s")
+
+        start_sink "$dir/sink-src.txt"
+        t0=$(now_s)
+        # -d: keep each session open for the next message, as keydates' pool does.
+        timeout "$STEP_TIMEOUT" smtp-source -d -s "$pool" -m "$DUE" -l "$MSG_BYTES" -r "$RCPTS" \
+            -f keydates@example.org -t dcs@la.example.gov.uk "127.0.0.1:$PORT"
+        t1=$(now_s)
+        sleep 0.3
+        stop_sink
+        src_s=$(elapsed "$t0" "$t1")
+        src_recv=$(sink_count "$dir/sink-src.txt")
+        src_rate=$(rate "$src_recv" "$src_s")
+
+        log "pool $pool run $run: keydates ${kd_s}s sink=$recv outbox sent=$sent -> $kd_rate msg/s; smtp-source ${src_s}s sink=$src_recv -> $src_rate msg/s"
+        KD_RATES[$pool]+="$kd_rate "
+        SRC_RATES[$pool]+="$src_rate "
+        KD_TIMES[$pool]+="$kd_s "
+        KD_RECV[$pool]+="$recv "
+        KD_SENT[$pool]+="$sent "
+        rm -rf "$dir"
+    done
+done
+
+# --- report -----------------------------------------------------------------
+echo
+echo "## keydates delivery throughput"
+echo
+echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -h | awk '/^Mem:/ {print $2}') memory"
+echo "- emails due: $DUE (N=$N), message size $MSG_BYTES bytes, $RCPTS recipients each, runs per pool size: $RUNS"
+echo "- import ${IMPORT_S}s; planning pass (run --once --now $PREV) ${PLAN_S}s; timed pass: run --once --now $DAY"
+echo
+echo "| pool size | keydates s (median) | keydates msg/s (median) | smtp-source msg/s (median) | keydates / smtp-source | sink received per run | outbox sent per run |"
+echo "|---:|---:|---:|---:|---:|---|---|"
+for pool in $POOLS; do
+    # shellcheck disable=SC2086 # word splitting of the collected figures is wanted
+    kd_med=$(median ${KD_RATES[$pool]})
+    # shellcheck disable=SC2086
+    src_med=$(median ${SRC_RATES[$pool]})
+    # shellcheck disable=SC2086
+    t_med=$(median ${KD_TIMES[$pool]})
+    ratio=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.3f}")' "$kd_med" "$src_med")
+    echo "| $pool | $t_med | $kd_med | $src_med | $ratio | ${KD_RECV[$pool]% } | ${KD_SENT[$pool]% } |"
+done
