@@ -230,33 +230,48 @@ impl Settings {
                 reason: "not found (pass --config PATH or set KEYDATES_CONFIG)".into(),
             });
         }
-        let raw = config::Config::builder()
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let builder = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(
                 config::Environment::with_prefix("KEYDATES")
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true),
-            )
-            .build()
-            .map_err(|e| ConfigError::File {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
+            );
+        Self::build(builder, &shown, base_dir)
+    }
+
+    /// Settings from TOML text alone, without the environment: for checks and fuzzing.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Settings, ConfigError> {
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        Self::build(builder, "(text)", base_dir.to_path_buf())
+    }
+
+    fn build(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        shown: &str,
+        base_dir: PathBuf,
+    ) -> Result<Settings, ConfigError> {
+        let raw = builder.build().map_err(|e| ConfigError::File {
+            path: shown.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut settings: Settings = raw.try_deserialize().map_err(|e| ConfigError::Invalid {
-            path: shown.clone(),
+            path: shown.to_string(),
             reasons: vec![e.to_string()],
         })?;
-        settings.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        settings.base_dir = base_dir;
         let reasons = settings.problems();
         if reasons.is_empty() {
             Ok(settings)
         } else {
             Err(ConfigError::Invalid {
-                path: shown,
+                path: shown.to_string(),
                 reasons,
             })
         }

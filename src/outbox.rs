@@ -220,8 +220,10 @@ pub async fn reconcile_scoped(
             case_rules,
             seminar_rules,
         } => {
+            // A case's rows and its visits' (`CASE#N`): a range on the
+            // subject index, '$' being the character after '#'.
             let by_case = format!(
-                "{OPEN_ROWS} AND (subject = ?1 OR substr(subject, 1, length(?1) + 1) = ?1 || '#')"
+                "{OPEN_ROWS} AND (subject = ?1 OR (subject >= ?1 || '#' AND subject < ?1 || '$'))"
             );
             for case in cases {
                 let found = sqlx::query(&by_case).bind(case).fetch_all(&mut *tx).await?;

@@ -225,6 +225,18 @@ pub async fn import(
     Ok(report)
 }
 
+/// Checks a file's text as `kind` without a database (references to other
+/// records are not checked): the number of records, or the first problem.
+pub fn check(kind: Kind, file: &str, bytes: &[u8]) -> Result<usize, ImportError> {
+    Ok(match kind {
+        Kind::Authorities => parse(file, bytes, kind, parse_authority)?.len(),
+        Kind::Cases => parse(file, bytes, kind, parse_case)?.len(),
+        Kind::Visits => parse(file, bytes, kind, parse_visit)?.len(),
+        Kind::Seminars => parse(file, bytes, kind, parse_seminar)?.len(),
+        Kind::Delegates => parse(file, bytes, kind, parse_delegate)?.len(),
+    })
+}
+
 fn parse<T>(
     file: &str,
     bytes: &[u8],

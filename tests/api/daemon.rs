@@ -39,7 +39,32 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Child {
+/// The daemon process; killed if a test fails before it stops it.
+struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Daemon {
     let log = std::fs::File::create(app.dir.path().join("daemon.log")).unwrap();
     // Through `sh -c exec` so that WATCHDOG_PID can name the daemon's own pid,
     // as systemd does.
@@ -55,7 +80,7 @@ fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Child {
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    Daemon(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
 fn log_of(app: &TestApp) -> String {

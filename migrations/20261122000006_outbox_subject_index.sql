@@ -1,0 +1,2 @@
+-- Reconciling one changed case or seminar finds its rows by subject.
+CREATE INDEX outbox_subject ON outbox (subject);
