@@ -197,9 +197,11 @@ pub async fn reconcile(
     reconcile_scoped(pool, planned, now, ReconcileScope::All).await
 }
 
+// `+status` keeps SQLite off the status index, so that the subject index
+// serves the scoped lookups.
 const OPEN_ROWS: &str =
     "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
-     FROM outbox WHERE status IN ('pending', 'cancelled')";
+     FROM outbox WHERE +status IN ('pending', 'cancelled')";
 
 /// `reconcile`, limited to the rows in `scope`.
 pub async fn reconcile_scoped(
