@@ -431,7 +431,7 @@ fn parse_step(part: &str) -> Result<Step, String> {
         .unwrap_or(number)
         .parse()
         .map_err(|_| format!("`{number}` is not a whole number"))?;
-    if amount.abs() > MAX_AMOUNT {
+    if amount.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
         return Err(format!("{amount} is more than {MAX_AMOUNT}"));
     }
     let unit_words: Vec<&str> = words.collect();
