@@ -42,6 +42,10 @@ fi
 
 # --- workspace and cleanup --------------------------------------------------
 WORK=$(mktemp -d /tmp/keydates-bench.XXXXXX)
+# Work with a copy of the binary: a rebuild in the shared target folder during
+# the run must not swap the program under test.
+cp "$BIN" "$WORK/keydates"
+BIN=$WORK/keydates
 SINK_PID=""
 stop_sink() {
     if [[ -n $SINK_PID ]] && kill -0 "$SINK_PID" 2>/dev/null; then

@@ -14,7 +14,8 @@ export RUSTC_BOOTSTRAP=1
 for target in offset csv_import config; do
     mkdir -p "corpus/$target"
     echo "== $target: ${seconds}s"
-    cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=4096 2>&1 |
+    # New inputs go to corpus/ (not kept in git); seeds/ holds the starting points.
+    cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- -max_total_time="$seconds" -rss_limit_mb=4096 2>&1 |
         grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' || true
     if ls artifacts/"$target"/crash-* >/dev/null 2>&1; then
         echo "$target: crash found, see fuzz/artifacts/$target/" >&2

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -101,9 +100,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             if once {
                 let pool = open(&settings).await?;
                 let engine = Engine::new(settings)?;
-                let report =
-                    deliver::run_pass(&engine, &pool, clock, &AtomicBool::new(false), || {})
-                        .await?;
+                let (stop, _) = crate::daemon::stop_on_signals()?;
+                let report = deliver::run_pass(&engine, &pool, clock, &stop, || {}).await?;
                 println!(
                     "pass: {} new, {} updated, {} cancelled, {} sent, {} retrying, {} failed, {} missed",
                     report.reconcile.added + report.reconcile.revived,

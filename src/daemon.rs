@@ -42,30 +42,33 @@ async fn poll_job(
     Ok(scheduler.add(job).await?)
 }
 
+/// A flag set (and a notification sent) on SIGTERM or SIGINT: the send in
+/// hand finishes and is recorded, then the pass stops.
+pub fn stop_on_signals() -> anyhow::Result<(Arc<AtomicBool>, Arc<Notify>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(Notify::new());
+    let mut term = signal(SignalKind::terminate()).context("while listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("while listening for SIGINT")?;
+    let (flag, notify) = (stop.clone(), stopped.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping: finishing the send in hand");
+        flag.store(true, Ordering::SeqCst);
+        notify.notify_one();
+    });
+    Ok((stop, stopped))
+}
+
 /// Runs until SIGTERM or SIGINT. Config errors on reload are logged and the
 /// old config stays in force.
 pub async fn run(config_path: PathBuf, settings: Settings, clock: Clock) -> anyhow::Result<()> {
     let pool = crate::commands::open(&settings).await?;
     let mut engine = Engine::new(settings)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::new(Notify::new());
-
-    let mut term = signal(SignalKind::terminate()).context("while listening for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("while listening for SIGINT")?;
+    let (stop, stopped) = stop_on_signals()?;
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
-    {
-        let stop = stop.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!("stopping: finishing the send in hand");
-            stop.store(true, Ordering::SeqCst);
-            stopped.notify_one();
-        });
-    }
 
     let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
     let scheduler = JobScheduler::new().await?;
@@ -94,7 +97,10 @@ pub async fn run(config_path: PathBuf, settings: Settings, clock: Clock) -> anyh
                         tracing::info!(?report, "pass done");
                     }
                 }
-                Err(e) => tracing::error!(error = format!("{e:#}"), "pass failed; will try again"),
+                Err(e) => tracing::error!(
+                    error = crate::records::store::explain(&e),
+                    "pass failed; will try again"
+                ),
             }
             if let Ok(line) = deliver::status_line(&pool, &engine).await {
                 notify(&[NotifyState::Status(&line)]);

@@ -22,7 +22,10 @@ async fn main() -> ExitCode {
     match keydates::commands::run(cli, settings).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            eprintln!(
+                "error: {}",
+                keydates::records::store::explain(&e).replace('\n', " ")
+            );
             ExitCode::FAILURE
         }
     }

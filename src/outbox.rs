@@ -449,7 +449,9 @@ pub async fn expire(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64
 }
 
 /// Takes the next due row for this worker, or none. One statement, so two
-/// processes can never take the same row.
+/// processes can never take the same row; inside an explicit transaction and
+/// read to the end, so that a claim that could not be written (a full disk)
+/// is an error here rather than a row that seems taken but is not.
 #[tracing::instrument(skip(pool))]
 pub async fn claim(
     pool: &SqlitePool,
@@ -458,7 +460,8 @@ pub async fn claim(
     message_id_domain: &str,
 ) -> anyhow::Result<Option<OutboxRow>> {
     let now_s = ts(now);
-    let row = sqlx::query(
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let rows = sqlx::query(
         "UPDATE outbox SET status = 'sending', claimed_at = ?1, claimed_by = ?2,
            attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?1),
            message_id = COALESCE(message_id, '<keydates.' || id || '.' || ?3 || '@' || ?4 || '>'),
@@ -475,9 +478,20 @@ pub async fn claim(
     .bind(worker)
     .bind(format!("{:016x}", fastrand::u64(..)))
     .bind(message_id_domain)
-    .fetch_optional(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(row.as_ref().map(OutboxRow::from_row))
+    tx.commit().await?;
+    Ok(rows.first().map(OutboxRow::from_row))
+}
+
+/// The outcome of a send must land on the row claimed for it; anything else
+/// means the claim was lost, and carrying on could send the email again.
+fn expect_one(done: sqlx::sqlite::SqliteQueryResult, id: i64) -> anyhow::Result<()> {
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        anyhow::bail!("outbox row {id} was no longer claimed when its send finished")
+    }
 }
 
 pub async fn mark_sent(
@@ -486,7 +500,7 @@ pub async fn mark_sent(
     reply: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE outbox SET status = 'sent', server_reply = ?, sent_at = ?, updated_at = ?,
            last_error = NULL, claimed_by = NULL
          WHERE id = ? AND status = 'sending'",
@@ -497,7 +511,7 @@ pub async fn mark_sent(
     .bind(id)
     .execute(pool)
     .await?;
-    Ok(())
+    expect_one(done, id)
 }
 
 pub async fn mark_retry(
@@ -507,7 +521,7 @@ pub async fn mark_retry(
     next_attempt_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, updated_at = ?,
            claimed_by = NULL, claimed_at = NULL
          WHERE id = ? AND status = 'sending'",
@@ -518,7 +532,7 @@ pub async fn mark_retry(
     .bind(id)
     .execute(pool)
     .await?;
-    Ok(())
+    expect_one(done, id)
 }
 
 pub async fn mark_failed(
@@ -527,7 +541,7 @@ pub async fn mark_failed(
     error: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ?, claimed_by = NULL
          WHERE id = ? AND status = 'sending'",
     )
@@ -536,7 +550,7 @@ pub async fn mark_failed(
     .bind(id)
     .execute(pool)
     .await?;
-    Ok(())
+    expect_one(done, id)
 }
 
 /// The wait before attempt `attempts + 1`: doubling from `initial`, capped at

@@ -414,3 +414,25 @@ pub async fn load_subjects(
     }
     Ok(records)
 }
+
+/// The error as one line, with a hint when SQLite says the disk is full,
+/// read-only or failing, which its own messages leave unclear.
+pub fn explain(e: &anyhow::Error) -> String {
+    let storage = e
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+                .is_some_and(|code| matches!(code & 0xff, 8 | 10 | 13 | 14)),
+            Some(sqlx::Error::Io(_)) => true,
+            _ => false,
+        });
+    let text = format!("{e:#}");
+    if storage {
+        format!("{text} (is the disk holding the database full, or its folder read-only?)")
+    } else {
+        text
+    }
+}

@@ -65,6 +65,10 @@ impl Drop for Daemon {
 }
 
 fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Daemon {
+    start(app, extra_env, &["run", "--now", "2026-11-23"])
+}
+
+fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
     let log = std::fs::File::create(app.dir.path().join("daemon.log")).unwrap();
     // Through `sh -c exec` so that WATCHDOG_PID can name the daemon's own pid,
     // as systemd does.
@@ -73,7 +77,7 @@ fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Daemon {
         .arg(env!("CARGO_BIN_EXE_keydates"))
         .arg("--config")
         .arg(&app.config)
-        .args(["run", "--now", "2026-11-23"]);
+        .args(args);
     for (k, v) in &app.env {
         cmd.env(k, v);
     }
@@ -196,30 +200,36 @@ fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
 
 #[test]
 fn sigterm_during_a_burst_leaves_every_email_sent_or_pending() {
-    let smtp = SmtpServer::start();
-    let app = TestApp::with_smtp(smtp.addr);
-    app.import_same_day_cases(300);
-    let mut child = start_daemon(&app, &[]);
-    assert!(
-        eventually(Duration::from_secs(30), || !smtp.received().is_empty()),
-        "{}",
-        log_of(&app)
-    );
-    signal(&child, "TERM");
-    let exit = wait_exit(&mut child, Duration::from_secs(15));
-    assert!(exit.success(), "{exit:?}\n{}", log_of(&app));
-    let rows = app.outbox();
-    let sent = rows.iter().filter(|r| r["status"] == "sent").count();
-    let pending = rows.iter().filter(|r| r["status"] == "pending").count();
-    assert_eq!(sent + pending, rows.len(), "nothing half-done");
-    assert_eq!(
-        sent,
-        smtp.received().len(),
-        "every sent row was received, and only those"
-    );
-    // The rest go on the next pass.
-    app.pass("2026-11-23T09:30:00Z");
-    assert_eq!(smtp.received().len(), 300);
+    // Both the daemon and a single pass finish the sends in hand and exit 0.
+    for args in [
+        &["run", "--now", "2026-11-23"][..],
+        &["run", "--once", "--now", "2026-11-23"][..],
+    ] {
+        let smtp = SmtpServer::start();
+        let app = TestApp::with_smtp(smtp.addr);
+        app.import_same_day_cases(300);
+        let mut child = start(&app, &[], args);
+        assert!(
+            eventually(Duration::from_secs(30), || !smtp.received().is_empty()),
+            "{}",
+            log_of(&app)
+        );
+        signal(&child, "TERM");
+        let exit = wait_exit(&mut child, Duration::from_secs(15));
+        assert!(exit.success(), "{args:?}: {exit:?}\n{}", log_of(&app));
+        let rows = app.outbox();
+        let sent = rows.iter().filter(|r| r["status"] == "sent").count();
+        let pending = rows.iter().filter(|r| r["status"] == "pending").count();
+        assert_eq!(sent + pending, rows.len(), "{args:?}: nothing half-done");
+        assert_eq!(
+            sent,
+            smtp.received().len(),
+            "{args:?}: every sent row was received, and only those"
+        );
+        // The rest go on the next pass.
+        app.pass("2026-11-23T09:30:00Z");
+        assert_eq!(smtp.received().len(), 300);
+    }
 }
 
 #[test]
