@@ -40,7 +40,8 @@ if [[ ! -x /usr/sbin/smtp-sink ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
 fi
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
-if [[ ! -x $BIN ]]; then
+# Build unless a binary was named, so the run measures the current source.
+if [[ -z ${KEYDATES_BIN:-} ]]; then
     log "building keydates"
     (cd "$ROOT" && nice cargo build --release)
 fi
