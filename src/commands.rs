@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Local, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Local, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::SqlitePool;
 
@@ -265,8 +265,6 @@ fn holidays(settings: &Settings, year: Option<i32>, format: Format) -> anyhow::R
     }
     Ok(ExitCode::SUCCESS)
 }
-
-use chrono::Datelike;
 
 /// One line of the agenda.
 #[derive(Debug, Serialize)]

@@ -19,7 +19,6 @@ use crate::mail::transport::{Mailer, SendError};
 use crate::mail::{Composer, Draft};
 use crate::outbox::{self, OutboxRow, ReconcileReport};
 use crate::plan;
-use crate::records::store::Scope;
 use crate::records::{self, Records};
 use crate::rules::SubjectKind;
 
@@ -132,7 +131,8 @@ pub fn compose_row(
     })
 }
 
-/// Only the records one row's email is about: cheap however many there are.
+/// Only the records one row's email is about (its case with its visits, or
+/// its seminar with its delegates): cheap however many records there are.
 pub async fn records_for(
     engine: &Engine,
     pool: &SqlitePool,
@@ -141,35 +141,20 @@ pub async fn records_for(
     let Some(rule) = engine.settings.rules.iter().find(|r| r.id == row.rule) else {
         return Ok(Records::default());
     };
-    let scope = match rule.on {
-        SubjectKind::Case => Scope::Case {
-            case_ref: &row.subject,
-            visit_no: None,
-        },
+    let subject = std::slice::from_ref(&row.subject);
+    match rule.on {
+        SubjectKind::Case => records::store::load_subjects(pool, subject, &[]).await,
         SubjectKind::Visit => {
-            let (case_ref, n) = row.subject.rsplit_once('#').unwrap_or((&row.subject, ""));
-            Scope::Case {
-                case_ref,
-                visit_no: Some(n.parse().unwrap_or(-1)),
-            }
+            let case_ref = row
+                .subject
+                .rsplit_once('#')
+                .map_or(&*row.subject, |(c, _)| c);
+            records::store::load_subjects(pool, &[case_ref.to_string()], &[]).await
         }
-        SubjectKind::Seminar => Scope::Seminar {
-            seminar_ref: &row.subject,
-            authority: None,
-            delegate: None,
-        },
-        SubjectKind::Delegate => Scope::Seminar {
-            seminar_ref: &row.subject,
-            authority: row.authority.as_deref(),
-            delegate: row.delegate.as_deref(),
-        },
-        SubjectKind::SeminarAuthority => Scope::Seminar {
-            seminar_ref: &row.subject,
-            authority: row.authority.as_deref(),
-            delegate: None,
-        },
-    };
-    records::store::load_scope(pool, scope).await
+        SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
+            records::store::load_subjects(pool, &[], subject).await
+        }
+    }
 }
 
 /// Claims and sends at most one due row.

@@ -62,23 +62,6 @@ pub fn split_audited(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Which records to read: all of them, or those one outbox row is about.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    All,
-    /// A case (or `CASE#N` visit) with its authority.
-    Case {
-        case_ref: &'a str,
-        visit_no: Option<i64>,
-    },
-    /// A seminar with its delegates, optionally one authority's or one delegate's.
-    Seminar {
-        seminar_ref: &'a str,
-        authority: Option<&'a str>,
-        delegate: Option<&'a str>,
-    },
-}
-
 /// One table's rows under a filter; `binds` fill the filter's `?`s.
 async fn rows(
     pool: &SqlitePool,
@@ -96,114 +79,31 @@ async fn rows(
 /// means the file was edited by hand: say which.
 #[tracing::instrument(skip_all)]
 pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
-    load_scope(pool, Scope::All).await
-}
-
-/// Reads the records in `scope`: everything, or just what one email needs.
-pub async fn load_scope(pool: &SqlitePool, scope: Scope<'_>) -> anyhow::Result<Records> {
     let mut records = Records::default();
-    let visit_no = match scope {
-        Scope::Case {
-            visit_no: Some(n), ..
-        } => n.to_string(),
-        _ => String::new(),
-    };
-    let (cases, visits, seminars, delegates, case_binds, sem_binds): (
-        &str,
-        &str,
-        &str,
-        &str,
-        Vec<&str>,
-        Vec<&str>,
-    ) = match scope {
-        Scope::All => (
-            "SELECT * FROM cases",
-            "SELECT * FROM visits ORDER BY case_ref, visit_no",
-            "SELECT * FROM seminars",
-            "SELECT * FROM delegates ORDER BY seminar_ref, authority_code, email",
-            vec![],
-            vec![],
-        ),
-        Scope::Case {
-            case_ref,
-            visit_no: v,
-        } => (
-            "SELECT * FROM cases WHERE case_ref = ?",
-            if v.is_some() {
-                "SELECT * FROM visits WHERE case_ref = ? AND visit_no = ?"
-            } else {
-                "SELECT * FROM visits WHERE 0"
-            },
-            "SELECT * FROM seminars WHERE 0",
-            "SELECT * FROM delegates WHERE 0",
-            vec![case_ref],
-            vec![],
-        ),
-        Scope::Seminar {
-            seminar_ref,
-            authority,
-            delegate,
-        } => {
-            let delegates = match (authority, delegate) {
-                (_, Some(_)) => "SELECT * FROM delegates WHERE seminar_ref = ? AND email = ?",
-                (Some(_), None) => {
-                    "SELECT * FROM delegates WHERE seminar_ref = ? AND authority_code = ?
-                     ORDER BY email"
-                }
-                (None, None) => {
-                    "SELECT * FROM delegates WHERE seminar_ref = ? ORDER BY authority_code, email"
-                }
-            };
-            let mut binds = vec![seminar_ref];
-            binds.extend(delegate.or(authority));
-            (
-                "SELECT * FROM cases WHERE 0",
-                "SELECT * FROM visits WHERE 0",
-                "SELECT * FROM seminars WHERE seminar_ref = ?",
-                delegates,
-                vec![],
-                binds,
-            )
-        }
-    };
-    for row in rows(pool, cases, &case_binds).await? {
+    for row in rows(pool, "SELECT * FROM authorities", &[]).await? {
+        let a = authority(&row)?;
+        records.authorities.insert(a.code.clone(), a);
+    }
+    for row in rows(pool, "SELECT * FROM cases", &[]).await? {
         let c = case(&row)?;
         records.cases.insert(c.case_ref.clone(), c);
     }
-    let mut visit_binds = case_binds.clone();
-    if !visit_no.is_empty() {
-        visit_binds.push(&visit_no);
-    }
-    for row in rows(pool, visits, &visit_binds).await? {
+    for row in rows(
+        pool,
+        "SELECT * FROM visits ORDER BY case_ref, visit_no",
+        &[],
+    )
+    .await?
+    {
         records.visits.push(visit(&row)?);
     }
-    for row in rows(pool, seminars, &sem_binds[..sem_binds.len().min(1)]).await? {
+    for row in rows(pool, "SELECT * FROM seminars", &[]).await? {
         let s = seminar(&row)?;
         records.seminars.insert(s.seminar_ref.clone(), s);
     }
-    for row in rows(pool, delegates, &sem_binds).await? {
+    let by_seminar = "SELECT * FROM delegates ORDER BY seminar_ref, authority_code, email";
+    for row in rows(pool, by_seminar, &[]).await? {
         records.delegates.push(delegate(&row)?);
-    }
-    // Authorities: all of them, or those the records above refer to.
-    let codes: std::collections::BTreeSet<String> = records
-        .cases
-        .values()
-        .map(|c| c.authority_code.clone())
-        .chain(records.delegates.iter().map(|d| d.authority_code.clone()))
-        .collect();
-    let authority_rows = match scope {
-        Scope::All => rows(pool, "SELECT * FROM authorities", &[]).await?,
-        _ => {
-            let mut all = Vec::new();
-            for code in &codes {
-                all.extend(rows(pool, "SELECT * FROM authorities WHERE code = ?", &[code]).await?);
-            }
-            all
-        }
-    };
-    for row in authority_rows {
-        let a = authority(&row)?;
-        records.authorities.insert(a.code.clone(), a);
     }
     Ok(records)
 }
