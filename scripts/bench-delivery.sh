@@ -25,21 +25,11 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- prerequisites ----------------------------------------------------------
-need_postfix_tools() {
-    [[ -x /usr/sbin/smtp-sink && -x /usr/sbin/smtp-source ]] && return 0
-    log "installing postfix for smtp-sink/smtp-source"
-    apt-get update -qq
-    # No mailer configuration: we only want the test programs, not a running MTA.
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-}
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 need_postfix_tools
-command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
-# Build unless a binary was named, so the run measures the current source.
-if [[ -z ${KEYDATES_BIN:-} ]]; then
-    log "building keydates"
-    (cd "$ROOT" && nice cargo build --release)
-fi
+need_python
+build_unless_named
 
 # --- workspace and cleanup --------------------------------------------------
 WORK=$(mktemp -d /tmp/keydates-bench.XXXXXX)
@@ -103,18 +93,7 @@ sent_rows() {
 
 # --- data -------------------------------------------------------------------
 log "generating $N authorities and cases in $WORK"
-{
-    echo "code,name,region,dcs_name,dcs_email,coordinator_email"
-    for ((i = 0; i < N; i++)); do
-        echo "A$i,Authority $i Council,london,Director $i,dcs$i@la$i.example.gov.uk,"
-    done
-} >"$WORK/authorities.csv"
-{
-    echo "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email"
-    for ((i = 0; i < N; i++)); do
-        echo "C$i,A$i,requires_improvement,2026-09-01,,hmi@ofsted.example.gov.uk,"
-    done
-} >"$WORK/cases.csv"
+write_same_day_cases "$WORK" "$N"
 
 TEMPLATE_DB=$WORK/template/keydates.db
 export KEYDATES__DATABASE__URL=$TEMPLATE_DB

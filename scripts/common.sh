@@ -1,0 +1,42 @@
+# Shared by bench-delivery.sh and faults.sh (sourced, not run). Expects ROOT
+# and a log function.
+
+# Postfix's smtp-sink and smtp-source, without configuring a running MTA.
+need_postfix_tools() {
+    [[ -x /usr/sbin/smtp-sink && -x /usr/sbin/smtp-source ]] && return 0
+    log "installing postfix for smtp-sink and smtp-source"
+    apt-get update -qq
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+}
+
+need_python() {
+    command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
+}
+
+# Build unless a binary was named, so the run measures the current source.
+build_unless_named() {
+    if [[ -z ${KEYDATES_BIN:-} ]]; then
+        log "building keydates"
+        (cd "$ROOT" && nice cargo build --release)
+    fi
+}
+
+# N authorities with one case each, all reports received on 2026-09-01, so
+# that N plan chases fall due on the same day. Writes DIR/authorities.csv and
+# DIR/cases.csv.
+write_same_day_cases() {
+    local dir=$1 n=$2 i
+    {
+        echo "code,name,region,dcs_name,dcs_email,coordinator_email"
+        for ((i = 0; i < n; i++)); do
+            echo "A$i,Authority $i Council,london,Director $i,dcs$i@la$i.example.gov.uk,"
+        done
+    } >"$dir/authorities.csv"
+    {
+        echo "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email"
+        for ((i = 0; i < n; i++)); do
+            echo "C$i,A$i,requires_improvement,2026-09-01,,hmi@ofsted.example.gov.uk,"
+        done
+    } >"$dir/cases.csv"
+}
