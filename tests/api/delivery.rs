@@ -278,3 +278,35 @@ fn a_write_lock_held_elsewhere_is_waited_out_and_nothing_is_lost() {
     assert_eq!(riv_request(&app)["status"], "sent");
     assert_eq!(to_riverton(&smtp).len(), 1);
 }
+
+#[test]
+fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
+    let smtp = SmtpServer::start();
+    smtp.set_mode(Mode::RejectRecipients);
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // The data request fails for good; the digest cannot go yet either.
+    app.pass("2026-11-24");
+    assert_eq!(riv_request(&app)["status"], "failed");
+    smtp.set_mode(Mode::Accept);
+    app.pass("2026-11-24T11:00:00Z");
+    let digests = |smtp: &SmtpServer| -> Vec<crate::helpers::Received> {
+        smtp.received()
+            .into_iter()
+            .filter(|m| m.to == ["ims@example.org"])
+            .collect()
+    };
+    let got = digests(&smtp);
+    assert_eq!(got.len(), 1, "one digest");
+    let subject = got[0].parsed().subject().unwrap().to_string();
+    assert!(subject.contains("1 failed"), "{subject}");
+    let text = got[0].parsed().body_text(0).unwrap().to_string();
+    assert!(
+        text.contains("RIV-2026-01#1") && text.contains("550"),
+        "{text}"
+    );
+    // Once a day, and only for what it has not reported.
+    app.pass("2026-11-24T15:00:00Z");
+    app.pass("2026-11-25");
+    assert_eq!(digests(&smtp).len(), 1);
+}
