@@ -5,7 +5,6 @@
 //! written, so a document always stays valid XML whatever was typed.
 
 use std::io::Cursor;
-use std::panic::{self, AssertUnwindSafe};
 
 use chrono::NaiveDate;
 use docx_rs::{
@@ -255,7 +254,7 @@ const CHILD_LEVEL_FIELDS: [&str; 17] = [
 
 fn child_level_data(facts: &AnnexFacts) -> Result<Annex, AnnexError> {
     let kind = AnnexKind::ChildLevelData;
-    let bytes = guard_panics(kind, || child_level_workbook(facts))?.map_err(build_error(kind))?;
+    let bytes = child_level_workbook(facts).map_err(build_error(kind))?;
     Ok(Annex {
         filename: visit_file_name(kind, facts, "xlsx"),
         content_type: XLSX_TYPE,
@@ -325,15 +324,6 @@ fn write_about_sheet(sheet: &mut Worksheet, facts: &AnnexFacts) -> Result<(), Xl
         sheet.write_string_with_format(row, 1, &value, &wrap)?;
     }
     Ok(())
-}
-
-/// rust_xlsxwriter 0.9 unwraps its temporary-file I/O; a full or missing
-/// temp directory must fail this one document, not the whole daemon.
-fn guard_panics<T>(kind: AnnexKind, build: impl FnOnce() -> T) -> Result<T, AnnexError> {
-    panic::catch_unwind(AssertUnwindSafe(build)).map_err(|_| AnnexError::Build {
-        kind: kind.name(),
-        reason: "the spreadsheet writer failed (is the temporary directory writable?)".into(),
-    })
 }
 
 // ---------------------------------------------------------------------------
