@@ -27,9 +27,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # --- prerequisites ----------------------------------------------------------
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
-need_postfix_tools
-need_python
-build_unless_named
+prepare
 
 # --- workspace and cleanup --------------------------------------------------
 WORK=$(mktemp -d /tmp/keydates-bench.XXXXXX)

@@ -14,6 +14,13 @@ need_python() {
     command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 }
 
+# Everything the scripts need before they start.
+prepare() {
+    need_postfix_tools
+    need_python
+    build_unless_named
+}
+
 # Build unless a binary was named, so the run measures the current source.
 build_unless_named() {
     if [[ -z ${KEYDATES_BIN:-} ]]; then

@@ -34,9 +34,7 @@ log() { printf '[faults %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # --- prerequisites ----------------------------------------------------------
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
-need_postfix_tools
-need_python
-build_unless_named
+prepare
 
 # --- workspace and cleanup --------------------------------------------------
 WORK=$(mktemp -d /tmp/keydates-faults.XXXXXX)

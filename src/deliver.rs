@@ -243,20 +243,19 @@ pub struct PassReport {
     pub digest: bool,
 }
 
-/// Plans from the current records and brings the outbox into line.
+/// Plans from all the current records and brings the whole outbox into line.
 pub async fn plan_and_reconcile(
     engine: &Engine,
     pool: &SqlitePool,
     now: DateTime<Utc>,
-) -> anyhow::Result<(Records, ReconcileReport)> {
+) -> anyhow::Result<ReconcileReport> {
     let records = records::store::load(pool)
         .await
         .context("while reading the records")?;
     let planned = plan::plan(&records, &engine.settings, &engine.calendar);
-    let report = outbox::reconcile(pool, &planned, now)
+    outbox::reconcile(pool, &planned, now)
         .await
-        .context("while reconciling the outbox")?;
-    Ok((records, report))
+        .context("while reconciling the outbox")
 }
 
 /// More changed records than this and a pass plans everything again, which
@@ -287,12 +286,12 @@ pub async fn plan_if_changed(
         Some(seq) => {
             let (cases, seminars) = records::store::changed_subjects(pool, seq, upto).await?;
             if cases.len() + seminars.len() > INCREMENTAL_LIMIT {
-                plan_and_reconcile(engine, pool, now).await?.1
+                plan_and_reconcile(engine, pool, now).await?
             } else {
                 plan_subjects(engine, pool, now, &cases, &seminars).await?
             }
         }
-        None => plan_and_reconcile(engine, pool, now).await?.1,
+        None => plan_and_reconcile(engine, pool, now).await?,
     };
     outbox::set_state(
         pool,

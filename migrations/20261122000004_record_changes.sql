@@ -7,23 +7,6 @@ CREATE TABLE record_changes (
     key  TEXT NOT NULL
 );
 
-DROP TRIGGER authorities_insert;
-DROP TRIGGER authorities_update;
-DROP TRIGGER authorities_delete;
-DROP TRIGGER cases_insert;
-DROP TRIGGER cases_update;
-DROP TRIGGER cases_delete;
-DROP TRIGGER visits_insert;
-DROP TRIGGER visits_update;
-DROP TRIGGER visits_delete;
-DROP TRIGGER seminars_insert;
-DROP TRIGGER seminars_update;
-DROP TRIGGER seminars_delete;
-DROP TRIGGER delegates_insert;
-DROP TRIGGER delegates_update;
-DROP TRIGGER delegates_delete;
-DROP TABLE records_version;
-
 CREATE TRIGGER authorities_insert AFTER INSERT ON authorities BEGIN INSERT INTO record_changes (kind, key) VALUES ('authority', NEW.code); END;
 CREATE TRIGGER authorities_update AFTER UPDATE ON authorities BEGIN INSERT INTO record_changes (kind, key) VALUES ('authority', NEW.code); END;
 CREATE TRIGGER authorities_delete AFTER DELETE ON authorities BEGIN INSERT INTO record_changes (kind, key) VALUES ('authority', OLD.code); END;
