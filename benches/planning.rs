@@ -5,8 +5,9 @@ use std::hint::black_box;
 
 use chrono::NaiveDate;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use keydates::calendar::{Calendar, Offset};
+use keydates::calendar::Calendar;
 use keydates::config::Settings;
+use keydates::offset::Offset;
 use keydates::{plan, sample};
 
 fn settings() -> Settings {

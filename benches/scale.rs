@@ -97,7 +97,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
     settings.mail.transport = TransportKind::File;
     let db = settings.database_path();
     let engine = Engine::new(settings)?;
-    let pool = records::store::open(&db, Duration::from_secs(30)).await?;
+    let pool = keydates::db::open(&db, Duration::from_secs(30)).await?;
     let start = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
     // Before anything falls due, so a pass is pure bookkeeping.
     let now = Utc.with_ymd_and_hms(2026, 8, 1, 8, 0, 0).unwrap();

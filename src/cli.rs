@@ -2,12 +2,37 @@
 //! commands, their arguments and their JSON output.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::calendar::parse_date;
 use crate::config::LogFormat;
+use crate::domain::EmailAddress;
+use crate::offset::Offset;
 use crate::outbox::Status;
 use crate::records::import::Kind;
+
+/// `--now`: an instant (RFC 3339), or a date meaning that day at the sending hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    Instant(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+impl FromStr for Now {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(Now::Instant(t.with_timezone(&Utc)));
+        }
+        parse_date(s)
+            .map(Now::Date)
+            .map_err(|_| format!("`{s}` is neither RFC 3339 (2027-01-15T09:00:00Z) nor YYYY-MM-DD"))
+    }
+}
 
 /// keydates: sends the dated emails that follow an Ofsted inspection of a
 /// local authority's children's services, each on its working day, with its annex.
@@ -79,18 +104,19 @@ pub enum Command {
     /// Print the date an offset gives from an anchor date, e.g. `date 2026-11-02 "50 working days"`.
     Date {
         /// The anchor date, YYYY-MM-DD.
-        anchor: String,
+        #[arg(value_parser = parse_date)]
+        anchor: NaiveDate,
         /// The offset, e.g. "50 working days", "-8 working days", "6 months".
         #[arg(allow_hyphen_values = true)]
-        offset: String,
+        offset: Offset,
     },
 
     /// Record that a case's improvement plan / statement of action has arrived.
     PlanReceived {
         case_ref: String,
         /// The date it arrived (default: today).
-        #[arg(long)]
-        on: Option<String>,
+        #[arg(long, value_parser = parse_date)]
+        on: Option<NaiveDate>,
     },
 
     /// Close a case: nothing more is sent for it.
@@ -101,7 +127,8 @@ pub enum Command {
         case_ref: String,
         visit_no: u32,
         /// The new first on-site day, YYYY-MM-DD.
-        starts_on: String,
+        #[arg(value_parser = parse_date)]
+        starts_on: NaiveDate,
     },
 
     /// Cancel a monitoring visit.
@@ -129,7 +156,7 @@ pub enum Command {
         once: bool,
         /// Pretend the clock reads this (RFC 3339, or YYYY-MM-DD at the sending hour).
         #[arg(long)]
-        now: Option<String>,
+        now: Option<Now>,
         /// Plan and render, but send and record nothing.
         #[arg(long)]
         dry_run: bool,
@@ -138,14 +165,14 @@ pub enum Command {
     /// What will go when, and what went.
     Agenda {
         /// From this due date (default: no limit).
-        #[arg(long)]
-        from: Option<String>,
+        #[arg(long, value_parser = parse_date)]
+        from: Option<NaiveDate>,
         /// Up to this due date (default: no limit).
-        #[arg(long)]
-        to: Option<String>,
+        #[arg(long, value_parser = parse_date)]
+        to: Option<NaiveDate>,
         /// Plan as of this time (RFC 3339 or YYYY-MM-DD).
         #[arg(long)]
-        now: Option<String>,
+        now: Option<Now>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -167,7 +194,7 @@ pub enum Command {
     /// Send one test message through the configured transport and print the reply.
     SendTest {
         #[arg(long)]
-        to: String,
+        to: EmailAddress,
     },
 
     /// Show the email an outbox row (or a rule for a subject) would send.

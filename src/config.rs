@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use lettre::message::Mailbox;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_with::{DisplayFromStr, serde_as};
 
 use crate::calendar::Calendar;
 use crate::domain::{EmailAddress, Region};
@@ -70,12 +72,14 @@ pub enum TlsMode {
     None,
 }
 
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
     pub transport: TransportKind,
     /// The sender, e.g. `Keydates <keydates@example.org>`.
-    pub from: String,
+    #[serde_as(as = "DisplayFromStr")]
+    pub from: Mailbox,
     /// The domain of every Message-ID keydates makes.
     pub message_id_domain: String,
     /// Where the `file` transport writes `.eml` files.
@@ -313,12 +317,6 @@ impl Settings {
                 }
             }
         }
-        if let Err(e) = self.mail.from.parse::<lettre::message::Mailbox>() {
-            out.push(format!(
-                "mail.from: `{}` is not a sender address ({e})",
-                self.mail.from
-            ));
-        }
         if self.mail.message_id_domain.is_empty()
             || !self
                 .mail
@@ -367,11 +365,11 @@ impl Settings {
             }
         }
         for id in self.regions.keys() {
-            if let Err(e) = id.parse::<Region>() {
+            if let Err(e) = Region::parse(id) {
                 out.push(format!("regions.{id}: {e}"));
             }
         }
-        for region in Region::ALL {
+        for region in <Region as strum::IntoEnumIterator>::iter() {
             if !self.regions.contains_key(region.id()) {
                 out.push(format!(
                     "regions.{}: missing (every region needs its contacts)",

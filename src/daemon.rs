@@ -1,16 +1,16 @@
 //! The long-running loop: poll on a cron cadence, reload on SIGHUP, finish the
-//! send in hand and exit on SIGTERM/SIGINT, and keep systemd informed.
+//! sends in hand and exit when told to stop, and keep systemd informed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use sd_notify::NotifyState;
+use sqlx::SqlitePool;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::deliver::{self, Clock, Engine};
@@ -42,34 +42,34 @@ async fn poll_job(
     Ok(scheduler.add(job).await?)
 }
 
-/// A flag set (and a notification sent) on SIGTERM or SIGINT: the send in
-/// hand finishes and is recorded, then the pass stops.
-pub fn stop_on_signals() -> anyhow::Result<(Arc<AtomicBool>, Arc<Notify>)> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::new(Notify::new());
+/// A token cancelled on SIGTERM or SIGINT: the sends in hand finish and are
+/// recorded, then the pass stops.
+pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
+    let stop = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).context("while listening for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("while listening for SIGINT")?;
-    let (flag, notify) = (stop.clone(), stopped.clone());
+    let token = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        tracing::info!("stopping: finishing the send in hand");
-        flag.store(true, Ordering::SeqCst);
-        notify.notify_one();
+        tracing::info!("stopping: finishing the sends in hand");
+        token.cancel();
     });
-    Ok((stop, stopped))
+    Ok(stop)
 }
 
-/// Runs until SIGTERM or SIGINT. Config errors on reload are logged and the
-/// old config stays in force.
-pub async fn run(config_path: PathBuf, settings: Settings, clock: Clock) -> anyhow::Result<()> {
-    let pool = crate::commands::open(&settings).await?;
-    let mut engine = Engine::new(settings)?;
-    let (stop, stopped) = stop_on_signals()?;
+/// Runs passes until `shutdown` is cancelled. Config errors on reload are
+/// logged and the old config stays in force.
+pub async fn run(
+    pool: SqlitePool,
+    mut engine: Engine,
+    config_path: PathBuf,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
-
     let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
     let scheduler = JobScheduler::new().await?;
     let mut job = poll_job(&scheduler, &engine.settings.schedule.poll, tick_tx.clone()).await?;
@@ -87,9 +87,9 @@ pub async fn run(config_path: PathBuf, settings: Settings, clock: Clock) -> anyh
     tracing::info!(transport = %crate::mail::transport::Mailer::describe(&engine.settings), "keydates started");
     let mut pending_tick = true; // one pass straight away
     loop {
-        if pending_tick && !stop.load(Ordering::SeqCst) {
+        if pending_tick && !shutdown.is_cancelled() {
             pending_tick = false;
-            match deliver::run_pass(&engine, &pool, clock, &stop, after_each).await {
+            match deliver::run_pass(&engine, &pool, clock, &shutdown, after_each).await {
                 Ok(report) => {
                     if report.sent + report.failed + report.retrying > 0
                         || report.reconcile.added > 0
@@ -98,20 +98,17 @@ pub async fn run(config_path: PathBuf, settings: Settings, clock: Clock) -> anyh
                     }
                 }
                 Err(e) => tracing::error!(
-                    error = crate::records::store::explain(&e),
+                    error = crate::db::explain(&e),
                     "pass failed; will try again"
                 ),
             }
-            if let Ok(line) = deliver::status_line(&pool, &engine).await {
+            if let Ok(line) = crate::health::status_line(&pool, engine.settings.time_zone()).await {
                 notify(&[NotifyState::Status(&line)]);
             }
         }
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
         tokio::select! {
+            _ = shutdown.cancelled() => break,
             _ = tick_rx.recv() => pending_tick = true,
-            _ = stopped.notified() => break,
             _ = hup.recv() => {
                 notify(&[NotifyState::Reloading]);
                 match Settings::load(&config_path).map_err(anyhow::Error::from).and_then(Engine::new) {

@@ -1,26 +1,28 @@
-//! One pass: plan, reconcile, then deliver due rows one at a time.
+//! One pass: plan what changed, reconcile, then deliver due rows.
 //!
 //! `try_deliver_one` is the step function: claim a due row, compose it, send
-//! it, record the outcome. Tests drive it directly; the daemon loops over it.
+//! it, record the outcome. Tests drive it directly; a pass loops over it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use chrono::{DateTime, Duration, Utc};
-use lettre::Message;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::SqlitePool;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
+use crate::domain::SubjectKey;
+use crate::mail::digest::{self, DigestItem};
 use crate::mail::render::Renderer;
 use crate::mail::transport::{Mailer, SendError};
 use crate::mail::{Composer, Draft};
-use crate::outbox::{self, OutboxRow, ReconcileReport};
+use crate::outbox::{self, OutboxRow, ReconcileReport, Status};
 use crate::plan;
 use crate::records::{self, Records};
 use crate::rules::SubjectKind;
+use crate::state::{self, keys};
 
 /// What a pass works with; rebuilt whole when the config is reloaded.
 pub struct Engine {
@@ -117,15 +119,17 @@ pub fn compose_row(
         rule,
         &row.subject,
         row.authority.as_deref(),
-        row.delegate.as_deref(),
+        row.delegate.as_ref(),
     )
     .ok_or_else(|| format!("the records for {} are gone", row.subject))?;
-    let message_id = row.message_id.clone().unwrap_or_default();
+    let message_id = row.message_id.clone().unwrap_or_else(|| {
+        crate::domain::message_id("preview", &engine.settings.mail.message_id_domain)
+    });
     engine.composer().compose(&Draft {
         rule,
         subject: &subject,
-        anchor_on: &row.anchor_on,
-        due_on: &row.due_on,
+        anchor_on: row.anchor_on,
+        due_on: row.due_on,
         recipients: &row.recipients,
         message_id: &message_id,
     })
@@ -138,21 +142,13 @@ pub async fn records_for(
     pool: &SqlitePool,
     row: &OutboxRow,
 ) -> anyhow::Result<Records> {
-    let Some(rule) = engine.settings.rules.iter().find(|r| r.id == row.rule) else {
-        return Ok(Records::default());
-    };
-    let subject = std::slice::from_ref(&row.subject);
-    match rule.on {
-        SubjectKind::Case => records::store::load_subjects(pool, subject, &[]).await,
-        SubjectKind::Visit => {
-            let case_ref = row
-                .subject
-                .rsplit_once('#')
-                .map_or(&*row.subject, |(c, _)| c);
-            records::store::load_subjects(pool, &[case_ref.to_string()], &[]).await
+    let _ = engine;
+    match &row.subject {
+        SubjectKey::Case(case_ref) | SubjectKey::Visit { case_ref, .. } => {
+            records::store::load_subjects(pool, std::slice::from_ref(case_ref), &[]).await
         }
-        SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
-            records::store::load_subjects(pool, &[], subject).await
+        SubjectKey::Seminar(seminar_ref) => {
+            records::store::load_subjects(pool, &[], std::slice::from_ref(seminar_ref)).await
         }
     }
 }
@@ -206,11 +202,7 @@ async fn send_and_record(
         }
         Err(SendError::Transient(error)) => {
             let s = &engine.settings.schedule;
-            let first = row
-                .first_attempt_at
-                .as_deref()
-                .and_then(outbox::parse_ts)
-                .unwrap_or(now);
+            let first = row.first_attempt_at.unwrap_or(now);
             let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
             let next = now
                 + outbox::backoff(
@@ -274,7 +266,7 @@ pub async fn plan_if_changed(
     // Read first: a change made while planning is after it and is planned
     // by the next pass.
     let upto = records::store::last_change(pool).await?;
-    let stamp = outbox::get_state(pool, "planned_through").await?;
+    let stamp = state::get(pool, keys::PLANNED_THROUGH).await?;
     let previous = stamp.as_deref().and_then(|s| {
         let (seq, fingerprint) = s.split_once(':')?;
         (fingerprint == engine.plan_fingerprint)
@@ -293,9 +285,9 @@ pub async fn plan_if_changed(
         }
         None => plan_and_reconcile(engine, pool, now).await?,
     };
-    outbox::set_state(
+    state::set(
         pool,
-        "planned_through",
+        keys::PLANNED_THROUGH,
         &format!("{upto}:{}", engine.plan_fingerprint),
     )
     .await?;
@@ -345,7 +337,8 @@ async fn plan_subjects(
     .context("while reconciling the changed records")
 }
 
-/// One plan-reconcile-deliver pass. Stops between sends once `stop` is set.
+/// One plan-reconcile-deliver pass. Stops between sends once `stop` is
+/// cancelled: the sends in hand finish and are recorded first.
 /// With SMTP, `mail.smtp.pool_size` workers send side by side, each claiming
 /// its own rows, so one slow exchange does not hold up the rest.
 #[tracing::instrument(skip_all)]
@@ -353,10 +346,10 @@ pub async fn run_pass(
     engine: &Engine,
     pool: &SqlitePool,
     clock: Clock,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
     after_each: impl Fn(),
 ) -> anyhow::Result<PassReport> {
-    let worker = outbox::worker_id();
+    let worker = state::worker_id();
     let now = clock.now();
     let lease = Duration::seconds(engine.settings.schedule.claim_lease_secs as i64);
     let mut report = PassReport {
@@ -373,7 +366,7 @@ pub async fn run_pass(
     };
     let deliver = |_| async {
         let mut tally = PassReport::default();
-        while !stop.load(Ordering::SeqCst) {
+        while !stop.is_cancelled() {
             match try_deliver_one(engine, pool, &worker, clock).await? {
                 Outcome::Idle => break,
                 Outcome::Sent { .. } => tally.sent += 1,
@@ -390,10 +383,10 @@ pub async fn run_pass(
         report.retrying += tally.retrying;
         report.failed += tally.failed;
     }
-    if !stop.load(Ordering::SeqCst) {
+    if !stop.is_cancelled() {
         report.digest = send_digest_if_due(engine, pool, clock.now()).await?;
     }
-    outbox::set_state(pool, "last_pass_at", &outbox::ts(clock.now())).await?;
+    state::set(pool, keys::LAST_PASS_AT, &outbox::ts(clock.now())).await?;
     Ok(report)
 }
 
@@ -405,23 +398,36 @@ pub async fn send_digest_if_due(
 ) -> anyhow::Result<bool> {
     let tz = engine.settings.time_zone();
     let local = now.with_timezone(&tz);
-    let today = local.date_naive().to_string();
+    let today: NaiveDate = local.date_naive();
     if chrono::Timelike::hour(&local) < engine.settings.schedule.digest_hour
-        || outbox::get_state(pool, "last_digest_on").await?.as_deref() == Some(today.as_str())
+        || state::get(pool, keys::LAST_DIGEST_ON).await?.as_deref()
+            == Some(today.to_string().as_str())
     {
         return Ok(false);
     }
     let rows = outbox::unreported(pool).await?;
     if rows.is_empty() {
-        outbox::set_state(pool, "last_digest_on", &today).await?;
+        state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
         return Ok(false);
     }
-    let message = digest_message(engine, &rows, &today)?;
+    let items: Vec<DigestItem> = rows
+        .iter()
+        .map(|r| DigestItem {
+            id: r.id,
+            failed: r.status == Status::Failed,
+            rule: r.rule.clone(),
+            subject: r.subject.to_string(),
+            authority: r.authority.clone(),
+            due_on: r.due_on,
+            reason: r.last_error.clone().unwrap_or_default(),
+        })
+        .collect();
+    let message = digest::message(&engine.settings, &engine.renderer, &items, today)?;
     match engine.mailer.send(&message).await {
         Ok(reply) => {
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             outbox::mark_reported(pool, &ids, now).await?;
-            outbox::set_state(pool, "last_digest_on", &today).await?;
+            state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
             tracing::info!(rows = ids.len(), %reply, "digest sent to IMS");
             Ok(true)
         }
@@ -433,91 +439,27 @@ pub async fn send_digest_if_due(
     }
 }
 
-fn digest_message(engine: &Engine, rows: &[OutboxRow], today: &str) -> anyhow::Result<Message> {
-    let item = |r: &OutboxRow| {
-        serde_json::json!({
-            "id": r.id, "rule": r.rule, "subject": r.subject,
-            "authority": r.authority, "due_on": r.due_on,
-            "reason": r.last_error.clone().unwrap_or_default(),
+/// What a pass would send now, composed but neither sent nor recorded: the
+/// whole plan is reconciled inside a transaction that is then rolled back,
+/// and the due rows are chosen by the same rule a claim uses.
+pub async fn dry_run(
+    engine: &Engine,
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<(OutboxRow, Result<crate::mail::Composed, String>)>> {
+    let records = records::store::load(pool)
+        .await
+        .context("while reading the records")?;
+    let planned = plan::plan(&records, &engine.settings, &engine.calendar);
+    let mut tx = pool.begin().await?;
+    outbox::reconcile_in(&mut tx, &planned, now, outbox::ReconcileScope::All).await?;
+    let due = outbox::due(&mut tx, now).await?;
+    tx.rollback().await?;
+    Ok(due
+        .into_iter()
+        .map(|row| {
+            let composed = compose_row(engine, &records, &row);
+            (row, composed)
         })
-    };
-    let failed: Vec<_> = rows
-        .iter()
-        .filter(|r| r.status == outbox::Status::Failed)
-        .map(item)
-        .collect();
-    let missed: Vec<_> = rows
-        .iter()
-        .filter(|r| r.status == outbox::Status::Missed)
-        .map(item)
-        .collect();
-    let ctx = minijinja::Value::from_serialize(
-        serde_json::json!({ "date": today, "failed": failed, "missed": missed }),
-    );
-    let text = match engine.renderer.render_extra("digest.txt", &ctx)? {
-        Some(t) => t,
-        None => rows
-            .iter()
-            .map(|r| {
-                format!(
-                    "#{} {} {} {} due {}: {}\n",
-                    r.id,
-                    r.status.as_str(),
-                    r.rule,
-                    r.subject,
-                    r.due_on,
-                    r.last_error.clone().unwrap_or_default()
-                )
-            })
-            .collect(),
-    };
-    let html = engine.renderer.render_extra("digest.html", &ctx)?;
-    let s = &engine.settings;
-    let builder = Message::builder()
-        .from(s.mail.from.parse()?)
-        .to(s.contacts.ims.as_str().parse()?)
-        .subject(format!(
-            "keydates: {} failed, {} missed ({today})",
-            failed.len(),
-            missed.len()
-        ))
-        .message_id(Some(format!(
-            "<keydates.digest.{today}.{:08x}@{}>",
-            fastrand::u32(..),
-            s.mail.message_id_domain
-        )));
-    let message = match html {
-        Some(html) => builder.multipart(lettre::message::MultiPart::alternative_plain_html(
-            text, html,
-        )),
-        None => builder.body(text),
-    };
-    message.context("while building the digest")
-}
-
-/// A one-line summary for systemd's STATUS and `status`.
-pub async fn status_line(pool: &SqlitePool, engine: &Engine) -> anyhow::Result<String> {
-    let next: Option<(String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT rule_id, subject, authority, send_at FROM outbox WHERE status = 'pending'
-         ORDER BY send_at, id LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
-    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")
-        .fetch_one(pool)
-        .await?;
-    let tz = engine.settings.time_zone();
-    let next = match next {
-        Some((rule, subject, authority, send_at)) => {
-            let when = outbox::parse_ts(&send_at)
-                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or(send_at);
-            format!(
-                "next: {rule} for {} at {when}",
-                authority.unwrap_or(subject)
-            )
-        }
-        None => "nothing pending".to_string(),
-    };
-    Ok(format!("{next}; {failed} failed"))
+        .collect())
 }

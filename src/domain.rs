@@ -3,10 +3,27 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde_with::{DeserializeFromStr, SerializeDisplay};
+use strum::{AsRefStr, EnumString, IntoEnumIterator, IntoStaticStr};
+
+/// The error for a name that is not one of an enum's: it lists the valid ones.
+pub fn not_one_of<T: IntoEnumIterator + Into<&'static str>>(what: &str, given: &str) -> String {
+    let names: Vec<&'static str> = T::iter().map(Into::into).collect();
+    format!("`{given}` is not {what} (one of {})", names.join(", "))
+}
+
+/// Parses a name of a strum enum, with an error that lists the valid names.
+pub fn parse_named<T>(what: &str, s: &str) -> Result<T, String>
+where
+    T: FromStr + IntoEnumIterator + Into<&'static str>,
+{
+    s.trim().parse().map_err(|_| not_one_of::<T>(what, s))
+}
 
 /// An email address that lettre accepts as a mailbox address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, DeserializeFromStr, SerializeDisplay,
+)]
 pub struct EmailAddress(String);
 
 impl EmailAddress {
@@ -29,6 +46,20 @@ impl EmailAddress {
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default()
     }
+
+    /// The mailbox lettre sends to. The address was checked when parsed.
+    pub fn mailbox(&self) -> lettre::message::Mailbox {
+        let address = self.0.parse().expect("checked when parsed");
+        lettre::message::Mailbox::new(None, address)
+    }
+}
+
+impl FromStr for EmailAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EmailAddress::parse(s)
+    }
 }
 
 impl fmt::Display for EmailAddress {
@@ -37,21 +68,23 @@ impl fmt::Display for EmailAddress {
     }
 }
 
-impl Serialize for EmailAddress {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for EmailAddress {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        EmailAddress::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// Ofsted's eight regions, by the ids used in records and config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    EnumString,
+    AsRefStr,
+    IntoStaticStr,
+    strum::Display,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Region {
     NorthWest,
     NorthEast,
@@ -64,30 +97,11 @@ pub enum Region {
 }
 
 impl Region {
-    pub const ALL: [Region; 8] = [
-        Region::NorthWest,
-        Region::NorthEast,
-        Region::EastMidlands,
-        Region::WestMidlands,
-        Region::East,
-        Region::London,
-        Region::SouthEast,
-        Region::SouthWest,
-    ];
-
     pub fn id(self) -> &'static str {
-        match self {
-            Region::NorthWest => "north-west",
-            Region::NorthEast => "north-east",
-            Region::EastMidlands => "east-midlands",
-            Region::WestMidlands => "west-midlands",
-            Region::East => "east",
-            Region::London => "london",
-            Region::SouthEast => "south-east",
-            Region::SouthWest => "south-west",
-        }
+        self.into()
     }
 
+    /// The region's name as people write it.
     pub fn name(self) -> &'static str {
         match self {
             Region::NorthWest => "North West",
@@ -100,30 +114,27 @@ impl Region {
             Region::SouthWest => "South West",
         }
     }
-}
 
-impl FromStr for Region {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Region::ALL
-            .into_iter()
-            .find(|r| r.id() == s.trim())
-            .ok_or_else(|| {
-                let ids: Vec<_> = Region::ALL.iter().map(|r| r.id()).collect();
-                format!("`{s}` is not a region (one of {})", ids.join(", "))
-            })
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
+    pub fn parse(s: &str) -> Result<Region, String> {
+        parse_named("a region", s)
     }
 }
 
 /// The inspection judgement that starts a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumString,
+    IntoStaticStr,
+    strum::Display,
+    strum::EnumIter,
+    SerializeDisplay,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Judgement {
     RequiresImprovement,
     Inadequate,
@@ -131,32 +142,136 @@ pub enum Judgement {
 
 impl Judgement {
     pub fn id(self) -> &'static str {
+        self.into()
+    }
+
+    /// As written in a letter: "requires improvement".
+    pub fn text(self) -> String {
+        self.id().replace('_', " ")
+    }
+
+    pub fn parse(s: &str) -> Result<Judgement, String> {
+        parse_named("a judgement", s)
+    }
+}
+
+/// The generated documents keydates can attach.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumString,
+    IntoStaticStr,
+    strum::Display,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "kebab-case")]
+pub enum AnnexKind {
+    PlanningRecord,
+    ChildLevelData,
+    AuditedCases,
+    SeminarPack,
+    DcsRecord,
+}
+
+impl AnnexKind {
+    /// Config name: "planning-record", "child-level-data", ...; also the
+    /// document template's name.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// The kind of record an outbox row is about, as stored beside its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumString, IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum SubjectType {
+    Case,
+    Visit,
+    Seminar,
+}
+
+/// Which record an email is about: a case, one of its visits, or a seminar.
+/// Shown (and stored) as `CASE_REF`, `CASE_REF#VISIT_NO` or `SEMINAR_REF`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay)]
+pub enum SubjectKey {
+    Case(String),
+    Visit { case_ref: String, visit_no: u32 },
+    Seminar(String),
+}
+
+impl SubjectKey {
+    pub fn subject_type(&self) -> SubjectType {
         match self {
-            Judgement::RequiresImprovement => "requires_improvement",
-            Judgement::Inadequate => "inadequate",
+            SubjectKey::Case(_) => SubjectType::Case,
+            SubjectKey::Visit { .. } => SubjectType::Visit,
+            SubjectKey::Seminar(_) => SubjectType::Seminar,
         }
     }
 
-    pub fn text(self) -> &'static str {
+    /// Reads a subject of a known type, as shown by `Display`.
+    pub fn parse(subject_type: SubjectType, s: &str) -> Result<SubjectKey, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("an empty subject".to_string());
+        }
+        Ok(match subject_type {
+            SubjectType::Case => SubjectKey::Case(s.to_string()),
+            SubjectType::Seminar => SubjectKey::Seminar(s.to_string()),
+            SubjectType::Visit => {
+                let (case_ref, no) = s
+                    .rsplit_once('#')
+                    .ok_or_else(|| format!("`{s}` is not a visit (CASE_REF#VISIT_NO)"))?;
+                let visit_no = no
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not a visit (CASE_REF#VISIT_NO)"))?;
+                SubjectKey::Visit {
+                    case_ref: case_ref.to_string(),
+                    visit_no,
+                }
+            }
+        })
+    }
+
+    /// The case a case or visit subject belongs to.
+    pub fn case_ref(&self) -> Option<&str> {
         match self {
-            Judgement::RequiresImprovement => "requires improvement",
-            Judgement::Inadequate => "inadequate",
+            SubjectKey::Case(c) | SubjectKey::Visit { case_ref: c, .. } => Some(c),
+            SubjectKey::Seminar(_) => None,
+        }
+    }
+
+    pub fn seminar_ref(&self) -> Option<&str> {
+        match self {
+            SubjectKey::Seminar(s) => Some(s),
+            _ => None,
         }
     }
 }
 
-impl FromStr for Judgement {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "requires_improvement" => Ok(Judgement::RequiresImprovement),
-            "inadequate" => Ok(Judgement::Inadequate),
-            _ => Err(format!(
-                "`{s}` is not a judgement (requires_improvement or inadequate)"
-            )),
+impl fmt::Display for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubjectKey::Case(c) | SubjectKey::Seminar(c) => f.write_str(c),
+            SubjectKey::Visit { case_ref, visit_no } => write!(f, "{case_ref}#{visit_no}"),
         }
     }
+}
+
+/// A Message-ID: made once per email and kept across retries, so a relay and
+/// the recipients can tell a resend from a new message.
+pub fn message_id(tag: &str, domain: &str) -> String {
+    format!("<keydates.{tag}.{:016x}@{domain}>", fastrand::u64(..))
+}
+
+/// Media types of the documents keydates builds or attaches.
+pub mod mime {
+    pub const DOCX: &str =
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 }
 
 #[cfg(test)]
@@ -184,10 +299,40 @@ mod tests {
 
     #[test]
     fn regions_round_trip_and_unknown_ones_list_the_choices() {
-        for r in Region::ALL {
-            assert_eq!(r.id().parse::<Region>(), Ok(r));
+        for r in Region::iter() {
+            assert_eq!(Region::parse(r.id()), Ok(r));
         }
-        let e = "midlands".parse::<Region>().unwrap_err();
+        let e = Region::parse("midlands").unwrap_err();
         assert!(e.contains("north-west") && e.contains("south-west"), "{e}");
+    }
+
+    #[test]
+    fn judgements_and_annex_kinds_read_their_ids() {
+        assert_eq!(
+            Judgement::parse("requires_improvement"),
+            Ok(Judgement::RequiresImprovement)
+        );
+        assert_eq!(Judgement::Inadequate.text(), "inadequate");
+        assert!(Judgement::parse("good").unwrap_err().contains("inadequate"));
+        for k in AnnexKind::iter() {
+            assert_eq!(k.name().parse::<AnnexKind>(), Ok(k));
+        }
+    }
+
+    #[test]
+    fn subjects_round_trip_through_their_text() {
+        for key in [
+            SubjectKey::Case("SOU-2026-01".into()),
+            SubjectKey::Visit {
+                case_ref: "SOU-2026-01".into(),
+                visit_no: 2,
+            },
+            SubjectKey::Seminar("SEM-1".into()),
+        ] {
+            let back = SubjectKey::parse(key.subject_type(), &key.to_string()).unwrap();
+            assert_eq!(back, key);
+        }
+        assert!(SubjectKey::parse(SubjectType::Visit, "SOU-2026-01").is_err());
+        assert!(SubjectKey::parse(SubjectType::Visit, "SOU#x").is_err());
     }
 }

@@ -4,18 +4,24 @@
 //! One direction of flow: records -> plan -> outbox -> mail. The planner is a
 //! pure function; the database, the mail server and signals live around it.
 
+pub mod agenda;
 pub mod annex;
 pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod db;
 pub mod deliver;
 pub mod domain;
+pub mod health;
 pub mod mail;
+pub mod offset;
 pub mod outbox;
 pub mod plan;
 pub mod records;
 pub mod rules;
 pub mod sample;
+pub mod state;
 pub mod telemetry;
+pub mod templates;

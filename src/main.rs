@@ -22,10 +22,7 @@ async fn main() -> ExitCode {
     match keydates::commands::run(cli, settings).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                keydates::records::store::explain(&e).replace('\n', " ")
-            );
+            eprintln!("error: {}", keydates::db::explain(&e).replace('\n', " "));
             ExitCode::FAILURE
         }
     }

@@ -7,11 +7,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use strum::{EnumString, IntoStaticStr};
 
+use crate::domain::{EmailAddress, SubjectKey, SubjectType};
 use crate::plan::{PlannedAction, Recipients};
+use crate::state;
 
 /// Timestamps are stored as fixed-width UTC text, so they compare as text.
 pub fn ts(t: DateTime<Utc>) -> String {
@@ -24,8 +28,21 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    clap::ValueEnum,
+    EnumString,
+    IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Status {
     Pending,
     Sending,
@@ -36,31 +53,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Pending,
-        Status::Sending,
-        Status::Sent,
-        Status::Failed,
-        Status::Cancelled,
-        Status::Missed,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Sending => "sending",
-            Status::Sent => "sent",
-            Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
-            Status::Missed => "missed",
-        }
-    }
-
-    fn parse(s: &str) -> Status {
-        Status::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .unwrap_or(Status::Failed)
+        self.into()
     }
 }
 
@@ -70,26 +64,26 @@ pub struct OutboxRow {
     pub id: i64,
     pub key: String,
     pub rule: String,
-    pub subject: String,
+    pub subject: SubjectKey,
     pub authority: Option<String>,
-    pub delegate: Option<String>,
-    pub anchor_on: String,
-    pub due_on: String,
-    pub send_at: String,
-    pub send_until: String,
+    pub delegate: Option<EmailAddress>,
+    pub anchor_on: NaiveDate,
+    pub due_on: NaiveDate,
+    pub send_at: DateTime<Utc>,
+    pub send_until: DateTime<Utc>,
     pub recipients: Recipients,
     pub status: Status,
     pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    pub first_attempt_at: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub first_attempt_at: Option<DateTime<Utc>>,
     pub message_id: Option<String>,
     pub server_reply: Option<String>,
     pub last_error: Option<String>,
-    pub sent_at: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 impl OutboxRow {
-    /// A row as it would be recorded for a planned action (for previews and dry runs).
+    /// A row as it would be recorded for a planned action (for previews).
     pub fn from_planned(a: &PlannedAction) -> OutboxRow {
         OutboxRow {
             id: 0,
@@ -98,10 +92,10 @@ impl OutboxRow {
             subject: a.subject.clone(),
             authority: a.authority.clone(),
             delegate: a.delegate.clone(),
-            anchor_on: a.anchor_on.to_string(),
-            due_on: a.due_on.to_string(),
-            send_at: ts(a.send_at),
-            send_until: ts(a.send_until),
+            anchor_on: a.anchor_on,
+            due_on: a.due_on,
+            send_at: a.send_at,
+            send_until: a.send_until,
             recipients: a.recipients.clone(),
             status: Status::Pending,
             attempts: 0,
@@ -114,29 +108,69 @@ impl OutboxRow {
         }
     }
 
-    fn from_row(row: &sqlx::sqlite::SqliteRow) -> OutboxRow {
-        let recipients: String = row.get("recipients");
-        OutboxRow {
-            id: row.get("id"),
-            key: row.get("key"),
-            rule: row.get("rule_id"),
-            subject: row.get("subject"),
-            authority: row.get("authority"),
-            delegate: row.get("delegate"),
-            anchor_on: row.get("anchor_on"),
-            due_on: row.get("due_on"),
-            send_at: row.get("send_at"),
-            send_until: row.get("send_until"),
-            recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-            status: Status::parse(row.get("status")),
-            attempts: row.get("attempts"),
-            next_attempt_at: row.get("next_attempt_at"),
-            first_attempt_at: row.get("first_attempt_at"),
-            message_id: row.get("message_id"),
-            server_reply: row.get("server_reply"),
-            last_error: row.get("last_error"),
-            sent_at: row.get("sent_at"),
+    /// The problem with a stored value, naming the row and column: a bad value
+    /// means the database was changed by hand, and guessing could send wrongly.
+    fn bad(column: &str, value: &str, why: impl std::fmt::Display) -> sqlx::Error {
+        sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: format!("outbox.{column} holds `{value}`: {why}").into(),
         }
+    }
+}
+
+fn date_col(row: &SqliteRow, column: &str) -> Result<NaiveDate, sqlx::Error> {
+    let s: String = row.try_get(column)?;
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| OutboxRow::bad(column, &s, e))
+}
+
+fn ts_col(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    let s: String = row.try_get(column)?;
+    parse_ts(&s).ok_or_else(|| OutboxRow::bad(column, &s, "not an RFC 3339 time"))
+}
+
+fn opt_ts_col(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let s: Option<String> = row.try_get(column)?;
+    s.map(|s| parse_ts(&s).ok_or_else(|| OutboxRow::bad(column, &s, "not an RFC 3339 time")))
+        .transpose()
+}
+
+impl sqlx::FromRow<'_, SqliteRow> for OutboxRow {
+    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+        let subject_type: String = row.try_get("subject_type")?;
+        let subject_type: SubjectType = subject_type
+            .parse()
+            .map_err(|e| OutboxRow::bad("subject_type", &subject_type, e))?;
+        let subject: String = row.try_get("subject")?;
+        let status: String = row.try_get("status")?;
+        let recipients: String = row.try_get("recipients")?;
+        let delegate: Option<String> = row.try_get("delegate")?;
+        Ok(OutboxRow {
+            id: row.try_get("id")?,
+            key: row.try_get("key")?,
+            rule: row.try_get("rule_id")?,
+            subject: SubjectKey::parse(subject_type, &subject)
+                .map_err(|e| OutboxRow::bad("subject", &subject, e))?,
+            authority: row.try_get("authority")?,
+            delegate: delegate
+                .map(|d| EmailAddress::parse(&d).map_err(|e| OutboxRow::bad("delegate", &d, e)))
+                .transpose()?,
+            anchor_on: date_col(row, "anchor_on")?,
+            due_on: date_col(row, "due_on")?,
+            send_at: ts_col(row, "send_at")?,
+            send_until: ts_col(row, "send_until")?,
+            recipients: serde_json::from_str(&recipients)
+                .map_err(|e| OutboxRow::bad("recipients", &recipients, e))?,
+            status: status
+                .parse()
+                .map_err(|e| OutboxRow::bad("status", &status, e))?,
+            attempts: row.try_get("attempts")?,
+            next_attempt_at: opt_ts_col(row, "next_attempt_at")?,
+            first_attempt_at: opt_ts_col(row, "first_attempt_at")?,
+            message_id: row.try_get("message_id")?,
+            server_reply: row.try_get("server_reply")?,
+            last_error: row.try_get("last_error")?,
+            sent_at: opt_ts_col(row, "sent_at")?,
+        })
     }
 }
 
@@ -152,7 +186,7 @@ pub struct ReconcileReport {
 
 struct Existing {
     id: i64,
-    status: String,
+    status: Status,
     cancelled_by: Option<String>,
     forced: bool,
     fields: (String, String, String, String),
@@ -163,7 +197,7 @@ fn fields_of(a: &PlannedAction) -> (String, String, String, String) {
         a.due_on.to_string(),
         ts(a.send_at),
         ts(a.send_until),
-        serde_json::to_string(&a.recipients).unwrap_or_default(),
+        serde_json::to_string(&a.recipients).expect("addresses serialize"),
     )
 }
 
@@ -197,22 +231,35 @@ pub async fn reconcile(
     reconcile_scoped(pool, planned, now, ReconcileScope::All).await
 }
 
-// `+status` keeps SQLite off the status index, so that the subject index
-// serves the scoped lookups.
-const OPEN_ROWS: &str =
-    "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
-     FROM outbox WHERE +status IN ('pending', 'cancelled')";
-
-/// `reconcile`, limited to the rows in `scope`.
+/// `reconcile_scoped` in one write transaction.
 pub async fn reconcile_scoped(
     pool: &SqlitePool,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
     scope: ReconcileScope<'_>,
 ) -> anyhow::Result<ReconcileReport> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let report = reconcile_in(&mut tx, planned, now, scope).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+// `+status` keeps SQLite off the status index, so that the subject index
+// serves the scoped lookups.
+const OPEN_ROWS: &str =
+    "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
+     FROM outbox WHERE +status IN ('pending', 'cancelled')";
+
+/// `reconcile`, limited to the rows in `scope`, on a connection whose
+/// transaction the caller owns (a dry run rolls it back).
+pub async fn reconcile_in(
+    tx: &mut SqliteConnection,
+    planned: &[PlannedAction],
+    now: DateTime<Utc>,
+    scope: ReconcileScope<'_>,
+) -> anyhow::Result<ReconcileReport> {
     let now_s = ts(now);
     let mut report = ReconcileReport::default();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut rows = Vec::new();
     match scope {
         ReconcileScope::All => rows = sqlx::query(OPEN_ROWS).fetch_all(&mut *tx).await?,
@@ -251,11 +298,14 @@ pub async fn reconcile_scoped(
     }
     let mut existing: HashMap<String, Existing> = HashMap::new();
     for row in rows {
+        let status: String = row.get("status");
         existing.insert(
             row.get("key"),
             Existing {
                 id: row.get("id"),
-                status: row.get("status"),
+                status: status
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("outbox.status holds `{status}`"))?,
                 cancelled_by: row.get("cancelled_by"),
                 forced: row.get("forced"),
                 fields: (
@@ -272,14 +322,14 @@ pub async fn reconcile_scoped(
         planned_keys.insert(a.key.as_str());
         let fields = fields_of(a);
         match existing.get(&a.key) {
-            Some(e) if e.status == "pending" => {
+            Some(e) if e.status == Status::Pending => {
                 if e.fields != fields && !e.forced {
-                    update_fields(&mut tx, e.id, &fields, &now_s).await?;
+                    update_fields(tx, e.id, &fields, &now_s).await?;
                     report.updated += 1;
                 }
             }
             Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
-                update_fields(&mut tx, e.id, &fields, &now_s).await?;
+                update_fields(tx, e.id, &fields, &now_s).await?;
                 sqlx::query(
                     "UPDATE outbox SET status = 'pending', cancelled_by = NULL, last_error = NULL
                      WHERE id = ?",
@@ -295,17 +345,18 @@ pub async fn reconcile_scoped(
                 // imported): record it as missed, never send it.
                 let late = a.send_until <= now;
                 let result = sqlx::query(
-                    "INSERT INTO outbox (key, rule_id, subject, authority, delegate, anchor_on,
-                       due_on, send_at, send_until, recipients, status, last_error, reported_at,
-                       created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
+                       anchor_on, due_on, send_at, send_until, recipients, status, last_error,
+                       reported_at, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT (key) DO NOTHING",
                 )
                 .bind(&a.key)
                 .bind(&a.rule_id)
-                .bind(&a.subject)
+                .bind(<&str>::from(a.subject.subject_type()))
+                .bind(a.subject.to_string())
                 .bind(&a.authority)
-                .bind(&a.delegate)
+                .bind(a.delegate.as_ref().map(EmailAddress::as_str))
                 .bind(a.anchor_on.to_string())
                 .bind(&fields.0)
                 .bind(&fields.1)
@@ -329,7 +380,7 @@ pub async fn reconcile_scoped(
         }
     }
     for (key, e) in &existing {
-        if e.status == "pending" && !planned_keys.contains(key.as_str()) {
+        if e.status == Status::Pending && !planned_keys.contains(key.as_str()) {
             sqlx::query(
                 "UPDATE outbox SET status = 'cancelled', cancelled_by = 'plan',
                    last_error = 'no longer applies to the records', updated_at = ?
@@ -342,12 +393,11 @@ pub async fn reconcile_scoped(
             report.cancelled += 1;
         }
     }
-    tx.commit().await?;
     Ok(report)
 }
 
 async fn update_fields(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut SqliteConnection,
     id: i64,
     fields: &(String, String, String, String),
     now: &str,
@@ -362,29 +412,9 @@ async fn update_fields(
     .bind(&fields.3)
     .bind(now)
     .bind(id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// Who holds a claim: this host and process, so a restart can tell a dead claim.
-pub fn worker_id() -> String {
-    format!("{}:{}", hostname(), std::process::id())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string())
-}
-
-fn claim_is_dead(claimed_by: &str) -> bool {
-    let Some((host, pid)) = claimed_by.rsplit_once(':') else {
-        return false;
-    };
-    host == hostname()
-        && pid != std::process::id().to_string()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Puts interrupted sends back to pending: those whose process on this host has
@@ -403,7 +433,7 @@ pub async fn release_interrupted(
         let id: i64 = row.get("id");
         let by: Option<String> = row.get("claimed_by");
         let at: Option<String> = row.get("claimed_at");
-        let dead = by.as_deref().is_some_and(claim_is_dead);
+        let dead = by.as_deref().is_some_and(state::claim_is_dead);
         let expired = at.is_none_or(|at| at < stale_before);
         if dead || expired {
             let done = sqlx::query(
@@ -448,6 +478,13 @@ pub async fn expire(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64
     Ok(missed + failed)
 }
 
+/// When a pending row is due: its time has come, its limit has not passed
+/// (unless an admin forced it), and it is not waiting out a retry back-off.
+/// `?1` is now. The one statement of the rule: claims and dry runs share it.
+const DUE: &str = "status = 'pending' AND send_at <= ?1
+    AND (send_until > ?1 OR forced = 1)
+    AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)";
+
 /// Takes the next due row for this worker, or none. One statement, so two
 /// processes can never take the same row; inside an explicit transaction and
 /// read to the end, so that a claim that could not be written (a full disk)
@@ -461,27 +498,34 @@ pub async fn claim(
 ) -> anyhow::Result<Option<OutboxRow>> {
     let now_s = ts(now);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rows = sqlx::query(
+    let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
         "UPDATE outbox SET status = 'sending', claimed_at = ?1, claimed_by = ?2,
            attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?1),
-           message_id = COALESCE(message_id, '<keydates.' || id || '.' || ?3 || '@' || ?4 || '>'),
-           updated_at = ?1
-         WHERE id = (SELECT id FROM outbox
-                     WHERE status = 'pending' AND send_at <= ?1
-                       AND (send_until > ?1 OR forced = 1)
-                       AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
-                     ORDER BY send_at, id LIMIT 1)
+           message_id = COALESCE(message_id, ?3), updated_at = ?1
+         WHERE id = (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT 1)
            AND status = 'pending'
-         RETURNING *",
-    )
+         RETURNING *"
+    ))
     .bind(&now_s)
     .bind(worker)
-    .bind(format!("{:016x}", fastrand::u64(..)))
-    .bind(message_id_domain)
+    .bind(crate::domain::message_id("outbox", message_id_domain))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(rows.first().map(OutboxRow::from_row))
+    Ok(rows.into_iter().next())
+}
+
+/// The rows a pass would claim now, in claim order, without claiming them.
+pub async fn due(
+    conn: &mut SqliteConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT * FROM outbox WHERE {DUE} ORDER BY send_at, id"
+    ))
+    .bind(ts(now))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// The outcome of a send must land on the row claimed for it; anything else
@@ -566,28 +610,37 @@ pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
 }
 
 pub async fn list(pool: &SqlitePool, status: Option<Status>) -> anyhow::Result<Vec<OutboxRow>> {
-    let rows = match status {
+    Ok(match status {
         Some(s) => {
-            sqlx::query("SELECT * FROM outbox WHERE status = ? ORDER BY send_at, id")
+            sqlx::query_as("SELECT * FROM outbox WHERE status = ? ORDER BY send_at, id")
                 .bind(s.as_str())
                 .fetch_all(pool)
                 .await?
         }
         None => {
-            sqlx::query("SELECT * FROM outbox ORDER BY send_at, id")
+            sqlx::query_as("SELECT * FROM outbox ORDER BY send_at, id")
                 .fetch_all(pool)
                 .await?
         }
-    };
-    Ok(rows.iter().map(OutboxRow::from_row).collect())
+    })
 }
 
 pub async fn get(pool: &SqlitePool, id: i64) -> anyhow::Result<Option<OutboxRow>> {
-    let row = sqlx::query("SELECT * FROM outbox WHERE id = ?")
+    Ok(sqlx::query_as("SELECT * FROM outbox WHERE id = ?")
         .bind(id)
         .fetch_optional(pool)
-        .await?;
-    Ok(row.as_ref().map(OutboxRow::from_row))
+        .await?)
+}
+
+/// The pending row that goes next, if any.
+pub async fn next_pending(pool: &SqlitePool) -> anyhow::Result<Option<OutboxRow>> {
+    Ok(
+        sqlx::query_as(
+            "SELECT * FROM outbox WHERE status = 'pending' ORDER BY send_at, id LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await?,
+    )
 }
 
 /// Why an admin's retry or cancel was refused.
@@ -598,7 +651,7 @@ pub enum AdminError {
     #[error("outbox row {id} is {status}: {why}")]
     Refused {
         id: i64,
-        status: &'static str,
+        status: String,
         why: &'static str,
     },
     #[error(transparent)]
@@ -650,11 +703,7 @@ async fn refused(pool: &SqlitePool, id: i64, why: &'static str) -> Result<(), Ad
         .await?;
     match status {
         None => Err(AdminError::NotFound(id)),
-        Some(s) => Err(AdminError::Refused {
-            id,
-            status: Status::parse(&s).as_str(),
-            why,
-        }),
+        Some(status) => Err(AdminError::Refused { id, status, why }),
     }
 }
 
@@ -667,21 +716,19 @@ pub async fn counts(pool: &SqlitePool) -> anyhow::Result<Vec<(Status, i64)>> {
     {
         found.insert(row.get("status"), row.get("n"));
     }
-    Ok(Status::ALL
-        .into_iter()
+    Ok(<Status as strum::IntoEnumIterator>::iter()
         .map(|s| (s, found.get(s.as_str()).copied().unwrap_or(0)))
         .collect())
 }
 
 /// Failed and missed rows not yet in a digest.
 pub async fn unreported(pool: &SqlitePool) -> anyhow::Result<Vec<OutboxRow>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT * FROM outbox WHERE status IN ('failed', 'missed') AND reported_at IS NULL
          ORDER BY send_at, id",
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(OutboxRow::from_row).collect())
+    .await?)
 }
 
 pub async fn mark_reported(
@@ -698,27 +745,6 @@ pub async fn mark_reported(
             .await?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-pub async fn get_state(pool: &SqlitePool, name: &str) -> anyhow::Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM daemon_state WHERE name = ?")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
-pub async fn set_state(pool: &SqlitePool, name: &str, value: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO daemon_state (name, value) VALUES (?, ?)
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-    )
-    .bind(name)
-    .bind(value)
-    .execute(pool)
-    .await?;
     Ok(())
 }
 

@@ -11,22 +11,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
-use crate::domain::{EmailAddress, Region};
+use crate::domain::{EmailAddress, Judgement, Region, SubjectKey};
 use crate::records::{Authority, Case, Delegate, Records, Seminar, Visit};
 use crate::rules::{Anchor, Condition, Role, Rule, SendUntil, SubjectKind};
 
 /// Who an email goes to, resolved from roles.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Recipients {
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Vec<String>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub reply_to: Vec<EmailAddress>,
 }
 
 impl Recipients {
-    pub fn all(&self) -> impl Iterator<Item = &String> {
+    pub fn all(&self) -> impl Iterator<Item = &EmailAddress> {
         self.to.iter().chain(&self.cc)
     }
+}
+
+/// Addresses joined for people to read.
+pub fn joined(addresses: &[EmailAddress]) -> String {
+    addresses
+        .iter()
+        .map(EmailAddress::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One email that the records and rules call for.
@@ -36,10 +45,9 @@ pub struct PlannedAction {
     /// delegate where a rule fans out). Planning twice gives the same keys.
     pub key: String,
     pub rule_id: String,
-    /// Case ref, `CASE_REF#VISIT_NO`, or seminar ref.
-    pub subject: String,
+    pub subject: SubjectKey,
     pub authority: Option<String>,
-    pub delegate: Option<String>,
+    pub delegate: Option<EmailAddress>,
     pub anchor_on: NaiveDate,
     pub due_on: NaiveDate,
     pub send_at: DateTime<Utc>,
@@ -66,16 +74,16 @@ impl Subject<'_> {
             .or(self.authority.map(|a| a.region))
     }
 
-    /// The subject as shown in the outbox and agenda.
-    pub fn name(&self) -> String {
+    /// Which record the subject is keyed on.
+    pub fn key(&self) -> SubjectKey {
         if let Some(v) = self.visit {
             v.subject()
         } else if let Some(c) = self.case {
-            c.case_ref.clone()
+            SubjectKey::Case(c.case_ref.clone())
         } else if let Some(s) = self.seminar {
-            s.seminar_ref.clone()
+            SubjectKey::Seminar(s.seminar_ref.clone())
         } else {
-            String::new()
+            unreachable!("every subject has a case, a visit or a seminar")
         }
     }
 
@@ -95,10 +103,10 @@ impl Subject<'_> {
             Condition::PlanReceived => self.case.is_some_and(|c| c.plan_received_on.is_some()),
             Condition::JudgementInadequate => self
                 .case
-                .is_some_and(|c| c.judgement == crate::domain::Judgement::Inadequate),
+                .is_some_and(|c| c.judgement == Judgement::Inadequate),
             Condition::JudgementRequiresImprovement => self
                 .case
-                .is_some_and(|c| c.judgement == crate::domain::Judgement::RequiresImprovement),
+                .is_some_and(|c| c.judgement == Judgement::RequiresImprovement),
             Condition::VisitNotCancelled => self.visit.is_some_and(|v| !v.cancelled),
             Condition::SeminarConfirmed => self.seminar.is_some_and(|s| s.confirmed),
             Condition::SeminarNotCancelled => self.seminar.is_some_and(|s| !s.cancelled),
@@ -133,12 +141,11 @@ impl Subject<'_> {
     /// Resolves a rule's roles, each address once: `to` wins over `cc`.
     pub fn recipients(&self, rule: &Rule, settings: &Settings) -> Recipients {
         let mut seen = BTreeSet::new();
-        let mut take = |roles: &[Role]| -> Vec<String> {
+        let mut take = |roles: &[Role]| -> Vec<EmailAddress> {
             roles
                 .iter()
                 .flat_map(|r| self.resolve(r, settings))
-                .map(|a| a.as_str().to_string())
-                .filter(|a| seen.insert(a.to_ascii_lowercase()))
+                .filter(|a| seen.insert(a.as_str().to_ascii_lowercase()))
                 .collect()
         };
         let to = take(&rule.to);
@@ -147,7 +154,6 @@ impl Subject<'_> {
             .reply_to
             .iter()
             .flat_map(|r| self.resolve(r, settings))
-            .map(|a| a.as_str().to_string())
             .collect();
         Recipients { to, cc, reply_to }
     }
@@ -240,7 +246,7 @@ fn delegates_by_seminar(records: &Records) -> BTreeMap<&str, Vec<&Delegate>> {
 
 /// The outbox key of one occurrence.
 pub fn action_key(rule: &Rule, subject: &Subject, anchor_on: NaiveDate) -> String {
-    let mut key = format!("{}|{}|{}", rule.id, subject.name(), anchor_on);
+    let mut key = format!("{}|{}|{}", rule.id, subject.key(), anchor_on);
     match rule.on {
         SubjectKind::Delegate => {
             if let Some(d) = subject.delegate {
@@ -303,9 +309,9 @@ pub fn plan_one(
     Some(PlannedAction {
         key: action_key(rule, subject, anchor_on),
         rule_id: rule.id.clone(),
-        subject: subject.name(),
+        subject: subject.key(),
         authority: subject.authority.map(|a| a.code.clone()),
-        delegate: subject.delegate.map(|d| d.email.as_str().to_string()),
+        delegate: subject.delegate.map(|d| d.email.clone()),
         anchor_on,
         due_on,
         send_at,
@@ -336,17 +342,26 @@ pub fn plan(records: &Records, settings: &Settings, calendar: &Calendar) -> Vec<
 pub fn find_subject<'a>(
     records: &'a Records,
     rule: &Rule,
-    subject: &str,
+    subject: &SubjectKey,
     authority: Option<&str>,
-    delegate: Option<&str>,
+    delegate: Option<&EmailAddress>,
 ) -> Option<Subject<'a>> {
     subjects(records, rule.on).into_iter().find(|s| {
-        s.name() == subject
+        s.key() == *subject
             && (authority.is_none() || s.authority.map(|a| a.code.as_str()) == authority)
-            && (delegate.is_none()
-                || s.delegate
-                    .is_some_and(|d| Some(d.email.as_str()) == delegate))
+            && (delegate.is_none() || s.delegate.is_some_and(|d| Some(&d.email) == delegate))
     })
+}
+
+/// The statutory deadline for the improvement plan / written statement of
+/// action: 70 working days after the report was received (000 §25; 001 §19).
+pub fn plan_due_on(calendar: &Calendar, report_received_on: NaiveDate) -> Option<NaiveDate> {
+    calendar.add_working_days(report_received_on, 70)
+}
+
+/// Audited case files are due at least three working days before a visit (001 §27).
+pub fn files_due_on(calendar: &Calendar, starts_on: NaiveDate) -> Option<NaiveDate> {
+    calendar.add_working_days(starts_on, -3)
 }
 
 #[cfg(test)]

@@ -5,14 +5,16 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::Deserialize;
+use serde_with::DeserializeFromStr;
+use strum::IntoStaticStr;
 
-use crate::annex::AnnexKind;
-use crate::calendar::Offset;
-use crate::domain::EmailAddress;
+use crate::domain::{AnnexKind, EmailAddress, SubjectType, parse_named};
+use crate::offset::Offset;
 
 /// What a rule hangs on: each record of this kind gives at most one action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SubjectKind {
     /// One action per case.
     Case,
@@ -28,12 +30,17 @@ pub enum SubjectKind {
 
 impl SubjectKind {
     pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The record an action of this kind is keyed on.
+    pub fn subject_type(self) -> SubjectType {
         match self {
-            SubjectKind::Case => "case",
-            SubjectKind::Visit => "visit",
-            SubjectKind::Seminar => "seminar",
-            SubjectKind::Delegate => "delegate",
-            SubjectKind::SeminarAuthority => "seminar_authority",
+            SubjectKind::Case => SubjectType::Case,
+            SubjectKind::Visit => SubjectType::Visit,
+            SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
+                SubjectType::Seminar
+            }
         }
     }
 
@@ -50,8 +57,9 @@ impl SubjectKind {
 }
 
 /// A date field of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Anchor {
     ReportReceivedOn,
     PlanReceivedOn,
@@ -61,12 +69,7 @@ pub enum Anchor {
 
 impl Anchor {
     pub fn name(self) -> &'static str {
-        match self {
-            Anchor::ReportReceivedOn => "report_received_on",
-            Anchor::PlanReceivedOn => "plan_received_on",
-            Anchor::StartsOn => "starts_on",
-            Anchor::HeldOn => "held_on",
-        }
+        self.into()
     }
 }
 
@@ -86,7 +89,8 @@ pub enum Condition {
 }
 
 /// Who receives an email, named by role and resolved from the records and config.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Not a plain name table: any text with an `@` is an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, DeserializeFromStr)]
 pub enum Role {
     /// The authority's Director of Children's Services.
     Dcs,
@@ -133,16 +137,8 @@ impl FromStr for Role {
     }
 }
 
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// How late an overdue action may still go after downtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
 pub enum SendUntil {
     /// Until the anchor date itself (the event) arrives.
     Anchor,
@@ -172,16 +168,8 @@ impl fmt::Display for SendUntil {
     }
 }
 
-impl<'de> Deserialize<'de> for SendUntil {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// An attachment: a document generated for the case, or a file the admin supplies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
 pub enum AnnexSpec {
     Generated(AnnexKind),
     File(PathBuf),
@@ -197,20 +185,9 @@ impl FromStr for AnnexSpec {
             }
             return Ok(AnnexSpec::File(PathBuf::from(path.trim())));
         }
-        AnnexKind::from_name(s)
+        parse_named::<AnnexKind>("an annex", s)
             .map(AnnexSpec::Generated)
-            .ok_or_else(|| {
-                let names: Vec<_> = AnnexKind::ALL.iter().map(|k| k.name()).collect();
-                format!("`{s}` is not an annex ({}, or file:PATH)", names.join(", "))
-            })
-    }
-}
-
-impl<'de> Deserialize<'de> for AnnexSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+            .map_err(|e| format!("{e}, or file:PATH"))
     }
 }
 

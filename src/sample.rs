@@ -14,6 +14,12 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("sample dates are valid")
 }
 
+/// The regions in turn.
+fn region(i: usize) -> Region {
+    let all: Vec<Region> = <Region as strum::IntoEnumIterator>::iter().collect();
+    all[i % all.len()]
+}
+
 /// One authority with a case, a visit, a seminar and a delegate.
 pub fn records() -> Records {
     generate(1, date(2026, 11, 2))
@@ -34,7 +40,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
             Seminar {
                 seminar_ref,
                 title: format!("Getting to good: practice seminar {s}"),
-                region: Region::ALL[s % 8],
+                region: region(s),
                 held_on,
                 venue: "Regional office".into(),
                 confirmed: true,
@@ -49,7 +55,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
             Authority {
                 code: code.clone(),
                 name: format!("Sampleshire {a}"),
-                region: Region::ALL[a % 8],
+                region: region(a),
                 dcs_name: "Alex Director".into(),
                 dcs_email: email(&format!("dcs{a}@sampleshire.example.org")),
                 coordinator_email: Some(email(&format!("coord{a}@sampleshire.example.org"))),

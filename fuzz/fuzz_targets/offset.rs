@@ -1,7 +1,8 @@
 #![no_main]
 //! Any text as an offset: parse it, and apply what parses to a date.
 
-use keydates::calendar::{Calendar, Offset};
+use keydates::calendar::Calendar;
+use keydates::offset::Offset;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,16 +1,19 @@
 //! Composing one email: rendered text, recipients, and its annexes attached.
 
+pub mod digest;
 pub mod render;
 pub mod transport;
 
+use chrono::NaiveDate;
 use lettre::Message;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, MultiPart, SinglePart};
 
 use crate::annex::{self, AnnexFacts};
-use crate::calendar::{Calendar, parse_date};
+use crate::calendar::Calendar;
 use crate::config::Settings;
-use crate::plan::{Recipients, Subject};
+use crate::domain::mime;
+use crate::plan::{self, Recipients, Subject};
 use crate::rules::{AnnexSpec, Rule};
 use render::{Rendered, Renderer};
 
@@ -33,8 +36,8 @@ pub struct Composer<'a> {
 pub struct Draft<'a> {
     pub rule: &'a Rule,
     pub subject: &'a Subject<'a>,
-    pub anchor_on: &'a str,
-    pub due_on: &'a str,
+    pub anchor_on: NaiveDate,
+    pub due_on: NaiveDate,
     pub recipients: &'a Recipients,
     pub message_id: &'a str,
 }
@@ -63,22 +66,22 @@ impl Composer<'_> {
         let (to, cc) = match &self.settings.mail.redirect_all_to {
             Some(redirect) => {
                 note_redirect(&mut rendered, draft.recipients);
-                (vec![redirect.as_str().to_string()], Vec::new())
+                (vec![redirect.clone()], Vec::new())
             }
             None => (draft.recipients.to.clone(), draft.recipients.cc.clone()),
         };
         let mut builder = Message::builder()
-            .from(mailbox(&self.settings.mail.from)?)
+            .from(self.settings.mail.from.clone())
             .subject(rendered.subject.clone())
             .message_id(Some(draft.message_id.to_string()));
         for a in &to {
-            builder = builder.to(mailbox(a)?);
+            builder = builder.to(a.mailbox());
         }
         for a in &cc {
-            builder = builder.cc(mailbox(a)?);
+            builder = builder.cc(a.mailbox());
         }
         for a in &draft.recipients.reply_to {
-            builder = builder.reply_to(mailbox(a)?);
+            builder = builder.reply_to(a.mailbox());
         }
         let body = match &rendered.html {
             Some(html) => MultiPart::alternative_plain_html(rendered.text.clone(), html.clone()),
@@ -108,10 +111,7 @@ impl Composer<'_> {
             return Ok(());
         }
         for address in recipients.all().chain(&recipients.reply_to) {
-            let domain = address
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_ascii_lowercase())
-                .unwrap_or_default();
+            let domain = address.domain();
             if !allowed.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
                 return Err(format!(
                     "{address} is outside mail.allowed_domains ({}); not sent",
@@ -128,7 +128,8 @@ impl Composer<'_> {
             match spec {
                 AnnexSpec::Generated(kind) => {
                     let facts = facts(self.settings, self.calendar, draft.subject);
-                    let a = annex::generate(*kind, &facts).map_err(|e| e.to_string())?;
+                    let a =
+                        annex::generate(*kind, &facts, self.renderer).map_err(|e| e.to_string())?;
                     out.push((a.filename, a.content_type.to_string(), a.bytes));
                 }
                 AnnexSpec::File(path) => {
@@ -151,15 +152,10 @@ impl Composer<'_> {
     }
 }
 
-fn mailbox(s: &str) -> Result<Mailbox, String> {
-    s.parse()
-        .map_err(|e| format!("`{s}` is not a usable address: {e}"))
-}
-
 /// For trials: say at the top of the email who it was really for.
 fn note_redirect(rendered: &mut Rendered, recipients: &Recipients) {
-    let to = recipients.to.join(", ");
-    let cc = recipients.cc.join(", ");
+    let to = plan::joined(&recipients.to);
+    let cc = plan::joined(&recipients.cc);
     let note = format!(
         "[Trial copy] This email would have gone to: {to}{}",
         if cc.is_empty() {
@@ -186,8 +182,8 @@ pub fn content_type_for(path: &std::path::Path) -> &'static str {
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "docx" => mime::DOCX,
+        "xlsx" => mime::XLSX,
         "doc" => "application/msword",
         "xls" => "application/vnd.ms-excel",
         "odt" => "application/vnd.oasis.opendocument.text",
@@ -206,19 +202,18 @@ pub fn facts(settings: &Settings, calendar: &Calendar, s: &Subject) -> AnnexFact
         authority_name: s.authority.map(|a| a.name.clone()).unwrap_or_default(),
         dcs_name: s.authority.map(|a| a.dcs_name.clone()).unwrap_or_default(),
         case_ref: s.case.map(|c| c.case_ref.clone()),
-        judgement: s.case.map(|c| c.judgement.text().to_string()),
+        judgement: s.case.map(|c| c.judgement),
         report_received_on: s.case.map(|c| c.report_received_on),
         lead_inspector: s
             .visit
-            .map(|v| v.lead_inspector_email.as_str().to_string())
-            .or(s.case.map(|c| c.lead_inspector_email.as_str().to_string())),
+            .map(|v| v.lead_inspector_email.clone())
+            .or(s.case.map(|c| c.lead_inspector_email.clone())),
         visit_no: s.visit.map(|v| v.visit_no),
         visit_starts_on: s.visit.map(|v| v.starts_on),
         audited_cases: s.visit.map(|v| v.audited_cases.clone()).unwrap_or_default(),
         files_due_on: s
             .visit
-            .and_then(|v| render::files_due_on(calendar, v.starts_on))
-            .and_then(|d| parse_date(&d).ok()),
+            .and_then(|v| plan::files_due_on(calendar, v.starts_on)),
         seminar_ref: s.seminar.map(|x| x.seminar_ref.clone()),
         seminar_title: s.seminar.map(|x| x.title.clone()),
         seminar_held_on: s.seminar.map(|x| x.held_on),
@@ -226,8 +221,38 @@ pub fn facts(settings: &Settings, calendar: &Calendar, s: &Subject) -> AnnexFact
         delegates: s
             .delegates
             .iter()
-            .map(|d| (d.name.clone(), d.email.as_str().to_string()))
+            .map(|d| (d.name.clone(), d.email.clone()))
             .collect(),
         upload_route: settings.mail.upload_route.clone(),
     }
+}
+
+/// Renders every enabled rule once against fictional records of each kind,
+/// so a template that parses but fails on use shows now, not on its day.
+pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
+    let sample = crate::sample::records();
+    let message_id = crate::domain::message_id("check", "keydates.invalid");
+    for rule in composer.settings.enabled_rules() {
+        let subjects = plan::subjects(&sample, rule.on);
+        let Some(subject) = subjects.first() else {
+            continue;
+        };
+        let recipients = subject.recipients(rule, composer.settings);
+        let day = sample
+            .cases
+            .values()
+            .next()
+            .map_or(NaiveDate::MIN, |c| c.report_received_on);
+        composer
+            .compose(&Draft {
+                rule,
+                subject,
+                anchor_on: day,
+                due_on: day,
+                recipients: &recipients,
+                message_id: &message_id,
+            })
+            .map_err(|e| anyhow::anyhow!("rules ({}): {e}", rule.id))?;
+    }
+    Ok(())
 }

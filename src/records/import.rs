@@ -151,7 +151,7 @@ impl Fields<'_> {
     }
 
     fn region(&self, col: usize) -> Result<Region, ImportError> {
-        self.text(col)?.parse().map_err(|e| self.err(col, e))
+        Region::parse(&self.text(col)?).map_err(|e| self.err(col, e))
     }
 
     fn flag(&self, col: usize) -> Result<bool, ImportError> {
@@ -372,7 +372,7 @@ fn parse_case(f: &Fields) -> Result<(String, Case), ImportError> {
     let c = Case {
         case_ref: f.text(0)?,
         authority_code: f.text(1)?,
-        judgement: f.text(2)?.parse::<Judgement>().map_err(|e| f.err(2, e))?,
+        judgement: Judgement::parse(&f.text(2)?).map_err(|e| f.err(2, e))?,
         report_received_on,
         plan_received_on,
         lead_inspector_email: f.email(5)?,
@@ -413,7 +413,7 @@ fn parse_visit(f: &Fields) -> Result<(String, Visit), ImportError> {
         audited_cases: parse_audited(f.raw(4)).map_err(|e| f.err(4, e))?,
         cancelled: f.flag(5)?,
     };
-    Ok((v.subject(), v))
+    Ok((v.subject().to_string(), v))
 }
 
 fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::domain::{EmailAddress, Judgement, Region};
+use crate::domain::{EmailAddress, Judgement, Region, SubjectKey};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Authority {
@@ -44,8 +44,11 @@ pub struct Visit {
 
 impl Visit {
     /// How visits are named in the outbox and on the command line: `CASE_REF#VISIT_NO`.
-    pub fn subject(&self) -> String {
-        format!("{}#{}", self.case_ref, self.visit_no)
+    pub fn subject(&self) -> SubjectKey {
+        SubjectKey::Visit {
+            case_ref: self.case_ref.clone(),
+            visit_no: self.visit_no,
+        }
     }
 }
 

@@ -70,11 +70,7 @@ fn an_anchor_that_does_not_fit_the_subject_is_named() {
 fn a_template_error_names_the_file_and_line() {
     let mut app = TestApp::new();
     let templates = app.dir.path().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    for entry in std::fs::read_dir(crate::helpers::examples().join("../templates")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
-    }
+    crate::helpers::copy_dir(&crate::helpers::examples().join("../templates"), &templates);
     std::fs::write(
         templates.join("plan-chase.txt"),
         "Dear {{ authority.dcs_name }},\n\nThis line is fine.\n{% if case %}unclosed\n",
@@ -128,4 +124,68 @@ fn a_missing_config_file_says_how_to_point_at_one() {
         err.contains("nope.toml") && err.contains("--config"),
         "{err}"
     );
+}
+
+/// An installation whose templates are a copy the test may edit.
+fn with_own_templates(edit: impl FnOnce(&std::path::Path)) -> TestApp {
+    let mut app = TestApp::new();
+    let templates = app.dir.path().join("templates");
+    crate::helpers::copy_dir(&crate::helpers::examples().join("../templates"), &templates);
+    edit(&templates);
+    app.own_config(|t| t);
+    app.set("KEYDATES__TEMPLATES__DIR", &templates.display().to_string());
+    app
+}
+
+#[test]
+fn a_broken_document_template_is_named_with_its_line() {
+    let app = with_own_templates(|dir| {
+        std::fs::write(
+            dir.join("documents/audited-cases.md"),
+            "# Audited cases\n\n{% for c in audited_cases %}\n| {{ c }} |\n",
+        )
+        .unwrap();
+    });
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("documents/audited-cases.md") && err.contains("line"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_document_template_is_named() {
+    let app = with_own_templates(|dir| {
+        std::fs::remove_file(dir.join("documents/dcs-record.md")).unwrap();
+    });
+    let err = app.fails(&["check-config"]);
+    assert!(err.contains("documents/dcs-record.md"), "{err}");
+}
+
+#[test]
+fn a_document_is_reworded_by_editing_its_template() {
+    let app = with_own_templates(|dir| {
+        let path = dir.join("documents/planning-record.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("## 3. Discussion", "## 3. Points raised"),
+        )
+        .unwrap();
+    });
+    app.ok(&["check-config"]);
+    app.import_examples();
+    let eml = app.dir.path().join("chase.eml");
+    app.ok(&[
+        "preview",
+        "--rule",
+        "plan-chase",
+        "--subject",
+        "SOU-2026-01",
+        "--eml",
+        eml.to_str().unwrap(),
+    ]);
+    let xml = crate::helpers::attachment_xml(&eml, "planning-record", "word/document.xml");
+    assert!(xml.contains("3. Points raised"), "the reworded heading");
+    assert!(!xml.contains("3. Discussion"));
 }

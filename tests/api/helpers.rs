@@ -20,6 +20,20 @@ pub fn examples() -> PathBuf {
     Path::new(REPO).join("config/examples")
 }
 
+/// Copies a folder and everything in it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// One keydates installation: its config, database and spool in a temp folder.
 pub struct TestApp {
     pub dir: TempDir,
@@ -421,4 +435,16 @@ pub fn rows_where<'a>(rows: &'a [Value], rule: &str, subject: &str) -> Vec<&'a V
     rows.iter()
         .filter(|r| r["rule"] == rule && r["subject"] == subject)
         .collect()
+}
+
+/// One part of the attachment whose file name starts with `name`, in an .eml file.
+pub fn attachment_xml(eml: &Path, name: &str, part: &str) -> String {
+    use mail_parser::MimeHeaders;
+    let bytes = std::fs::read(eml).unwrap();
+    let message = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+    let attachment = message
+        .attachments()
+        .find(|a| a.attachment_name().is_some_and(|n| n.starts_with(name)))
+        .unwrap_or_else(|| panic!("no attachment {name}"));
+    zip_part(attachment.contents(), part)
 }

@@ -55,7 +55,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime();
         rt.block_on(async {
-            let pool = keydates::records::store::open(
+            let pool = keydates::db::open(
                 &dir.path().join("p.db"),
                 std::time::Duration::from_secs(5),
             )
@@ -103,10 +103,9 @@ fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
     let engine = keydates::deliver::Engine::new(settings).unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap();
     runtime().block_on(async {
-        let pool =
-            keydates::records::store::open(&app.db_path(), std::time::Duration::from_secs(5))
-                .await
-                .unwrap();
+        let pool = keydates::db::open(&app.db_path(), std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         let first = keydates::deliver::plan_if_changed(&engine, &pool, now)
             .await
             .unwrap();
@@ -178,7 +177,7 @@ proptest! {
         let seminars = ["G2G-SW-2027-01", "G2G-NW-2027-01"];
         runtime().block_on(async {
             use keydates::records::edit as e;
-            let pool = keydates::records::store::open(&app.db_path(), std::time::Duration::from_secs(5))
+            let pool = keydates::db::open(&app.db_path(), std::time::Duration::from_secs(5))
                 .await
                 .unwrap();
             keydates::deliver::plan_if_changed(&engine, &pool, now).await.unwrap();

@@ -1,0 +1,95 @@
+//! What each command does: parse what the command line gave, call the
+//! library, print. No domain rules here.
+
+mod records;
+mod sending;
+mod setup;
+mod views;
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use comfy_table::{Table, presets};
+
+use crate::cli::{Cli, Command, Now};
+use crate::config::Settings;
+use crate::plan;
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config.clone();
+    match cli.command {
+        Command::CheckConfig => setup::check_config(settings),
+        Command::Holidays { year, format } => setup::holidays(&settings, year, format),
+        Command::Date { anchor, offset } => setup::date(&settings, anchor, &offset),
+        Command::Import { kind, file } => records::import(&settings, kind, &file).await,
+        Command::PlanReceived { case_ref, on } => {
+            records::plan_received(&settings, &case_ref, on).await
+        }
+        Command::CloseCase { case_ref } => records::close_case(&settings, &case_ref).await,
+        Command::MoveVisit {
+            case_ref,
+            visit_no,
+            starts_on,
+        } => records::move_visit(&settings, &case_ref, visit_no, starts_on).await,
+        Command::CancelVisit { case_ref, visit_no } => {
+            records::cancel_visit(&settings, &case_ref, visit_no).await
+        }
+        Command::SetAudited {
+            case_ref,
+            visit_no,
+            refs,
+        } => records::set_audited(&settings, &case_ref, visit_no, &refs).await,
+        Command::ConfirmSeminar { seminar_ref } => {
+            records::confirm_seminar(&settings, &seminar_ref).await
+        }
+        Command::CancelSeminar { seminar_ref } => {
+            records::cancel_seminar(&settings, &seminar_ref).await
+        }
+        Command::Run { once, now, dry_run } => {
+            sending::run(settings, config_path, once, now, dry_run).await
+        }
+        Command::Agenda {
+            from,
+            to,
+            now,
+            format,
+        } => views::agenda(settings, from, to, now, format).await,
+        Command::Outbox { status, format } => views::outbox(&settings, status, format).await,
+        Command::Retry { id } => views::retry(&settings, id).await,
+        Command::Cancel { id } => views::cancel(&settings, id).await,
+        Command::SendTest { to } => sending::send_test(settings, &to).await,
+        Command::Preview {
+            id,
+            rule,
+            subject,
+            eml,
+        } => sending::preview(settings, id, rule, subject, eml.as_deref()).await,
+        Command::Status { format } => views::status(settings, format).await,
+    }
+}
+
+fn done(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    println!("{message}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--now` as an instant: a date means that day at the sending hour.
+fn instant(now: Option<Now>, settings: &Settings) -> DateTime<Utc> {
+    match now {
+        None => Utc::now(),
+        Some(Now::Instant(t)) => t,
+        Some(Now::Date(d)) => {
+            plan::local_instant(d, settings.schedule.send_hour, settings.time_zone())
+        }
+    }
+}
+
+/// A plain table for people; scripts use `--format json`.
+fn print_table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING).set_header(headers);
+    for row in rows {
+        table.add_row(row);
+    }
+    println!("{table}");
+}

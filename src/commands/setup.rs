@@ -1,0 +1,78 @@
+//! Commands about the settings and the calendar.
+
+use std::process::ExitCode;
+
+use chrono::{Datelike, Local, NaiveDate};
+
+use super::done;
+use crate::cli::Format;
+use crate::config::Settings;
+use crate::deliver::Engine;
+use crate::mail::transport::Mailer;
+use crate::offset::Offset;
+
+pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(settings)?;
+    crate::mail::check_rules(&engine.composer())?;
+    let s = &engine.settings;
+    println!("config: ok");
+    println!("database: {}", s.database_path().display());
+    println!("transport: {}", Mailer::describe(s));
+    println!("templates: {}", s.templates_dir().display());
+    println!(
+        "sending: {:02}:00 {} on working days; poll \"{}\"",
+        s.schedule.send_hour, s.schedule.time_zone, s.schedule.poll
+    );
+    println!(
+        "regions: {}",
+        s.regions.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let enabled = s.enabled_rules().count();
+    println!("rules: {enabled} enabled of {}", s.rules.len());
+    for rule in &s.rules {
+        println!(
+            "  {:<22} {:<17} {:<18} from {:<18} {}",
+            rule.id,
+            rule.on.name(),
+            rule.offset.to_string(),
+            rule.anchor.name(),
+            if rule.enabled { "" } else { "(disabled)" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn holidays(
+    settings: &Settings,
+    year: Option<i32>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let calendar = settings.calendar();
+    let years: Vec<i32> = match year {
+        Some(y) => vec![y],
+        None => {
+            let this = Local::now().date_naive().year();
+            (this - 1..=this + 2).collect()
+        }
+    };
+    let days: Vec<NaiveDate> = years
+        .iter()
+        .flat_map(|y| calendar.holidays_in(*y))
+        .collect();
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&days)?),
+        Format::Table => {
+            for d in days {
+                println!("{d}  {}", d.format("%A %-d %B %Y"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn date(settings: &Settings, anchor: NaiveDate, offset: &Offset) -> anyhow::Result<ExitCode> {
+    let date = offset
+        .apply(anchor, &settings.calendar())
+        .ok_or_else(|| anyhow::anyhow!("the date is out of range"))?;
+    done(date)
+}

@@ -1,0 +1,120 @@
+//! Commands that show what went and what will go, and the admin's actions on
+//! single outbox rows.
+
+use std::process::ExitCode;
+
+use chrono::{NaiveDate, Utc};
+
+use super::{done, instant, print_table};
+use crate::agenda::{self, Window};
+use crate::cli::{Format, Now};
+use crate::config::Settings;
+use crate::db;
+use crate::outbox::{self, Status};
+use crate::plan;
+use crate::records::store;
+
+pub async fn agenda(
+    settings: Settings,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    now: Option<Now>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let now = instant(now, &settings);
+    let pool = db::connect(&settings).await?;
+    let records = store::load(&pool).await?;
+    let planned = plan::plan(&records, &settings, &settings.calendar());
+    let rows = outbox::list(&pool, None).await?;
+    let items = agenda::build(
+        &rows,
+        &planned,
+        now,
+        settings.time_zone(),
+        Window { from, to },
+    );
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Format::Table => print_table(
+            &["due", "status", "rule", "subject", "authority", "to"],
+            items.iter().map(|i| {
+                vec![
+                    i.due_on.to_string(),
+                    <&str>::from(i.status).to_string(),
+                    i.rule.clone(),
+                    i.subject.to_string(),
+                    i.authority.clone().unwrap_or_default(),
+                    plan::joined(&i.to),
+                ]
+            }),
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn outbox(
+    settings: &Settings,
+    status: Option<Status>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let rows = outbox::list(&db::connect(settings).await?, status).await?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Table => print_table(
+            &["id", "status", "due", "rule", "subject", "tries", "detail"],
+            rows.iter().map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.status.as_str().to_string(),
+                    r.due_on.to_string(),
+                    r.rule.clone(),
+                    r.subject.to_string(),
+                    r.attempts.to_string(),
+                    r.last_error
+                        .clone()
+                        .or(r.server_reply.clone())
+                        .unwrap_or_default(),
+                ]
+            }),
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn retry(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
+    outbox::retry(&db::connect(settings).await?, id, Utc::now()).await?;
+    done(format!("outbox row {id}: pending again"))
+}
+
+pub async fn cancel(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
+    outbox::cancel(&db::connect(settings).await?, id, Utc::now()).await?;
+    done(format!("outbox row {id}: cancelled"))
+}
+
+pub async fn status(settings: Settings, format: Format) -> anyhow::Result<ExitCode> {
+    let pool = db::connect(&settings).await?;
+    let health = crate::health::check(&pool, &settings, Utc::now()).await?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&health)?),
+        Format::Table => {
+            println!("healthy: {}", if health.healthy { "yes" } else { "no" });
+            println!("database: {}", health.database);
+            println!(
+                "last pass: {}",
+                health.last_pass_at.as_deref().unwrap_or("never")
+            );
+            println!("{}", health.next);
+            for (s, n) in &health.counts {
+                println!("{s:<10} {n}");
+            }
+            for p in &health.problems {
+                println!("problem: {p}");
+            }
+        }
+    }
+    Ok(if health.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

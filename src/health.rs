@@ -1,0 +1,75 @@
+//! Health for monitoring: the one-line status systemd shows, and the
+//! `status` report whose exit code says whether anything needs a person.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use crate::config::Settings;
+use crate::outbox::{self, Status};
+use crate::state::{self, keys};
+
+/// A one-line summary for systemd's STATUS and `status`.
+pub async fn status_line(pool: &SqlitePool, tz: Tz) -> anyhow::Result<String> {
+    let next = outbox::next_pending(pool).await?;
+    let failed = count_of(&outbox::counts(pool).await?, Status::Failed);
+    let next = match next {
+        Some(row) => format!(
+            "next: {} for {} at {}",
+            row.rule,
+            row.authority.unwrap_or_else(|| row.subject.to_string()),
+            row.send_at.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+        ),
+        None => "nothing pending".to_string(),
+    };
+    Ok(format!("{next}; {failed} failed"))
+}
+
+fn count_of(counts: &[(Status, i64)], status: Status) -> i64 {
+    counts.iter().find(|(s, _)| *s == status).map_or(0, |c| c.1)
+}
+
+/// What `status` reports.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub healthy: bool,
+    pub database: String,
+    pub last_pass_at: Option<String>,
+    pub next: String,
+    pub counts: BTreeMap<&'static str, i64>,
+    pub problems: Vec<String>,
+}
+
+/// Healthy when a pass ran recently and nothing has failed.
+pub async fn check(
+    pool: &SqlitePool,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Health> {
+    let counts = outbox::counts(pool).await?;
+    let last = state::get(pool, keys::LAST_PASS_AT).await?;
+    let mut problems = Vec::new();
+    let stale = settings.schedule.stale_after_secs as i64;
+    match last.as_deref().and_then(outbox::parse_ts) {
+        None => problems.push("no pass has run yet".to_string()),
+        Some(t) if (now - t).num_seconds() > stale => {
+            problems.push(format!("the last pass was at {t}, more than {stale}s ago"))
+        }
+        Some(_) => {}
+    }
+    let failed = count_of(&counts, Status::Failed);
+    if failed > 0 {
+        problems.push(format!("{failed} failed (keydates outbox --status failed)"));
+    }
+    Ok(Health {
+        healthy: problems.is_empty(),
+        database: "reachable".to_string(),
+        last_pass_at: last,
+        next: status_line(pool, settings.time_zone()).await?,
+        counts: counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+        problems,
+    })
+}

@@ -1,0 +1,58 @@
+//! The daily digest to IMS: every failed and missed email not yet reported.
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use lettre::Message;
+use serde::Serialize;
+
+use super::render::Renderer;
+use crate::config::Settings;
+
+/// One failed or missed email, as the digest lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestItem {
+    pub id: i64,
+    pub failed: bool,
+    pub rule: String,
+    pub subject: String,
+    pub authority: Option<String>,
+    pub due_on: NaiveDate,
+    pub reason: String,
+}
+
+/// Builds the digest from `digest.txt` (and `digest.html` if present).
+pub fn message(
+    settings: &Settings,
+    renderer: &Renderer,
+    items: &[DigestItem],
+    today: NaiveDate,
+) -> anyhow::Result<Message> {
+    let (failed, missed): (Vec<&DigestItem>, Vec<&DigestItem>) =
+        items.iter().partition(|i| i.failed);
+    let ctx = minijinja::Value::from_serialize(serde_json::json!({
+        "date": today, "failed": failed, "missed": missed,
+    }));
+    let text = renderer
+        .render_extra("digest.txt", &ctx)?
+        .context("the template digest.txt is missing from the templates folder")?;
+    let html = renderer.render_extra("digest.html", &ctx)?;
+    let builder = Message::builder()
+        .from(settings.mail.from.clone())
+        .to(settings.contacts.ims.mailbox())
+        .subject(format!(
+            "keydates: {} failed, {} missed ({today})",
+            failed.len(),
+            missed.len()
+        ))
+        .message_id(Some(crate::domain::message_id(
+            &format!("digest.{today}"),
+            &settings.mail.message_id_domain,
+        )));
+    let message = match html {
+        Some(html) => builder.multipart(lettre::message::MultiPart::alternative_plain_html(
+            text, html,
+        )),
+        None => builder.body(text),
+    };
+    message.context("while building the digest")
+}
