@@ -83,6 +83,11 @@ pub enum Command {
     /// Validate the settings and templates, and say what was loaded.
     CheckConfig,
 
+    /// First look: write fictional records dated from today (authority DEMO),
+    /// import them, and write the emails due on the next working day to the
+    /// mail folder. Refuses to send through a mail server or to mix with real records.
+    Demo,
+
     /// Import a CSV file of records (all or nothing), adding and updating by key.
     Import {
         /// What the file holds.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod deliver;
+pub mod demo;
 pub mod domain;
 pub mod health;
 pub mod mail;

@@ -6,6 +6,12 @@ use keydates::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A reader that stops early (`keydates agenda | head`) ends the output
+    // quietly, as for any command-line tool, instead of a panic.
+    // SAFETY: restoring a signal's default disposition at start, before any thread reads it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config) {
         Ok(s) => s,

@@ -1,6 +1,7 @@
 //! What each command does: parse what the command line gave, call the
 //! library, print. No domain rules here.
 
+mod demo;
 mod records;
 mod sending;
 mod setup;
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     let config_path = cli.config.clone();
     match cli.command {
         Command::CheckConfig => setup::check_config(settings),
+        Command::Demo => demo::run(settings).await,
         Command::Holidays { year, format } => setup::holidays(&settings, year, format),
         Command::Date { anchor, offset } => setup::date(&settings, anchor, &offset),
         Command::Import { kind, file } => records::import(&settings, kind, &file).await,

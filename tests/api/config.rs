@@ -68,16 +68,13 @@ fn an_anchor_that_does_not_fit_the_subject_is_named() {
 
 #[test]
 fn a_template_error_names_the_file_and_line() {
-    let mut app = TestApp::new();
-    let templates = app.dir.path().join("templates");
-    crate::helpers::copy_dir(&crate::helpers::examples().join("../templates"), &templates);
-    std::fs::write(
-        templates.join("plan-chase.txt"),
-        "Dear {{ authority.dcs_name }},\n\nThis line is fine.\n{% if case %}unclosed\n",
-    )
-    .unwrap();
-    app.own_config(|t| t);
-    app.set("KEYDATES__TEMPLATES__DIR", &templates.display().to_string());
+    let app = with_own_templates(|dir| {
+        std::fs::write(
+            dir.join("plan-chase.txt"),
+            "Dear {{ authority.dcs_name }},\n\nThis line is fine.\n{% if case %}unclosed\n",
+        )
+        .unwrap();
+    });
     let err = app.fails(&["check-config"]);
     assert!(
         err.contains("plan-chase.txt") && err.contains("line"),
@@ -175,16 +172,7 @@ fn a_document_is_reworded_by_editing_its_template() {
     });
     app.ok(&["check-config"]);
     app.import_examples();
-    let eml = app.dir.path().join("chase.eml");
-    app.ok(&[
-        "preview",
-        "--rule",
-        "plan-chase",
-        "--subject",
-        "SOU-2026-01",
-        "--eml",
-        eml.to_str().unwrap(),
-    ]);
+    let eml = app.preview_eml("plan-chase", "SOU-2026-01");
     let xml = crate::helpers::attachment_xml(&eml, "planning-record", "word/document.xml");
     assert!(xml.contains("3. Points raised"), "the reworded heading");
     assert!(!xml.contains("3. Discussion"));

@@ -310,3 +310,57 @@ fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
     app.pass("2026-11-25");
     assert_eq!(digests(&smtp).len(), 1);
 }
+
+/// The worker step, driven directly: each call claims one due email, sends
+/// it through the real server and records the outcome; then it is idle.
+#[test]
+fn the_worker_step_sends_one_due_email_per_call_then_idles() {
+    use keydates::deliver::{Clock, Engine, Outcome, try_deliver_one};
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    let mut settings = keydates::config::Settings::load(&crate::helpers::shipped_config()).unwrap();
+    settings.database.url = app.db_path().display().to_string();
+    settings.mail.transport = keydates::config::TransportKind::Smtp;
+    settings.mail.smtp.host = smtp.addr.ip().to_string();
+    settings.mail.smtp.port = smtp.addr.port();
+    settings.mail.smtp.tls = keydates::config::TlsMode::None;
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T09:00:00Z")
+        .unwrap()
+        .to_utc();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The SMTP pool lives on the runtime: build and drop it inside.
+        let engine = Engine::new(settings).unwrap();
+        let pool = keydates::db::connect(&engine.settings).await.unwrap();
+        keydates::deliver::plan_if_changed(&engine, &pool, now)
+            .await
+            .unwrap();
+        let mut sent = Vec::new();
+        loop {
+            match try_deliver_one(&engine, &pool, "test-worker", Clock::Fixed(now))
+                .await
+                .unwrap()
+            {
+                Outcome::Sent { id } => sent.push(id),
+                Outcome::Idle => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(!sent.is_empty());
+        assert_eq!(smtp.received().len(), sent.len());
+        for id in sent {
+            let row = keydates::outbox::get(&pool, id).await.unwrap().unwrap();
+            assert_eq!(row.status, keydates::outbox::Status::Sent);
+            assert!(row.server_reply.unwrap().starts_with("250"));
+        }
+        let again = try_deliver_one(&engine, &pool, "test-worker", Clock::Fixed(now))
+            .await
+            .unwrap();
+        assert_eq!(again, Outcome::Idle, "nothing is sent twice");
+        pool.close().await;
+    });
+}

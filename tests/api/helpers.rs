@@ -104,7 +104,9 @@ impl TestApp {
     }
 
     pub fn command(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keydates"));
+        let mut cmd =
+            <std::process::Command as assert_cmd::cargo::CommandCargoExt>::cargo_bin("keydates")
+                .expect("the keydates binary is built");
         cmd.arg("--config").arg(&self.config);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -139,6 +141,21 @@ impl TestApp {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `preview --rule R --subject S --eml FILE`, returning the file.
+    pub fn preview_eml(&self, rule: &str, subject: &str) -> PathBuf {
+        let eml = self.dir.path().join(format!("{rule}.eml"));
+        self.ok(&[
+            "preview",
+            "--rule",
+            rule,
+            "--subject",
+            subject,
+            "--eml",
+            eml.to_str().unwrap(),
+        ]);
+        eml
     }
 
     pub fn import_examples(&self) {

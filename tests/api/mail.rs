@@ -180,16 +180,7 @@ fn preview_shows_the_email_before_it_goes() {
     assert!(out.contains("To: dcs@southshire.example.gov.uk"), "{out}");
     assert!(out.contains("Southshire County Council"), "{out}");
     assert!(out.contains("[attachment] planning-record-SOU"), "{out}");
-    let eml = app.dir.path().join("chase.eml");
-    app.ok(&[
-        "preview",
-        "--rule",
-        "plan-chase",
-        "--subject",
-        "SOU-2026-01",
-        "--eml",
-        eml.to_str().unwrap(),
-    ]);
+    let eml = app.preview_eml("plan-chase", "SOU-2026-01");
     assert!(std::fs::read(&eml).unwrap().len() > 1000);
     let err = app.fails(&["preview", "--rule", "plan-chase", "--subject", "NOPE"]);
     assert!(err.contains("plans nothing"), "{err}");

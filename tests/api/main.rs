@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod daemon;
 mod delivery;
+mod demo;
 mod helpers;
 mod import;
 mod mail;
