@@ -112,8 +112,13 @@ pub struct SmtpSettings {
     /// Extra CA certificate (PEM) to trust, for a relay with an internal certificate.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The most one send may take: connecting, TLS, every command and the
+    /// whole message together.
     pub timeout_secs: u64,
     pub pool_size: u32,
+    /// Allow AUTH over a connection without TLS (a relay on this machine only).
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 impl Default for SmtpSettings {
@@ -128,6 +133,7 @@ impl Default for SmtpSettings {
             ca_file: None,
             timeout_secs: 30,
             pool_size: 4,
+            allow_plaintext_auth: false,
         }
     }
 }

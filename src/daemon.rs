@@ -75,9 +75,12 @@ pub async fn run(
     let mut job = poll_job(&scheduler, &engine.settings.schedule.poll, tick_tx.clone()).await?;
     scheduler.start().await?;
 
+    // The keepalive is sent from this loop, also while a pass waits on a
+    // send: every wait in a pass is bounded (one send by mail.smtp.timeout_secs,
+    // the database by busy_timeout_secs), so a loop that stops ticking is stuck.
     let watchdog = watchdog_interval();
     let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let after_each = || {
+    let ping = || {
         if watchdog.is_some() {
             notify(&[NotifyState::Watchdog]);
         }
@@ -89,7 +92,15 @@ pub async fn run(
     loop {
         if pending_tick && !shutdown.is_cancelled() {
             pending_tick = false;
-            match deliver::run_pass(&engine, &pool, clock, &shutdown, after_each).await {
+            let pass = deliver::run_pass(&engine, &pool, clock, &shutdown);
+            tokio::pin!(pass);
+            let result = loop {
+                tokio::select! {
+                    result = &mut pass => break result,
+                    _ = keepalive.tick() => ping(),
+                }
+            };
+            match result {
                 Ok(report) => {
                     if report.sent + report.failed + report.retrying > 0
                         || report.reconcile.added > 0
@@ -119,13 +130,17 @@ pub async fn run(
                         }
                         engine = new;
                         tracing::info!(rules = engine.settings.rules.len(), "config reloaded");
+                        // A fixed relay setting takes effect at once for the emails waiting on it.
+                        if let Err(e) = crate::relay::retry_waiting_now(&pool).await {
+                            tracing::error!(error = format!("{e:#}"), "while releasing emails waiting for the relay");
+                        }
                         pending_tick = true;
                     }
                     Err(e) => tracing::error!(error = format!("{e:#}"), "config not reloaded; the old one stays in force"),
                 }
                 notify(&[NotifyState::Ready]);
             }
-            _ = keepalive.tick() => after_each(),
+            _ = keepalive.tick() => ping(),
         }
     }
     notify(&[NotifyState::Stopping]);

@@ -21,6 +21,7 @@ use crate::mail::{Composer, Draft};
 use crate::outbox::{self, OutboxRow, ReconcileReport, Status};
 use crate::plan;
 use crate::records::{self, Records};
+use crate::relay;
 use crate::rules::SubjectKind;
 use crate::state::{self, keys};
 
@@ -97,6 +98,11 @@ pub enum Outcome {
         error: String,
     },
     Failed {
+        id: i64,
+        error: String,
+    },
+    /// The relay could not be used; the email waits for it.
+    RelayFault {
         id: i64,
         error: String,
     },
@@ -189,11 +195,27 @@ async fn send_and_record(
         Err(reason) => Err(SendError::Permanent(reason)),
     };
     let now = clock.now();
+    let backoff = |attempts| {
+        let s = &engine.settings.schedule;
+        outbox::backoff(
+            attempts,
+            Duration::seconds(s.backoff_initial_secs as i64),
+            Duration::seconds(s.backoff_max_secs as i64),
+        )
+    };
     match result {
         Ok(reply) => {
             outbox::mark_sent(pool, row.id, &reply, now).await?;
             tracing::info!(reply = %reply, attempts = row.attempts, "sent");
+            relay::works(pool, now).await?;
             Ok(Outcome::Sent { id: row.id })
+        }
+        Err(SendError::Relay(reason)) => {
+            let error = SendError::Relay(reason).to_string();
+            let next = now + backoff(row.attempts);
+            outbox::mark_retry(pool, row.id, &error, next, now).await?;
+            relay::fails(pool, &error, now).await?;
+            Ok(Outcome::RelayFault { id: row.id, error })
         }
         Err(SendError::Permanent(error)) => {
             outbox::mark_failed(pool, row.id, &error, now).await?;
@@ -201,15 +223,9 @@ async fn send_and_record(
             Ok(Outcome::Failed { id: row.id, error })
         }
         Err(SendError::Transient(error)) => {
-            let s = &engine.settings.schedule;
             let first = row.first_attempt_at.unwrap_or(now);
-            let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
-            let next = now
-                + outbox::backoff(
-                    row.attempts,
-                    Duration::seconds(s.backoff_initial_secs as i64),
-                    Duration::seconds(s.backoff_max_secs as i64),
-                );
+            let lifetime = Duration::hours(engine.settings.schedule.retry_lifetime_hours as i64);
+            let next = now + backoff(row.attempts);
             if next - first > lifetime {
                 let error = format!("gave up after {} attempts: {error}", row.attempts);
                 outbox::mark_failed(pool, row.id, &error, now).await?;
@@ -232,6 +248,8 @@ pub struct PassReport {
     pub sent: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// Sends that found the relay unusable (each worker stops at its first).
+    pub relay_faults: usize,
     pub digest: bool,
 }
 
@@ -347,7 +365,6 @@ pub async fn run_pass(
     pool: &SqlitePool,
     clock: Clock,
     stop: &CancellationToken,
-    after_each: impl Fn(),
 ) -> anyhow::Result<PassReport> {
     let worker = state::worker_id();
     let now = clock.now();
@@ -372,8 +389,12 @@ pub async fn run_pass(
                 Outcome::Sent { .. } => tally.sent += 1,
                 Outcome::Retrying { .. } => tally.retrying += 1,
                 Outcome::Failed { .. } => tally.failed += 1,
+                Outcome::RelayFault { .. } => {
+                    // The next email would meet the same relay: leave them all waiting.
+                    tally.relay_faults += 1;
+                    break;
+                }
             }
-            after_each();
         }
         anyhow::Ok(tally)
     };
@@ -382,6 +403,7 @@ pub async fn run_pass(
         report.sent += tally.sent;
         report.retrying += tally.retrying;
         report.failed += tally.failed;
+        report.relay_faults += tally.relay_faults;
     }
     if !stop.is_cancelled() {
         report.digest = send_digest_if_due(engine, pool, clock.now()).await?;
@@ -406,7 +428,8 @@ pub async fn send_digest_if_due(
         return Ok(false);
     }
     let rows = outbox::unreported(pool).await?;
-    if rows.is_empty() {
+    let relay_fault = relay::ended(pool).await?;
+    if rows.is_empty() && relay_fault.is_none() {
         state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
         return Ok(false);
     }
@@ -422,11 +445,18 @@ pub async fn send_digest_if_due(
             reason: r.last_error.clone().unwrap_or_default(),
         })
         .collect();
-    let message = digest::message(&engine.settings, &engine.renderer, &items, today)?;
+    let message = digest::message(
+        &engine.settings,
+        &engine.renderer,
+        &items,
+        relay_fault.as_ref(),
+        today,
+    )?;
     match engine.mailer.send(&message).await {
         Ok(reply) => {
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             outbox::mark_reported(pool, &ids, now).await?;
+            relay::reported(pool).await?;
             state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
             tracing::info!(rows = ids.len(), %reply, "digest sent to IMS");
             Ok(true)

@@ -60,6 +60,12 @@ pub async fn check(
         }
         Some(_) => {}
     }
+    if let Some(fault) = crate::relay::current(pool).await? {
+        problems.push(format!(
+            "the mail relay cannot be used since {}: {} (emails wait; fix [mail.smtp] or the relay, then reload)",
+            fault.since, fault.error
+        ));
+    }
     let failed = count_of(&counts, Status::Failed);
     if failed > 0 {
         problems.push(format!("{failed} failed (keydates outbox --status failed)"));

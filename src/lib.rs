@@ -21,6 +21,7 @@ pub mod offset;
 pub mod outbox;
 pub mod plan;
 pub mod records;
+pub mod relay;
 pub mod rules;
 pub mod sample;
 pub mod state;

@@ -632,6 +632,17 @@ pub async fn get(pool: &SqlitePool, id: i64) -> anyhow::Result<Option<OutboxRow>
         .await?)
 }
 
+/// Emails waiting for the relay go at the next pass (after a config reload).
+pub async fn retry_relay_waits(pool: &SqlitePool) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET next_attempt_at = NULL
+         WHERE status = 'pending' AND last_error LIKE 'mail relay:%'",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// The pending row that goes next, if any.
 pub async fn next_pending(pool: &SqlitePool) -> anyhow::Result<Option<OutboxRow>> {
     Ok(

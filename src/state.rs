@@ -11,6 +11,10 @@ pub mod keys {
     pub const LAST_DIGEST_ON: &str = "last_digest_on";
     /// `SEQ:FINGERPRINT`: the record changes and settings the outbox was last planned from.
     pub const PLANNED_THROUGH: &str = "planned_through";
+    /// JSON: the mail relay fault in force.
+    pub const RELAY_FAULT: &str = "relay_fault";
+    /// JSON: a relay fault that has ended, until the digest reports it.
+    pub const RELAY_FAULT_ENDED: &str = "relay_fault_ended";
 }
 
 pub async fn get(pool: &SqlitePool, name: &str) -> anyhow::Result<Option<String>> {
@@ -31,6 +35,14 @@ pub async fn set(pool: &SqlitePool, name: &str, value: &str) -> anyhow::Result<(
     .bind(value)
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+pub async fn remove(pool: &SqlitePool, name: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM daemon_state WHERE name = ?")
+        .bind(name)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

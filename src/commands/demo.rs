@@ -54,7 +54,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         engine.settings.time_zone(),
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    let report = deliver::run_pass(&engine, &pool, Clock::Fixed(at), &stop, || {}).await?;
+    let report = deliver::run_pass(&engine, &pool, Clock::Fixed(at), &stop).await?;
     println!(
         "demo records for {} written to {} and imported",
         day.format("%A %-d %B %Y"),

@@ -54,7 +54,7 @@ pub async fn run(
         crate::daemon::run(pool, engine, config_path, clock, stop).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = deliver::run_pass(&engine, &pool, clock, &stop, || {}).await?;
+    let report = deliver::run_pass(&engine, &pool, clock, &stop).await?;
     done(format!(
         "pass: {} new, {} updated, {} cancelled, {} sent, {} retrying, {} failed, {} missed",
         report.reconcile.added + report.reconcile.revived,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::render::Renderer;
 use crate::config::Settings;
+use crate::relay::RelayFault;
 
 /// One failed or missed email, as the digest lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -25,12 +26,13 @@ pub fn message(
     settings: &Settings,
     renderer: &Renderer,
     items: &[DigestItem],
+    relay_fault: Option<&RelayFault>,
     today: NaiveDate,
 ) -> anyhow::Result<Message> {
     let (failed, missed): (Vec<&DigestItem>, Vec<&DigestItem>) =
         items.iter().partition(|i| i.failed);
     let ctx = minijinja::Value::from_serialize(serde_json::json!({
-        "date": today, "failed": failed, "missed": missed,
+        "date": today, "failed": failed, "missed": missed, "relay_fault": relay_fault,
     }));
     let text = renderer
         .render_extra("digest.txt", &ctx)?
@@ -40,9 +42,14 @@ pub fn message(
         .from(settings.mail.from.clone())
         .to(settings.contacts.ims.mailbox())
         .subject(format!(
-            "keydates: {} failed, {} missed ({today})",
+            "keydates: {} failed, {} missed{} ({today})",
             failed.len(),
-            missed.len()
+            missed.len(),
+            if relay_fault.is_some() {
+                ", mail relay was down"
+            } else {
+                ""
+            }
         ))
         .message_id(Some(crate::domain::message_id(
             &format!("digest.{today}"),

@@ -15,13 +15,23 @@ use crate::config::{Settings, TlsMode, TransportKind};
 /// Why a send did not succeed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Connection refused, timeout, 4xx: worth retrying later.
+    /// A 4xx about this message: worth retrying later, for a while.
     #[error("{0}")]
     Transient(String),
     /// 5xx, rejected recipient, a message that cannot be built: retrying won't help.
     #[error("{0}")]
     Permanent(String),
+    /// The relay itself cannot be used: unreachable, silent, closing (421),
+    /// TLS failing, or refusing keydates' login. That is keydates' own
+    /// configuration or the relay's fault, never the recipient's: the email
+    /// waits, and goes once the relay works again.
+    #[error("mail relay: {0}")]
+    Relay(String),
 }
+
+/// SMTP replies that are about the relay or keydates' login, not the message:
+/// 421 service closing; 454, 530, 534, 535, 538 authentication.
+const RELAY_CODES: [&str; 6] = ["421", "454", "530", "534", "535", "538"];
 
 pub enum Mailer {
     Smtp {
@@ -80,11 +90,12 @@ impl Mailer {
     pub async fn send(&self, message: &Message) -> Result<String, SendError> {
         match self {
             Mailer::Smtp { transport, timeout } => {
-                // lettre's own timeout covers each read and write; this one covers
-                // the whole exchange, so a server that trickles cannot hang a pass.
+                // One deadline for the whole send (connecting, TLS, every
+                // command and the message): a relay that is silent or trickles
+                // cannot hold a pass longer than this.
                 match tokio::time::timeout(*timeout, transport.send(message.clone())).await {
-                    Err(_) => Err(SendError::Transient(format!(
-                        "no answer from the mail server within {}s",
+                    Err(_) => Err(SendError::Relay(format!(
+                        "no complete answer from the mail server within {}s",
                         timeout.as_secs()
                     ))),
                     Ok(Ok(response)) => Ok(format!(
@@ -105,10 +116,18 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
         Some(source) => format!("{e}: {source}"),
         None => e.to_string(),
     };
-    if e.is_permanent() {
+    let code = e.status().map(|c| c.to_string());
+    let relay_code = code.as_deref().is_some_and(|c| RELAY_CODES.contains(&c));
+    if relay_code {
+        SendError::Relay(text)
+    } else if e.is_permanent() {
         SendError::Permanent(text)
-    } else {
+    } else if e.is_transient() {
         SendError::Transient(text)
+    } else {
+        // No SMTP reply at all: connecting, TLS, a lost connection, or a
+        // reply that could not be read.
+        SendError::Relay(text)
     }
 }
 
@@ -141,12 +160,23 @@ fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
         });
     }
     if let Some(user) = &s.username {
+        if s.tls == TlsMode::None {
+            if !s.allow_plaintext_auth {
+                anyhow::bail!(
+                    "mail.smtp.username is set with mail.smtp.tls = \"none\": the password would cross the network in clear. Use starttls or tls, or set mail.smtp.allow_plaintext_auth = true for a relay on this machine"
+                );
+            }
+            tracing::warn!(
+                "mail.smtp.allow_plaintext_auth is set: the SMTP password is sent without TLS"
+            );
+        }
         let password = settings
             .smtp_password()
             .context("while reading the SMTP password")?
+            .filter(|p| !p.expose_secret().is_empty())
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "mail.smtp.username is set but no password: set KEYDATES__MAIL__SMTP__PASSWORD, mail.smtp.password_file, or the credential smtp-password"
+                    "mail.smtp.username is set but the password is missing or empty: set KEYDATES__MAIL__SMTP__PASSWORD, mail.smtp.password_file, or the credential smtp-password"
                 )
             })?;
         builder = builder.credentials(Credentials::new(
@@ -156,8 +186,7 @@ fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
     }
     Ok(Mailer::Smtp {
         transport: builder.build(),
-        // The whole exchange may take a few round trips, each under the socket timeout.
-        timeout: Duration::from_secs(s.timeout_secs.saturating_mul(3)),
+        timeout: Duration::from_secs(s.timeout_secs),
     })
 }
 

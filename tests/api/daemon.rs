@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::{SmtpServer, TestApp};
 
-fn signal(child: &Child, name: &str) {
+pub fn signal(child: &Child, name: &str) {
     let ok = std::process::Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -17,7 +17,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Polls `check` until it holds, for at most `limit`.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if check() {
@@ -28,7 +28,7 @@ fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -40,7 +40,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 }
 
 /// The daemon process; killed if a test fails before it stops it.
-struct Daemon(Child);
+pub struct Daemon(pub Child);
 
 impl std::ops::Deref for Daemon {
     type Target = Child;
@@ -64,11 +64,11 @@ impl Drop for Daemon {
     }
 }
 
-fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Daemon {
+pub fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Daemon {
     start(app, extra_env, &["run", "--now", "2026-11-23"])
 }
 
-fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
+pub fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
     let log = std::fs::File::create(app.dir.path().join("daemon.log")).unwrap();
     // Through `sh -c exec` so that WATCHDOG_PID can name the daemon's own pid,
     // as systemd does.
@@ -87,7 +87,7 @@ fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
     Daemon(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
-fn log_of(app: &TestApp) -> String {
+pub fn log_of(app: &TestApp) -> String {
     std::fs::read_to_string(app.dir.path().join("daemon.log")).unwrap_or_default()
 }
 

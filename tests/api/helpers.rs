@@ -262,8 +262,10 @@ pub enum Mode {
     Accept,
     /// Every recipient refused with 550.
     RejectRecipients,
-    /// 451 at the end of data: try again later.
+    /// 450 to each recipient: try again later.
     TempFail,
+    /// 421 to MAIL FROM: the relay is closing.
+    Closing,
 }
 
 #[derive(Clone)]
@@ -278,6 +280,9 @@ struct Sink {
 
 impl Handler for Sink {
     fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
+        if *self.mode.lock().unwrap() == Mode::Closing {
+            return Response::custom(421, "4.3.2 Service shutting down".to_string());
+        }
         self.from = from.to_string();
         self.to.clear();
         self.data.clear();
@@ -285,8 +290,10 @@ impl Handler for Sink {
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        if *self.mode.lock().unwrap() == Mode::RejectRecipients {
-            return response::NO_MAILBOX;
+        match *self.mode.lock().unwrap() {
+            Mode::RejectRecipients => return response::NO_MAILBOX,
+            Mode::TempFail => return Response::custom(450, "4.2.1 Mailbox busy".to_string()),
+            _ => {}
         }
         self.to.push(to.to_string());
         response::OK
@@ -298,9 +305,6 @@ impl Handler for Sink {
     }
 
     fn data_end(&mut self) -> Response {
-        if *self.mode.lock().unwrap() == Mode::TempFail {
-            return response::INTERNAL_ERROR;
-        }
         self.received.lock().unwrap().push(Received {
             from: self.from.clone(),
             to: self.to.clone(),
@@ -433,6 +437,44 @@ pub fn silent_server() -> SocketAddr {
         let mut held = Vec::new();
         for stream in listener.incoming().flatten() {
             held.push(stream);
+        }
+    });
+    addr
+}
+
+/// A relay that greets, accepts the envelope and DATA, then drops the
+/// connection in the middle of the message, every time.
+pub fn dropping_server() -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut out = stream.try_clone().unwrap();
+            let mut lines = BufReader::new(stream);
+            let _ = out.write_all(b"220 drops.example ESMTP\r\n");
+            let mut line = String::new();
+            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let command = line.to_ascii_uppercase();
+                let reply: &[u8] = if command.starts_with("EHLO") {
+                    b"250-drops.example\r\n250 8BITMIME\r\n"
+                } else if command.starts_with("DATA") {
+                    b"354 go ahead\r\n"
+                } else if command.starts_with("QUIT") {
+                    b"221 bye\r\n"
+                } else if command.starts_with("MAIL")
+                    || command.starts_with("RCPT")
+                    || command.starts_with("RSET")
+                    || command.starts_with("NOOP")
+                {
+                    b"250 ok\r\n"
+                } else {
+                    // Inside the message: hang up mid-DATA.
+                    break;
+                };
+                let _ = out.write_all(reply);
+                line.clear();
+            }
         }
     });
     addr

@@ -11,4 +11,5 @@ mod import;
 mod mail;
 mod planning;
 mod properties;
+mod relay;
 mod systemd;
