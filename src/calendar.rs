@@ -364,10 +364,23 @@ pub fn easter_sunday(year: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month as u32, day as u32)
 }
 
-/// Parses an ISO date (`YYYY-MM-DD`) with an error that says what was expected.
+/// The years a date in a record or command may fall in: wider than any
+/// inspection needs, narrow enough to catch a typed 1900 or 9999.
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+/// Parses an ISO date (`YYYY-MM-DD`) in [`YEARS`], with an error that says
+/// what was expected.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD"))
+    let date = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD"))?;
+    if !YEARS.contains(&date.year()) {
+        return Err(format!(
+            "`{s}` is outside the years {} to {}",
+            YEARS.start(),
+            YEARS.end()
+        ));
+    }
+    Ok(date)
 }
 
 /// A date the way people read it in a letter: "Tuesday 12 January 2027".
@@ -380,7 +393,7 @@ mod tests {
     use super::*;
 
     fn d(s: &str) -> NaiveDate {
-        parse_date(s).unwrap()
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
     #[test]
@@ -472,6 +485,15 @@ mod tests {
             cal.add_working_days(d("2026-11-23"), -1),
             Some(d("2026-11-20"))
         );
+    }
+
+    #[test]
+    fn dates_outside_the_window_are_refused_with_the_window() {
+        assert!(parse_date("2026-11-24").is_ok());
+        for bad in ["1900-01-01", "9999-12-31", "2101-01-01"] {
+            let e = parse_date(bad).unwrap_err();
+            assert!(e.contains("2000 to 2100"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -9,11 +9,15 @@ use chrono_tz::Tz;
 use lettre::message::Mailbox;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_with::{DisplayFromStr, serde_as};
+use serde_with::{DeserializeFromStr, DisplayFromStr, serde_as};
 
 use crate::calendar::Calendar;
 use crate::domain::{EmailAddress, Region};
 use crate::rules::{AnnexSpec, Rule};
+
+crate::named_enum!(TransportKind, "a mail transport");
+crate::named_enum!(TlsMode, "a TLS mode");
+crate::named_enum!(LogFormat, "a log format");
 
 /// Why settings could not be loaded. Each message names the key or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -57,15 +61,27 @@ fn default_busy_timeout() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+fn default_attachments_dir() -> PathBuf {
+    PathBuf::from("attachments")
+}
+
+fn default_max_attachment_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr, strum::IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum TransportKind {
     File,
     Smtp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr, strum::IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum TlsMode {
     Starttls,
     Tls,
@@ -92,6 +108,12 @@ pub struct MailSettings {
     /// For trials: every email goes here instead, listing its real recipients.
     #[serde(default)]
     pub redirect_all_to: Option<EmailAddress>,
+    /// The only folder `file:` annexes are taken from.
+    #[serde(default = "default_attachments_dir")]
+    pub attachments_dir: PathBuf,
+    /// The largest `file:` annex attached, in bytes.
+    #[serde(default = "default_max_attachment_bytes")]
+    pub max_attachment_bytes: u64,
     #[serde(default)]
     pub smtp: SmtpSettings,
 }
@@ -200,8 +222,18 @@ pub struct RegionContacts {
     pub support_team: EmailAddress,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    DeserializeFromStr,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum LogFormat {
     #[default]
     Text,
@@ -290,6 +322,38 @@ impl Settings {
     /// Everything wrong that serde could not see, each naming its key.
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let url = self.database.url.trim();
+        if url.is_empty() {
+            out.push(
+                "database.url: is empty; give the database file, e.g. /var/lib/keydates/keydates.db"
+                    .into(),
+            );
+        } else if let Some((scheme, _)) = url.split_once("://")
+            && scheme != "sqlite"
+        {
+            out.push(format!(
+                "database.url: `{scheme}://` is not a database keydates can use; give a SQLite file path (or sqlite://PATH)"
+            ));
+        }
+        // A bare word would be read as a module name and silence everything:
+        // each part is a level, or `target=level`.
+        let level_ok = |d: &str| {
+            d.trim()
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_ok()
+        };
+        let directives_ok = self
+            .log
+            .level
+            .split(',')
+            .all(|d| if d.contains('=') { true } else { level_ok(d) })
+            && tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok();
+        if !directives_ok {
+            out.push(format!(
+                "log.level: `{}` is not a level (off, error, warn, info, debug or trace) or a filter such as `info,keydates=debug`",
+                self.log.level
+            ));
+        }
         if self.schedule.send_hour > 23 {
             out.push("schedule.send_hour: must be 0-23".into());
         }
@@ -393,14 +457,10 @@ impl Settings {
                 out.push(format!("{key}: {e}"));
             }
             for (j, annex) in rule.annexes.iter().enumerate() {
-                if let AnnexSpec::File(path) = annex {
-                    let full = self.resolve(path);
-                    if std::fs::File::open(&full).is_err() {
-                        out.push(format!(
-                            "{key}.annexes[{j}]: {} cannot be read",
-                            full.display()
-                        ));
-                    }
+                if let AnnexSpec::File(path) = annex
+                    && let Err(e) = self.attachment(path)
+                {
+                    out.push(format!("{key}.annexes[{j}]: {e}"));
                 }
             }
         }
@@ -423,6 +483,55 @@ impl Settings {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         self.resolve(Path::new(path))
+    }
+
+    /// The file a `file:` annex names, checked: inside `mail.attachments_dir`
+    /// (after following links and `..`), a regular file, and no larger than
+    /// `mail.max_attachment_bytes`. Anything else could mail what it should not.
+    pub fn attachment(&self, path: &Path) -> Result<PathBuf, String> {
+        let dir = self.resolve(&self.mail.attachments_dir);
+        let base = dir.canonicalize().map_err(|e| {
+            format!(
+                "file:{} needs the folder mail.attachments_dir ({}): {e}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        if path.is_absolute() {
+            return Err(format!(
+                "file:{} must be a path inside mail.attachments_dir ({}), not an absolute path",
+                path.display(),
+                base.display()
+            ));
+        }
+        let full = base.join(path).canonicalize().map_err(|e| {
+            format!(
+                "file:{} cannot be read in {}: {e}",
+                path.display(),
+                base.display()
+            )
+        })?;
+        if !full.starts_with(&base) {
+            return Err(format!(
+                "file:{} leads outside mail.attachments_dir ({})",
+                path.display(),
+                base.display()
+            ));
+        }
+        let meta = std::fs::metadata(&full)
+            .map_err(|e| format!("file:{} cannot be read: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("file:{} is not a regular file", path.display()));
+        }
+        if meta.len() > self.mail.max_attachment_bytes {
+            return Err(format!(
+                "file:{} is {} bytes, more than mail.max_attachment_bytes ({})",
+                path.display(),
+                meta.len(),
+                self.mail.max_attachment_bytes
+            ));
+        }
+        Ok(full)
     }
 
     pub fn templates_dir(&self) -> PathBuf {
@@ -488,8 +597,18 @@ impl Settings {
     }
 }
 
+/// A six-field cron expression (seconds first) that fires at some point.
 fn croner_check(expr: &str) -> Result<(), String> {
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map_err(|e| {
+            format!(
+                "`{expr}` is not a cron expression with seconds first, e.g. \"0 * * * * *\" ({e})"
+            )
+        })?;
+    cron.find_next_occurrence(&chrono::Utc::now(), false)
         .map(|_| ())
-        .map_err(|e| format!("`{expr}` is not a cron expression ({e})"))
+        .map_err(|_| format!("`{expr}` never fires"))
 }

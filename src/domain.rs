@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde_with::{DeserializeFromStr, SerializeDisplay};
-use strum::{AsRefStr, EnumString, IntoEnumIterator, IntoStaticStr};
+use strum::{AsRefStr, IntoEnumIterator, IntoStaticStr};
 
 /// The error for a name that is not one of an enum's: it lists the valid ones.
 pub fn not_one_of<T: IntoEnumIterator + Into<&'static str>>(what: &str, given: &str) -> String {
@@ -12,13 +12,69 @@ pub fn not_one_of<T: IntoEnumIterator + Into<&'static str>>(what: &str, given: &
     format!("`{given}` is not {what} (one of {})", names.join(", "))
 }
 
-/// Parses a name of a strum enum, with an error that lists the valid names.
+/// Parses a name of an enum, with an error that lists the valid names.
 pub fn parse_named<T>(what: &str, s: &str) -> Result<T, String>
 where
-    T: FromStr + IntoEnumIterator + Into<&'static str>,
+    T: IntoEnumIterator + Into<&'static str> + Copy,
 {
-    s.trim().parse().map_err(|_| not_one_of::<T>(what, s))
+    T::iter()
+        .find(|v| Into::<&'static str>::into(*v) == s.trim())
+        .ok_or_else(|| not_one_of::<T>(what, s))
 }
+
+/// `FromStr` (and so config parsing, through `DeserializeFromStr`) for enums
+/// named by strum, with an error that lists the valid names.
+#[macro_export]
+macro_rules! named_enum {
+    ($t:ty, $what:expr) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $crate::domain::parse_named($what, s)
+            }
+        }
+    };
+}
+
+/// Whether a character may not stand in a record's text: control characters
+/// (NUL, ESC, line breaks) and the bidirectional controls that can make text
+/// read differently from what it holds (U+202E and its kin).
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks one text value from a record: at most `max` characters, and no
+/// control or bidirectional control characters.
+pub fn check_text(value: &str, max: usize) -> Result<(), String> {
+    if let Some(c) = value.chars().find(|c| is_forbidden_char(*c)) {
+        return Err(format!(
+            "holds the control character U+{:04X}, which a record may not contain",
+            c as u32
+        ));
+    }
+    let n = value.chars().count();
+    if n > max {
+        return Err(format!("is {n} characters long; at most {max} are allowed"));
+    }
+    Ok(())
+}
+
+/// Checks a reference (case, seminar, audited case): short, and free of the
+/// characters keydates uses to join references (`#` for visits, `;` for lists).
+pub fn check_reference(value: &str) -> Result<(), String> {
+    check_text(value, MAX_REFERENCE_CHARS)?;
+    if value.contains(['#', ';']) {
+        return Err("must not contain `#` or `;`".to_string());
+    }
+    Ok(())
+}
+
+/// The longest reference or code.
+pub const MAX_REFERENCE_CHARS: usize = 64;
+
+/// The longest name, title or venue.
+pub const MAX_TEXT_CHARS: usize = 300;
 
 /// An email address that lettre accepts as a mailbox address.
 #[derive(
@@ -27,12 +83,27 @@ where
 pub struct EmailAddress(String);
 
 impl EmailAddress {
+    /// Parses an address; the domain is kept lower-cased, as domains compare
+    /// without case.
     pub fn parse(s: &str) -> Result<Self, String> {
         let trimmed = s.trim();
-        trimmed
+        if trimmed.chars().count() > 254 {
+            return Err("is longer than an email address can be (254 characters)".to_string());
+        }
+        let address = trimmed
             .parse::<lettre::Address>()
-            .map(|_| EmailAddress(trimmed.to_string()))
-            .map_err(|_| format!("`{s}` is not an email address"))
+            .map_err(|_| format!("`{s}` is not an email address"))?;
+        Ok(EmailAddress(format!(
+            "{}@{}",
+            address.user(),
+            address.domain().to_ascii_lowercase()
+        )))
+    }
+
+    /// The whole address lower-cased: two delegates are the same person when
+    /// their addresses differ only in case.
+    pub fn folded(&self) -> String {
+        self.0.to_ascii_lowercase()
     }
 
     pub fn as_str(&self) -> &str {
@@ -78,7 +149,6 @@ impl fmt::Display for EmailAddress {
     Hash,
     PartialOrd,
     Ord,
-    EnumString,
     AsRefStr,
     IntoStaticStr,
     strum::Display,
@@ -128,7 +198,6 @@ impl Region {
     PartialEq,
     Eq,
     Hash,
-    EnumString,
     IntoStaticStr,
     strum::Display,
     strum::EnumIter,
@@ -157,16 +226,7 @@ impl Judgement {
 
 /// The generated documents keydates can attach.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumString,
-    IntoStaticStr,
-    strum::Display,
-    strum::EnumIter,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, strum::Display, strum::EnumIter,
 )]
 #[strum(serialize_all = "kebab-case")]
 pub enum AnnexKind {
@@ -186,7 +246,7 @@ impl AnnexKind {
 }
 
 /// The kind of record an outbox row is about, as stored beside its subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumString, IntoStaticStr, strum::EnumIter)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, strum::EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum SubjectType {
     Case,
@@ -260,6 +320,11 @@ impl fmt::Display for SubjectKey {
         }
     }
 }
+
+named_enum!(Region, "a region");
+named_enum!(Judgement, "a judgement");
+named_enum!(AnnexKind, "an annex");
+named_enum!(SubjectType, "a subject type");
 
 /// A Message-ID: made once per email and kept across retries, so a relay and
 /// the recipients can tell a resend from a new message.

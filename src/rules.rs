@@ -12,8 +12,9 @@ use crate::domain::{AnnexKind, EmailAddress, SubjectType, parse_named};
 use crate::offset::Offset;
 
 /// What a rule hangs on: each record of this kind gives at most one action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, IntoStaticStr)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
+)]
 #[strum(serialize_all = "snake_case")]
 pub enum SubjectKind {
     /// One action per case.
@@ -56,9 +57,14 @@ impl SubjectKind {
     }
 }
 
+crate::named_enum!(SubjectKind, "a record kind");
+crate::named_enum!(Anchor, "a date field");
+crate::named_enum!(Condition, "a condition");
+
 /// A date field of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, IntoStaticStr)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
+)]
 #[strum(serialize_all = "snake_case")]
 pub enum Anchor {
     ReportReceivedOn,
@@ -74,8 +80,10 @@ impl Anchor {
 }
 
 /// A condition that must hold for the action to be planned (all must hold).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Condition {
     CaseOpen,
     PlanNotReceived,

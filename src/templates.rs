@@ -122,6 +122,9 @@ impl Renderer {
     pub fn load(dir: &Path, rules: &[Rule]) -> Result<Renderer, TemplateError> {
         let mut env = Environment::new();
         env.add_filter("ukdate", ukdate);
+        // A misspelt variable is an error, found by check-config (which
+        // renders every template against fictional records), not a blank.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") {
                 AutoEscape::Html
@@ -183,7 +186,7 @@ impl Renderer {
     }
 
     pub fn render(&self, rule: &Rule, ctx: &Value) -> Result<Rendered, TemplateError> {
-        let subject = one_line(&self.render_named(&format!("subject:{}", rule.id), ctx)?);
+        let subject = subject_line(&self.render_named(&format!("subject:{}", rule.id), ctx)?);
         let text = self.render_named(&format!("{}.txt", rule.template), ctx)?;
         let html_name = format!("{}.html", rule.template);
         let html = match self.env.get_template(&html_name) {
@@ -217,6 +220,21 @@ pub fn one_line(s: &str) -> String {
         .join(" ")
 }
 
+/// The longest subject line keydates writes, well inside RFC 5322's 998
+/// characters a line even after encoding.
+pub const MAX_SUBJECT_CHARS: usize = 250;
+
+/// A subject on one line, cut at [`MAX_SUBJECT_CHARS`] with an ellipsis.
+pub fn subject_line(s: &str) -> String {
+    let line = one_line(s);
+    if line.chars().count() <= MAX_SUBJECT_CHARS {
+        return line;
+    }
+    let mut cut: String = line.chars().take(MAX_SUBJECT_CHARS - 1).collect();
+    cut.push('\u{2026}');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +244,15 @@ mod tests {
         assert_eq!(ukdate(Value::from("2027-01-12")), "Tuesday 12 January 2027");
         assert_eq!(ukdate(Value::from("soon")), "soon");
         assert_eq!(ukdate(Value::from(())), "");
+    }
+
+    #[test]
+    fn long_subjects_are_cut_with_an_ellipsis() {
+        let long = "x".repeat(10_000);
+        let line = subject_line(&long);
+        assert_eq!(line.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(line.ends_with('\u{2026}'));
+        assert_eq!(subject_line("short"), "short");
     }
 
     #[test]

@@ -133,13 +133,20 @@ impl Composer<'_> {
                     out.push((a.filename, a.content_type.to_string(), a.bytes));
                 }
                 AnnexSpec::File(path) => {
-                    let full = self.settings.resolve(path);
-                    let bytes = std::fs::read(&full).map_err(|e| {
-                        format!(
-                            "annex {} cannot be read: {e}; not sent without it",
-                            full.display()
-                        )
-                    })?;
+                    // Checked again at each send: the folder may have changed.
+                    let full = self
+                        .settings
+                        .attachment(path)
+                        .map_err(|e| format!("{e}; not sent without it"))?;
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut std::io::Read::take(
+                            std::fs::File::open(&full).map_err(|e| e.to_string())?,
+                            self.settings.mail.max_attachment_bytes,
+                        ),
+                        &mut bytes,
+                    )
+                    .map_err(|e| format!("annex {} cannot be read: {e}", full.display()))?;
                     let name = full
                         .file_name()
                         .map(|n| n.to_string_lossy().to_string())

@@ -11,7 +11,10 @@ use sqlx::{Row, SqlitePool};
 
 use super::{Authority, Case, Delegate, MAX_AUDITED_CASES, Seminar, Visit};
 use crate::calendar::parse_date;
-use crate::domain::{EmailAddress, Judgement, Region};
+use crate::domain::{
+    EmailAddress, Judgement, MAX_REFERENCE_CHARS, MAX_TEXT_CHARS, Region, check_reference,
+    check_text,
+};
 
 /// The five kinds of record file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +115,22 @@ impl Fields<'_> {
             column: Some((col + 1, self.headers[col].to_string())),
             reason: reason.into(),
         }
+    }
+
+    /// Every field within its length and free of control characters;
+    /// references also free of `#` and `;`.
+    fn check_all(&self) -> Result<(), ImportError> {
+        for (col, header) in self.headers.iter().enumerate() {
+            let value = self.raw(col);
+            let checked = match *header {
+                "code" | "authority_code" | "case_ref" | "seminar_ref" => check_reference(value),
+                "audited_cases" => check_text(value, MAX_AUDITED_CASES * (MAX_REFERENCE_CHARS + 1)),
+                h if h.ends_with("email") => check_text(value, 254),
+                _ => check_text(value, MAX_TEXT_CHARS),
+            };
+            checked.map_err(|e| self.err(col, e))?;
+        }
+        Ok(())
     }
 
     fn raw(&self, col: usize) -> &str {
@@ -329,6 +348,7 @@ fn parse<T>(
             headers,
             record: &record,
         };
+        fields.check_all()?;
         let (key, value) = parse_row(&fields)?;
         if let Some(first) = first_line.insert(key.clone(), line) {
             return Err(at(
@@ -391,6 +411,9 @@ pub fn parse_audited(s: &str) -> Result<Vec<String>, String> {
             refs.len()
         ));
     }
+    for r in &refs {
+        check_reference(r).map_err(|e| format!("audited case `{r}` {e}"))?;
+    }
     let mut seen = HashSet::new();
     if let Some(dup) = refs.iter().find(|r| !seen.insert(r.as_str())) {
         return Err(format!("audited case `{dup}` is listed twice"));
@@ -436,7 +459,8 @@ fn parse_delegate(f: &Fields) -> Result<(String, Delegate), ImportError> {
         name: f.text(2)?,
         email: f.email(3)?,
     };
-    Ok((format!("{} {}", d.seminar_ref, d.email), d))
+    // One person, however the address is capitalised.
+    Ok((format!("{} {}", d.seminar_ref, d.email.folded()), d))
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
@@ -594,19 +618,35 @@ async fn write_delegates(
     tx: &mut Tx<'_>,
     rows: Vec<Parsed<Delegate>>,
 ) -> Result<ImportReport, sqlx::Error> {
-    let before = existing(tx, "SELECT seminar_ref || ' ' || email FROM delegates").await?;
+    let before = existing(
+        tx,
+        "SELECT seminar_ref || ' ' || lower(email) FROM delegates",
+    )
+    .await?;
     for Parsed { value: d, .. } in &rows {
-        sqlx::query(
-            "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES (?, ?, ?, ?)
-             ON CONFLICT (seminar_ref, email) DO UPDATE SET authority_code = excluded.authority_code,
-               name = excluded.name",
+        // The same person already invited under another capitalisation is updated.
+        let updated = sqlx::query(
+            "UPDATE delegates SET authority_code = ?, name = ?, email = ?
+             WHERE seminar_ref = ? AND lower(email) = lower(?)",
         )
-        .bind(&d.seminar_ref)
         .bind(&d.authority_code)
         .bind(&d.name)
         .bind(d.email.as_str())
+        .bind(&d.seminar_ref)
+        .bind(d.email.as_str())
         .execute(&mut **tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&d.seminar_ref)
+            .bind(&d.authority_code)
+            .bind(&d.name)
+            .bind(d.email.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
     }
     Ok(count(&rows, &before))
 }

@@ -177,3 +177,73 @@ fn a_document_is_reworded_by_editing_its_template() {
     assert!(xml.contains("3. Points raised"), "the reworded heading");
     assert!(!xml.contains("3. Discussion"));
 }
+
+#[test]
+fn check_config_refuses_what_would_fail_later_naming_the_key() {
+    for (from, to, expect) in [
+        (
+            "poll = \"0 * * * * *\"",
+            "poll = \"0 0 0 31 2 *\"",
+            vec!["schedule.poll", "never fires"],
+        ),
+        (
+            "transport = \"file\"",
+            "transport = \"smpt\"",
+            vec!["smpt", "file", "smtp"],
+        ),
+    ] {
+        let err = broken(|t| {
+            assert!(t.contains(from), "{from}");
+            t.replacen(from, to, 1)
+        });
+        for e in expect {
+            assert!(err.contains(e), "{to}: {err}");
+        }
+    }
+    for (key, value, expect) in [
+        ("KEYDATES__LOG__LEVEL", "loud", vec!["log.level", "loud"]),
+        (
+            "KEYDATES__DATABASE__URL",
+            "",
+            vec!["database.url", "is empty"],
+        ),
+        (
+            "KEYDATES__DATABASE__URL",
+            "postgres://db.example/keydates",
+            vec!["database.url", "postgres://"],
+        ),
+    ] {
+        let mut app = TestApp::new();
+        app.set(key, value);
+        let err = app.fails(&["check-config"]);
+        for e in expect {
+            assert!(err.contains(e), "{key}={value}: {err}");
+        }
+        assert!(!app.db_path().exists(), "nothing created");
+    }
+}
+
+#[test]
+fn a_misspelt_template_variable_is_an_error_naming_the_rule() {
+    let err = broken(|t| {
+        t.replacen(
+            "subject = \"{{ authority.name }}: your",
+            "subject = \"{{ authority.nmae }}: your",
+            1,
+        )
+    });
+    assert!(
+        err.contains("plan-chase") && err.contains("undefined"),
+        "{err}"
+    );
+    let app = with_own_templates(|dir| {
+        let path = dir.join("documents/dcs-record.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("{{ dcs_name", "{{ dsc_name")).unwrap();
+    });
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("dcs-record") && err.contains("undefined"),
+        "{err}"
+    );
+}

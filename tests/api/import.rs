@@ -236,3 +236,92 @@ fn record_edits_name_what_is_missing() {
         1
     );
 }
+
+#[test]
+fn oversized_fields_and_control_characters_are_rejected_with_their_place() {
+    let app = app_with_basics();
+    let huge = "x".repeat(10_000);
+    rejected(
+        &app,
+        "authorities",
+        &format!(
+            "code,name,region,dcs_name,dcs_email,coordinator_email\nBIG,{huge},london,A,a@b.org,\n"
+        ),
+        &["line 2", "column 2 (name)", "at most 300"],
+    );
+    for (bad, what) in [
+        ("Evil\u{202E}txt", "U+202E"),
+        ("Nul\u{0}here", "U+0000"),
+        ("Esc\u{1b}[31m", "U+001B"),
+    ] {
+        rejected(
+            &app,
+            "authorities",
+            &format!(
+                "code,name,region,dcs_name,dcs_email,coordinator_email\nBAD,{bad},london,A,a@b.org,\n"
+            ),
+            &["line 2", "column 2 (name)", what],
+        );
+    }
+    rejected(
+        &app,
+        "cases",
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nSOU#2,SOU,inadequate,2026-11-02,,anna@ofsted.example.gov.uk,\n",
+        &["line 2", "column 1 (case_ref)", "`#`"],
+    );
+}
+
+#[test]
+fn dates_outside_2000_to_2100_are_rejected() {
+    let app = app_with_basics();
+    for year in ["1900", "9999"] {
+        rejected(
+            &app,
+            "cases",
+            &format!(
+                "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nSOU-9,SOU,inadequate,{year}-01-05,,anna@ofsted.example.gov.uk,\n"
+            ),
+            &[
+                "line 2",
+                "column 4 (report_received_on)",
+                "outside the years 2000 to 2100",
+            ],
+        );
+    }
+    let err = app.fails(&["move-visit", "SOU-1", "1", "9999-01-01"]);
+    assert!(err.contains("outside the years"), "{err}");
+}
+
+#[test]
+fn delegates_whose_addresses_differ_only_in_case_are_one_person() {
+    let app = TestApp::new();
+    app.import_examples();
+    let seminars = "seminar_ref,title,region,held_on,venue,confirmed\nG2G-X,Theme,london,2027-03-10,Hall,true\n";
+    assert!(app.import("seminars", "s.csv", seminars).status.success());
+    rejected(
+        &app,
+        "delegates",
+        "seminar_ref,authority_code,name,email\nG2G-X,SOU,Sam One,sam@la.example.org\nG2G-X,SOU,Sam One,SAM@LA.EXAMPLE.ORG\n",
+        &["line 3", "appears twice"],
+    );
+    assert!(
+        app.import(
+            "delegates",
+            "d1.csv",
+            "seminar_ref,authority_code,name,email\nG2G-X,SOU,Sam One,sam@la.example.org\n"
+        )
+        .status
+        .success()
+    );
+    let out = app.import(
+        "delegates",
+        "d2.csv",
+        "seminar_ref,authority_code,name,email\nG2G-X,SOU,Sam One,Sam@LA.example.org\n",
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 added, 1 updated"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delegates WHERE seminar_ref = 'G2G-X'"),
+        1
+    );
+}

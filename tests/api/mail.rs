@@ -106,8 +106,15 @@ fn the_data_request_carries_the_return_template_and_no_data() {
 fn record_text_cannot_inject_headers_or_template_code() {
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
+    // A line break in a record is refused at the door, naming its place.
+    let with_break = "code,name,region,dcs_name,dcs_email,coordinator_email
+EVL,\"Evil\r\nBcc: victim@elsewhere.example\",london,Dr X,dcs@evil.example.gov.uk,
+";
+    let out = app.import("authorities", "a.csv", with_break);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("column 2 (name)"));
     let authorities = "code,name,region,dcs_name,dcs_email,coordinator_email
-EVL,\"Evil {{ 7 * 7 }}\r\nBcc: victim@elsewhere.example\",london,\"{% raw %}Dr {{ x }}\",dcs@evil.example.gov.uk,
+EVL,\"Evil {{ 7 * 7 }} Bcc: victim@elsewhere.example <script>x</script>\",london,\"{% raw %}Dr {{ x }}\",dcs@evil.example.gov.uk,
 ";
     assert!(
         app.import("authorities", "a.csv", authorities)

@@ -12,4 +12,5 @@ mod mail;
 mod planning;
 mod properties;
 mod relay;
+mod safety;
 mod systemd;
