@@ -7,8 +7,14 @@
 #   c. another process holding a write transaction for ~10 s
 #   d. database on a full filesystem (small tmpfs): full before a pass (d1),
 #      filling up during one (d2); then space freed
+#   e. a relay that accepts connections and never answers, watched as
+#      systemd's watchdog would; then a working relay and a reload
+#   f. a relay that refuses keydates' login (535); then the fixed login and
+#      a reload
 #
 # Env: N (emails, default 2000), PORT (default 2526), POOL (default 4),
+#      WATCHDOG_SECS (default 10), HUNG_SECS (default 40),
+#      TESTS (which to run, default "a b c d e f"),
 #      MAX_KILLS (default 60), HOLD_SECS (default 10),
 #      D2_LEAVE_KB (default "2048 1024 256"), D2_SECS (default 15),
 #      KEYDATES_BIN (default target/release/keydates).
@@ -28,6 +34,12 @@ KILL_LOOP_SECS=${KILL_LOOP_SECS:-240}
 # Test d2: free space left before the pass (KiB, one try each) and its time limit.
 D2_LEAVE_KB=${D2_LEAVE_KB:-"2048 1024 256"}
 D2_SECS=${D2_SECS:-15}
+# Tests e and f: the watchdog interval systemd would enforce, and how long the
+# daemon faces the broken relay.
+WATCHDOG_SECS=${WATCHDOG_SECS:-10}
+HUNG_SECS=${HUNG_SECS:-40}
+TESTS=${TESTS:-"a b c d e f"}
+wanted() { [[ " $TESTS " == *" $1 "* ]]; }
 
 log() { printf '[faults %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -47,6 +59,8 @@ BIN=$WORK/keydates
 SINK_PID=""
 DAEMON_PID=""
 HOLDER_PID=""
+RELAY_PID=""
+WATCH_PID=""
 MOUNTED=""
 stop_pid() {
     local pid=$1 sig=${2:-TERM}
@@ -59,6 +73,8 @@ stop_sink() { stop_pid "$SINK_PID"; SINK_PID=""; }
 cleanup() {
     stop_pid "$DAEMON_PID" KILL
     stop_pid "$HOLDER_PID" KILL
+    stop_pid "$RELAY_PID" KILL
+    stop_pid "$WATCH_PID" KILL
     stop_sink
     if [[ -n $MOUNTED ]]; then umount "$MOUNTED" 2>/dev/null || umount -l "$MOUNTED" 2>/dev/null || true; fi
     rm -rf "$WORK"
@@ -131,6 +147,123 @@ PY
 RESULTS=()
 # One summary row: test kills due received duplicates dup-by-recipient lost result.
 record() { RESULTS+=("| $1 | $2 | $3 | $4 | $5 | $6 | $7 | $8 |"); }
+
+# A broken relay on 127.0.0.1:$PORT: "silent" accepts and never answers;
+# "refuse-login" offers AUTH and answers every login with 535.
+start_broken_relay() {
+    python3 - "$PORT" "$1" <<'PY' &
+import socket, sys, threading
+port, mode = int(sys.argv[1]), sys.argv[2]
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port)); srv.listen(64)
+held = []
+def refuse(c):
+    f = c.makefile("rb")
+    c.sendall(b"220 relay.test ESMTP\r\n")
+    for line in f:
+        cmd = line.upper()
+        if cmd.startswith(b"EHLO"):
+            c.sendall(b"250-relay.test\r\n250 AUTH PLAIN LOGIN\r\n")
+        elif cmd.startswith(b"AUTH"):
+            c.sendall(b"535 5.7.8 Authentication credentials invalid\r\n")
+        elif cmd.startswith(b"QUIT"):
+            c.sendall(b"221 bye\r\n"); break
+        else:
+            c.sendall(b"530 5.7.0 Authentication required\r\n")
+    c.close()
+while True:
+    c, _ = srv.accept()
+    if mode == "silent":
+        held.append(c)
+    else:
+        threading.Thread(target=refuse, args=(c,), daemon=True).start()
+PY
+    RELAY_PID=$!
+    local i
+    for i in $(seq 1 50); do port_open && return 0; sleep 0.1; done
+    log "the broken relay did not start"; exit 1
+}
+# Listens as systemd's notify socket at $1, writing one line per WATCHDOG=1
+# (seconds since the epoch) to $2.
+watch_notify() {
+    python3 - "$1" "$2" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        msg = s.recv(4096).decode(errors="replace")
+        if "WATCHDOG=1" in msg:
+            out.write(f"{time.time():.3f}\n")
+PY
+    WATCH_PID=$!
+}
+# How often systemd would have restarted a daemon whose keepalives are in $1,
+# running from $2 to $3 (epoch seconds): once per silence of WATCHDOG_SECS.
+restarts_from() {
+    python3 - "$1" "$2" "$3" "$WATCHDOG_SECS" <<'PY'
+import sys
+pings = [float(l) for l in open(sys.argv[1]) if l.strip()]
+start, end, limit = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+times = [start] + pings + [end]
+print(sum(1 for a, b in zip(times, times[1:]) if b - a > limit))
+PY
+}
+
+# Runs the daemon against a broken relay ($2: silent or refuse-login) for
+# HUNG_SECS, then swaps in a working relay, reloads, and waits for every due
+# email. $1 is the test's letter; $3 its row label; $4 the config edit that
+# fixes keydates' side (sed expression, may be empty).
+test_broken_relay() {
+    local letter=$1 mode=$2 label=$3 fix=$4 db dir conf t0 t1 restarts pending i result=PASS
+    db=$(fresh_db "$letter")
+    dir=$(dirname "$db")
+    export KEYDATES__DATABASE__URL=$db
+    conf=$dir/keydates.toml
+    sed -e "s|^dir = \"templates\"|dir = \"$ROOT/config/templates\"|" "$ROOT/config/keydates.toml" >"$conf"
+    if [[ $mode == refuse-login ]]; then
+        sed -i -e 's|^# username = "keydates"|username = "keydates"|' \
+            -e 's|^# allow_plaintext_auth = false|allow_plaintext_auth = true|' "$conf"
+        export KEYDATES__MAIL__SMTP__PASSWORD=old-password
+    fi
+    start_broken_relay "$mode"
+    watch_notify "$dir/notify.sock" "$dir/pings"
+    sleep 0.3
+    t0=$(date +%s.%N)
+    # Through `sh -c exec` so that WATCHDOG_PID names the daemon, as systemd sets it.
+    NOTIFY_SOCKET=$dir/notify.sock WATCHDOG_USEC=$((WATCHDOG_SECS * 1000000)) \
+        KEYDATES__MAIL__SMTP__TIMEOUT_SECS=$((WATCHDOG_SECS * 2)) \
+        sh -c 'WATCHDOG_PID=$$ exec "$0" "$@"' "$BIN" --config "$conf" run --now "$DAY" >>"$dir/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    sleep "$HUNG_SECS"
+    t1=$(date +%s.%N)
+    kill -0 "$DAEMON_PID" 2>/dev/null || { log "$letter: the daemon died facing the broken relay"; result=FAIL; }
+    restarts=$(restarts_from "$dir/pings" "$t0" "$t1")
+    KEYDATES_CONFIG=$conf kd status >"$dir/status.txt" 2>&1 && { log "$letter: status said healthy"; result=FAIL; }
+    grep -q "mail relay cannot be used" "$dir/status.txt" || { log "$letter: status did not name the relay"; result=FAIL; }
+    log "$letter: after ${HUNG_SECS}s: $(grep -c . "$dir/pings" || true) keepalives, $restarts watchdog restarts; $(grep "mail relay" "$dir/status.txt" | head -1)"
+    stop_pid "$RELAY_PID" KILL
+    RELAY_PID=""
+    start_sink "$dir/mail"
+    [[ -n $fix ]] && sed -i -e "$fix" "$conf"
+    kill -HUP "$DAEMON_PID"
+    # The daemon polls every minute; the reload releases the waiting emails at once.
+    for i in $(seq 1 $((CMD_TIMEOUT * 2))); do
+        pending=$(count_due pending "$(at 09:00)")
+        ((pending == 0)) && break
+        sleep 0.5
+    done
+    stop_pid "$DAEMON_PID" TERM
+    DAEMON_PID=""
+    stop_pid "$WATCH_PID" KILL
+    WATCH_PID=""
+    sleep 0.5
+    stop_sink
+    unset KEYDATES__MAIL__SMTP__PASSWORD
+    read -r due received ids dup_ids rcpts dup_rcpts lost unsent most < <(analyse "$dir/mail" "$db")
+    log "$letter: due $due received $received duplicates $dup_ids/$dup_rcpts lost $lost unsent $unsent"
+    if ((lost != 0 || unsent != 0 || restarts != 0 || dup_rcpts != 0)); then result=FAIL; fi
+    record "$label" "$restarts restarts" "$due" "$received" "$dup_ids" "$dup_rcpts" "$lost" "$result"
+}
 
 # --- the planned database every test starts from ----------------------------
 log "generating $N authorities and cases in $WORK"
@@ -371,10 +504,12 @@ test_disk_full() {
     MOUNTED=""
 }
 
-test_kill
-test_server_down
-test_write_lock
-test_disk_full
+wanted a && test_kill
+wanted b && test_server_down
+wanted c && test_write_lock
+wanted d && test_disk_full
+wanted e && test_broken_relay e silent "e. silent relay for ${HUNG_SECS}s (watchdog ${WATCHDOG_SECS}s), then a working one" ""
+wanted f && test_broken_relay f refuse-login "f. relay refusing the login (535) for ${HUNG_SECS}s, then the login fixed" 's|^username = "keydates"|# username = "keydates"|'
 
 echo
 echo "## keydates fault suite"

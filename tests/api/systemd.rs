@@ -1,4 +1,4 @@
-//! The unit file: systemd's own checks, where systemd-analyze is installed.
+//! The unit file: systemd's own checks (systemd-analyze), and the admin wrapper.
 
 use std::process::Command;
 
@@ -6,29 +6,26 @@ use crate::helpers::{REPO, TestApp};
 
 /// The shipped unit with ExecStart pointing at the binary under test, since
 /// `verify` checks that the program exists.
-fn unit_under_test(app: &TestApp) -> Option<std::path::PathBuf> {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("systemd-analyze is not installed: unit checks skipped");
-        return None;
-    }
+fn unit_under_test(app: &TestApp) -> std::path::PathBuf {
+    assert!(
+        Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "systemd-analyze is needed for the unit checks: apt-get install systemd"
+    );
     let unit = std::fs::read_to_string(format!("{REPO}/systemd/keydates.service")).unwrap();
     let unit = unit.replace(
         "ExecStart=/usr/local/bin/keydates",
         &format!("ExecStart={}", env!("CARGO_BIN_EXE_keydates")),
     );
-    Some(app.write("keydates.service", &unit))
+    app.write("keydates.service", &unit)
 }
 
 #[test]
 fn systemd_analyze_verify_is_clean() {
     let app = TestApp::new();
-    let Some(unit) = unit_under_test(&app) else {
-        return;
-    };
+    let unit = unit_under_test(&app);
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)
@@ -45,9 +42,7 @@ fn systemd_analyze_verify_is_clean() {
 #[test]
 fn the_unit_is_rated_2_or_lower_by_systemd_analyze_security() {
     let app = TestApp::new();
-    let Some(unit) = unit_under_test(&app) else {
-        return;
-    };
+    let unit = unit_under_test(&app);
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true"])
         .arg(&unit)
@@ -64,4 +59,57 @@ fn the_unit_is_rated_2_or_lower_by_systemd_analyze_security() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{stdout}"));
     assert!(level <= 2.0, "exposure {level}:\n{stdout}");
+}
+
+/// The admin wrapper runs commands in the service's own sandbox: what it
+/// passes to systemd-run, read from the shipped unit.
+#[test]
+fn the_admin_wrapper_carries_the_units_sandbox() {
+    let app = TestApp::new();
+    let bin = app.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A stand-in for `systemctl cat`, printing the shipped unit.
+    std::fs::write(
+        bin.join("systemctl"),
+        format!("#!/bin/sh\ncat {REPO}/systemd/keydates.service\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("systemctl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(format!("{REPO}/systemd/keydates-admin"))
+        .arg("--print-properties")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let props = String::from_utf8_lossy(&out.stdout);
+    for needed in [
+        "DynamicUser=yes",
+        "StateDirectory=keydates",
+        "ProtectSystem=strict",
+        "LoadCredential=smtp-password:/etc/keydates/smtp-password",
+        "SystemCallFilter=@system-service",
+        "Environment=KEYDATES__DATABASE__URL=/var/lib/keydates/keydates.db",
+        "LimitCORE=0",
+        "UMask=0077",
+    ] {
+        assert!(
+            props.lines().any(|l| l == needed),
+            "{needed} missing:\n{props}"
+        );
+    }
+    for daemon_only in ["Type=", "WatchdogSec=", "ExecStart=", "Restart="] {
+        assert!(
+            !props.lines().any(|l| l.starts_with(daemon_only)),
+            "{daemon_only} passed:\n{props}"
+        );
+    }
 }
