@@ -76,6 +76,29 @@ fn a_refused_login_keeps_the_emails_waiting_until_the_password_is_fixed() {
     let out = app.run(&["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("mail relay"), "{text}");
+    // The next daily digest to IMS says, once, that the relay was down.
+    app.pass("2026-11-25T09:00:00Z");
+    let digests: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m.to.iter().any(|t| t == "ims@example.org"))
+        .collect();
+    assert_eq!(digests.len(), 1);
+    let body = digests[0].parsed().body_text(0).unwrap().to_string();
+    assert!(body.contains("THE MAIL RELAY COULD NOT BE USED"), "{body}");
+    assert!(body.contains("535"), "{body}");
+    app.pass("2026-11-26T09:00:00Z");
+    let later: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m.to.iter().any(|t| t == "ims@example.org"))
+        .filter(|m| {
+            m.parsed()
+                .body_text(0)
+                .is_some_and(|b| b.contains("MAIL RELAY"))
+        })
+        .collect();
+    assert_eq!(later.len(), 1, "said once");
 }
 
 #[test]
