@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::domain::{EmailAddress, SubjectKey};
 use crate::outbox::{OutboxRow, Status};
-use crate::plan::PlannedAction;
+use crate::plan::{PlannedAction, Waiting};
 
 /// Where an agenda line stands: an outbox state, or still only planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
@@ -18,7 +18,10 @@ use crate::plan::PlannedAction;
 #[strum(serialize_all = "snake_case")]
 pub enum AgendaStatus {
     Planned,
+    /// Cannot be dated until someone records the date it counts from.
+    Waiting,
     Pending,
+    AwaitingConfirmation,
     Sending,
     Sent,
     Failed,
@@ -30,6 +33,7 @@ impl From<Status> for AgendaStatus {
     fn from(s: Status) -> Self {
         match s {
             Status::Pending => AgendaStatus::Pending,
+            Status::AwaitingConfirmation => AgendaStatus::AwaitingConfirmation,
             Status::Sending => AgendaStatus::Sending,
             Status::Sent => AgendaStatus::Sent,
             Status::Failed => AgendaStatus::Failed,
@@ -48,18 +52,25 @@ pub struct AgendaItem {
     pub subject: SubjectKey,
     pub authority: Option<String>,
     pub delegate: Option<EmailAddress>,
-    pub due_on: NaiveDate,
+    /// None while the action waits for the date it counts from.
+    pub due_on: Option<NaiveDate>,
     /// Local time, written as RFC 3339 with its offset (`+00:00`, never `Z`).
     #[serde(serialize_with = "rfc3339")]
-    pub send_at: DateTime<FixedOffset>,
+    pub send_at: Option<DateTime<FixedOffset>>,
     pub to: Vec<EmailAddress>,
     pub cc: Vec<EmailAddress>,
     pub status: AgendaStatus,
     pub detail: Option<String>,
 }
 
-fn rfc3339<S: serde::Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339())
+fn rfc3339<S: serde::Serializer>(
+    t: &Option<DateTime<FixedOffset>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Which lines to keep: due dates from and to, both included.
@@ -70,8 +81,12 @@ pub struct Window {
 }
 
 impl Window {
-    fn holds(&self, date: NaiveDate) -> bool {
-        self.from.is_none_or(|f| date >= f) && self.to.is_none_or(|t| date <= t)
+    /// An undated line is shown only when no window is asked for.
+    fn holds(&self, date: Option<NaiveDate>) -> bool {
+        match date {
+            Some(date) => self.from.is_none_or(|f| date >= f) && self.to.is_none_or(|t| date <= t),
+            None => self.from.is_none() && self.to.is_none(),
+        }
     }
 }
 
@@ -79,6 +94,7 @@ impl Window {
 pub fn build(
     rows: &[OutboxRow],
     planned: &[PlannedAction],
+    waiting: &[Waiting],
     now: DateTime<Utc>,
     tz: Tz,
     window: Window,
@@ -93,8 +109,8 @@ pub fn build(
             subject: r.subject.clone(),
             authority: r.authority.clone(),
             delegate: r.delegate.clone(),
-            due_on: r.due_on,
-            send_at: local(r.send_at),
+            due_on: Some(r.due_on),
+            send_at: Some(local(r.send_at)),
             to: r.recipients.to.clone(),
             cc: r.recipients.cc.clone(),
             status: r.status.into(),
@@ -111,8 +127,8 @@ pub fn build(
                 subject: a.subject.clone(),
                 authority: a.authority.clone(),
                 delegate: a.delegate.clone(),
-                due_on: a.due_on,
-                send_at: local(a.send_at),
+                due_on: Some(a.due_on),
+                send_at: Some(local(a.send_at)),
                 to: a.recipients.to.clone(),
                 cc: a.recipients.cc.clone(),
                 status: if a.send_until <= now {
@@ -123,13 +139,28 @@ pub fn build(
                 detail: None,
             }),
     );
+    items.extend(waiting.iter().map(|w| AgendaItem {
+        id: None,
+        rule: w.rule_id.clone(),
+        subject: w.subject.clone(),
+        authority: w.authority.clone(),
+        delegate: None,
+        due_on: None,
+        send_at: None,
+        to: Vec::new(),
+        cc: Vec::new(),
+        status: AgendaStatus::Waiting,
+        detail: Some(w.reason.to_string()),
+    }));
     items.retain(|i| window.holds(i.due_on));
-    items.sort_by(|a, b| {
-        (a.send_at, &a.rule, a.subject.to_string()).cmp(&(
-            b.send_at,
-            &b.rule,
-            b.subject.to_string(),
-        ))
+    // Dated lines in send order, then those waiting for a date.
+    items.sort_by_key(|i| {
+        (
+            i.send_at.is_none(),
+            i.send_at,
+            i.rule.clone(),
+            i.subject.to_string(),
+        )
     });
     items
 }

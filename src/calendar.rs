@@ -267,6 +267,17 @@ impl Calendar {
         Some(d)
     }
 
+    /// The last working day of the week holding `date` (Monday to Sunday),
+    /// never before `date`: "by the end of that week" (001 §42).
+    pub fn end_of_week(&self, date: NaiveDate) -> Option<NaiveDate> {
+        let days_to_sunday = 6 - u64::from(date.weekday().num_days_from_monday());
+        let mut d = date.checked_add_days(Days::new(days_to_sunday))?;
+        while d > date && !self.is_working_day(d) {
+            d = d.pred_opt()?;
+        }
+        Some(d)
+    }
+
     /// `date` if it is a working day, else the nearest working day in `direction`.
     pub fn roll(&self, date: NaiveDate, direction: Direction) -> Option<NaiveDate> {
         let mut d = date;
@@ -485,6 +496,17 @@ mod tests {
             cal.add_working_days(d("2026-11-23"), -1),
             Some(d("2026-11-20"))
         );
+    }
+
+    #[test]
+    fn the_end_of_a_week_is_its_last_working_day() {
+        let cal = Calendar::default();
+        // Monday 23 November 2026: Friday the 27th.
+        assert_eq!(cal.end_of_week(d("2026-11-23")), Some(d("2026-11-27")));
+        // Christmas week 2026: Friday the 25th is a holiday, so Thursday the 24th.
+        assert_eq!(cal.end_of_week(d("2026-12-21")), Some(d("2026-12-24")));
+        // Easter week 2027: Good Friday the 26th March; Thursday the 25th.
+        assert_eq!(cal.end_of_week(d("2027-03-22")), Some(d("2027-03-25")));
     }
 
     #[test]

@@ -124,6 +124,32 @@ pub enum Command {
         on: Option<NaiveDate>,
     },
 
+    /// Record the agreed date of a case's improvement planning seminar or
+    /// action planning visit; the final agenda reminder counts from it.
+    SetPlanningEvent {
+        case_ref: String,
+        /// The agreed date, YYYY-MM-DD.
+        #[arg(value_parser = parse_date)]
+        on: NaiveDate,
+    },
+
+    /// Record the day the senior HMI's six-month conversation with the DCS of
+    /// an authority that attended a seminar took place.
+    RecordConversation {
+        seminar_ref: String,
+        authority_code: String,
+        /// The day it took place, YYYY-MM-DD.
+        #[arg(value_parser = parse_date)]
+        on: NaiveDate,
+    },
+
+    /// Let an email that awaits confirmation go (the plan chase, once the lead
+    /// inspector and senior HMI confirm the plan has not reached them).
+    Confirm {
+        /// The outbox row id (see `keydates agenda` or `keydates outbox`).
+        id: i64,
+    },
+
     /// Close a case: nothing more is sent for it.
     CloseCase { case_ref: String },
 

@@ -37,6 +37,10 @@ pub struct Settings {
     #[serde(default)]
     pub calendar: CalendarSettings,
     pub templates: TemplateSettings,
+    #[serde(default)]
+    pub child_level_data: ChildLevelDataSettings,
+    #[serde(default)]
+    pub seminars: SeminarSettings,
     pub contacts: Contacts,
     pub regions: BTreeMap<String, RegionContacts>,
     #[serde(default)]
@@ -207,6 +211,27 @@ pub struct TemplateSettings {
     pub dir: PathBuf,
 }
 
+/// The columns of the child-level data return (001 §26, §29): the handbooks
+/// name none, so the admin lists what the visits need.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildLevelDataSettings {
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+/// The column every return ends with (001 §26).
+pub const AUDITED_COLUMN: &str = "Audited since the last visit";
+
+/// What the seminar invitation carries that the records do not hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeminarSettings {
+    /// One line per session, `TIME | SESSION`; empty: the organiser sends it.
+    #[serde(default)]
+    pub timetable: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contacts {
@@ -308,7 +333,8 @@ impl Settings {
             reasons: vec![e.to_string()],
         })?;
         settings.base_dir = base_dir;
-        let reasons = settings.problems();
+        let mut reasons = settings.add_confirmation_rules();
+        reasons.extend(settings.problems());
         if reasons.is_empty() {
             Ok(settings)
         } else {
@@ -317,6 +343,28 @@ impl Settings {
                 reasons,
             })
         }
+    }
+
+    /// A rule with a confirmation step is held, and its request becomes a
+    /// rule of its own, placed right after it.
+    fn add_confirmation_rules(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (i, mut rule) in std::mem::take(&mut self.rules).into_iter().enumerate() {
+            let generated = rule.confirmation_rule();
+            rule.held = generated.is_some();
+            rules.push(rule);
+            match generated {
+                Some(Ok(r)) => rules.push(r),
+                Some(Err(e)) => problems.push(format!(
+                    "rules[{i}] ({}).confirmation.ask: {e}",
+                    rules[rules.len() - 1].id
+                )),
+                None => {}
+            }
+        }
+        self.rules = rules;
+        problems
     }
 
     /// Everything wrong that serde could not see, each naming its key.
@@ -431,6 +479,28 @@ impl Settings {
                 out.push(format!(
                     "mail.smtp.ca_file: {} cannot be read",
                     self.resolve(file).display()
+                ));
+            }
+        }
+        let mut seen_columns = std::collections::HashSet::new();
+        for (i, column) in self.child_level_data.columns.iter().enumerate() {
+            let key = format!("child_level_data.columns[{i}]");
+            if column.trim().is_empty() {
+                out.push(format!("{key}: is empty"));
+            } else if column.trim() == AUDITED_COLUMN {
+                out.push(format!(
+                    "{key}: \"{AUDITED_COLUMN}\" is always the last column; leave it out"
+                ));
+            } else if !seen_columns.insert(column.trim()) {
+                out.push(format!("{key}: \"{column}\" is listed twice"));
+            } else if let Err(e) = crate::domain::check_text(column, 100) {
+                out.push(format!("{key}: {e}"));
+            }
+        }
+        for (i, line) in self.seminars.timetable.iter().enumerate() {
+            if line.split('|').count() != 2 || line.split('|').any(|p| p.trim().is_empty()) {
+                out.push(format!(
+                    "seminars.timetable[{i}]: `{line}` is not \"TIME | SESSION\""
                 ));
             }
         }

@@ -429,26 +429,27 @@ pub async fn send_digest_if_due(
     }
     let rows = outbox::unreported(pool).await?;
     let relay_fault = relay::ended(pool).await?;
-    if rows.is_empty() && relay_fault.is_none() {
+    let awaiting = outbox::awaiting_past_due(pool, today).await?;
+    if rows.is_empty() && relay_fault.is_none() && awaiting.is_empty() {
         state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
         return Ok(false);
     }
-    let items: Vec<DigestItem> = rows
-        .iter()
-        .map(|r| DigestItem {
-            id: r.id,
-            failed: r.status == Status::Failed,
-            rule: r.rule.clone(),
-            subject: r.subject.to_string(),
-            authority: r.authority.clone(),
-            due_on: r.due_on,
-            reason: r.last_error.clone().unwrap_or_default(),
-        })
-        .collect();
+    let item = |r: &OutboxRow| DigestItem {
+        id: r.id,
+        failed: r.status == Status::Failed,
+        rule: r.rule.clone(),
+        subject: r.subject.to_string(),
+        authority: r.authority.clone(),
+        due_on: r.due_on,
+        reason: r.last_error.clone().unwrap_or_default(),
+    };
+    let items: Vec<DigestItem> = rows.iter().map(item).collect();
+    let awaiting: Vec<DigestItem> = awaiting.iter().map(item).collect();
     let message = digest::message(
         &engine.settings,
         &engine.renderer,
         &items,
+        &awaiting,
         relay_fault.as_ref(),
         today,
     )?;

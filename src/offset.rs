@@ -18,6 +18,8 @@ pub enum Unit {
     WorkingDays,
     Weeks,
     Months,
+    /// To the last working day of the week reached so far ("then end of week").
+    EndOfWeek,
 }
 
 /// One signed step such as `-8 working days` or `6 months`.
@@ -37,7 +39,7 @@ pub struct Offset {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{input}` is not an offset: {reason} (write e.g. \"50 working days\", \"-2 weeks\", \"6 months\", \"3 days\")"
+    "`{input}` is not an offset: {reason} (write e.g. \"50 working days\", \"-2 weeks\", \"6 months\", \"3 days\", \"-2 weeks then end of week\")"
 )]
 pub struct OffsetError {
     pub input: String,
@@ -68,6 +70,12 @@ impl FromStr for Offset {
 }
 
 fn parse_step(part: &str) -> Result<Step, String> {
+    if part.split_whitespace().collect::<Vec<_>>() == ["end", "of", "week"] {
+        return Ok(Step {
+            amount: 0,
+            unit: Unit::EndOfWeek,
+        });
+    }
     let mut words = part.split_whitespace();
     let number = words.next().ok_or("it is empty")?;
     let amount: i64 = number
@@ -131,6 +139,10 @@ impl Offset {
                 Unit::Weeks => {
                     needs_roll = true;
                     shift_days(date, step.amount * 7)?
+                }
+                Unit::EndOfWeek => {
+                    needs_roll = false;
+                    calendar.end_of_week(date)?
                 }
                 Unit::Months => {
                     needs_roll = true;
@@ -223,6 +235,18 @@ mod tests {
             off("6 months then 7 days").apply(d("2026-05-14"), &cal),
             Some(d("2026-11-23"))
         );
+    }
+
+    #[test]
+    fn end_of_week_steps_to_the_weeks_last_working_day() {
+        let cal = Calendar::default();
+        // A visit on Monday 7 December 2026: the data request goes on Monday
+        // 23 November, and the data is due by Friday the 27th.
+        assert_eq!(
+            off("-2 weeks then end of week").apply(d("2026-12-07"), &cal),
+            Some(d("2026-11-27"))
+        );
+        assert_eq!(off("end of week").to_string(), "end of week");
     }
 
     #[test]

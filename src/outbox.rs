@@ -45,6 +45,9 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 #[strum(serialize_all = "snake_case")]
 pub enum Status {
     Pending,
+    /// Held until someone confirms it may go (`keydates confirm ID`).
+    #[value(name = "awaiting_confirmation")]
+    AwaitingConfirmation,
     Sending,
     Sent,
     Failed,
@@ -55,6 +58,20 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         self.into()
+    }
+
+    /// Not yet gone, and still following its record.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Pending | Status::AwaitingConfirmation)
+    }
+
+    /// Where a planned action starts: held ones wait for a confirmation.
+    fn first(a: &PlannedAction) -> Status {
+        if a.held {
+            Status::AwaitingConfirmation
+        } else {
+            Status::Pending
+        }
     }
 }
 
@@ -248,7 +265,7 @@ pub async fn reconcile_scoped(
 // serves the scoped lookups.
 const OPEN_ROWS: &str =
     "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
-     FROM outbox WHERE +status IN ('pending', 'cancelled')";
+     FROM outbox WHERE +status IN ('pending', 'awaiting_confirmation', 'cancelled')";
 
 /// `reconcile`, limited to the rows in `scope`, on a connection whose
 /// transaction the caller owns (a dry run rolls it back).
@@ -322,7 +339,7 @@ pub async fn reconcile_in(
         planned_keys.insert(a.key.as_str());
         let fields = fields_of(a);
         match existing.get(&a.key) {
-            Some(e) if e.status == Status::Pending => {
+            Some(e) if e.status.is_open() => {
                 if e.fields != fields && !e.forced {
                     update_fields(tx, e.id, &fields, &now_s).await?;
                     report.updated += 1;
@@ -331,9 +348,10 @@ pub async fn reconcile_in(
             Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
                 update_fields(tx, e.id, &fields, &now_s).await?;
                 sqlx::query(
-                    "UPDATE outbox SET status = 'pending', cancelled_by = NULL, last_error = NULL
+                    "UPDATE outbox SET status = ?, cancelled_by = NULL, last_error = NULL
                      WHERE id = ?",
                 )
+                .bind(Status::first(a).as_str())
                 .bind(e.id)
                 .execute(&mut *tx)
                 .await?;
@@ -362,7 +380,11 @@ pub async fn reconcile_in(
                 .bind(&fields.1)
                 .bind(&fields.2)
                 .bind(&fields.3)
-                .bind(if late { "missed" } else { "pending" })
+                .bind(if late {
+                    Status::Missed.as_str()
+                } else {
+                    Status::first(a).as_str()
+                })
                 .bind(late.then_some("already past its limit when first planned"))
                 .bind(late.then_some(&now_s))
                 .bind(&now_s)
@@ -380,11 +402,11 @@ pub async fn reconcile_in(
         }
     }
     for (key, e) in &existing {
-        if e.status == Status::Pending && !planned_keys.contains(key.as_str()) {
+        if e.status.is_open() && !planned_keys.contains(key.as_str()) {
             sqlx::query(
                 "UPDATE outbox SET status = 'cancelled', cancelled_by = 'plan',
                    last_error = 'no longer applies to the records', updated_at = ?
-                 WHERE id = ? AND status = 'pending'",
+                 WHERE id = ? AND status IN ('pending', 'awaiting_confirmation')",
             )
             .bind(&now_s)
             .bind(e.id)
@@ -691,11 +713,55 @@ pub async fn retry(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(),
     .await
 }
 
+/// Lets a held email go: the people asked have confirmed it should. One
+/// whose day has passed may still go (it waited for the confirmation).
+pub async fn confirm(
+    pool: &SqlitePool,
+    id: i64,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AdminError> {
+    let now_s = ts(now);
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', confirmed_by = ?,
+           forced = CASE WHEN send_until <= ?2 THEN 1 ELSE forced END, updated_at = ?2
+         WHERE id = ?3 AND status = 'awaiting_confirmation'",
+    )
+    .bind(by)
+    .bind(&now_s)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    refused(
+        pool,
+        id,
+        "only an email awaiting confirmation can be confirmed",
+    )
+    .await
+}
+
+/// Held emails whose day has come and gone without a confirmation.
+pub async fn awaiting_past_due(
+    pool: &SqlitePool,
+    today: NaiveDate,
+) -> anyhow::Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM outbox WHERE status = 'awaiting_confirmation' AND due_on <= ?
+         ORDER BY due_on, id",
+    )
+    .bind(today.to_string())
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Cancels a row that has not gone; the planner will not bring it back.
 pub async fn cancel(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
     let done = sqlx::query(
         "UPDATE outbox SET status = 'cancelled', cancelled_by = 'admin', updated_at = ?
-         WHERE id = ? AND status IN ('pending', 'failed', 'missed', 'cancelled')",
+         WHERE id = ? AND status IN ('pending', 'awaiting_confirmation', 'failed', 'missed', 'cancelled')",
     )
     .bind(ts(now))
     .bind(id)

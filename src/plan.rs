@@ -54,6 +54,8 @@ pub struct PlannedAction {
     /// Not sent by this instant, the action is missed rather than sent late.
     pub send_until: DateTime<Utc>,
     pub recipients: Recipients,
+    /// Waits for someone to confirm it may go.
+    pub held: bool,
 }
 
 /// The records one action is about: what templates and annexes are filled from.
@@ -65,13 +67,20 @@ pub struct Subject<'a> {
     pub seminar: Option<&'a Seminar>,
     pub delegate: Option<&'a Delegate>,
     pub delegates: Vec<&'a Delegate>,
+    /// For an authority at a seminar: when the DCS conversation took place.
+    pub conversation_on: Option<NaiveDate>,
 }
 
 impl Subject<'_> {
+    /// The region whose contacts act: the authority's, except for a seminar
+    /// or one of its delegates, where it is the seminar's (a seminar can
+    /// draw authorities from two regions, 000 §35).
     pub fn region(&self) -> Option<Region> {
-        self.seminar
-            .map(|s| s.region)
-            .or(self.authority.map(|a| a.region))
+        match (self.authority, self.seminar) {
+            (Some(a), _) if self.delegate.is_none() => Some(a.region),
+            (_, Some(s)) => Some(s.region),
+            (a, None) => a.map(|a| a.region),
+        }
     }
 
     /// Which record the subject is keyed on.
@@ -93,6 +102,8 @@ impl Subject<'_> {
             Anchor::PlanReceivedOn => self.case.and_then(|c| c.plan_received_on),
             Anchor::StartsOn => self.visit.map(|v| v.starts_on),
             Anchor::HeldOn => self.seminar.map(|s| s.held_on),
+            Anchor::PlanningEventOn => self.case.and_then(|c| c.planning_event_on),
+            Anchor::ConversationOn => self.conversation_on,
         }
     }
 
@@ -111,6 +122,13 @@ impl Subject<'_> {
             Condition::SeminarConfirmed => self.seminar.is_some_and(|s| s.confirmed),
             Condition::SeminarNotCancelled => self.seminar.is_some_and(|s| !s.cancelled),
             Condition::HasDelegates => !self.delegates.is_empty() || self.delegate.is_some(),
+            Condition::AuditedCasesRecorded => {
+                self.visit.is_some_and(|v| !v.audited_cases.is_empty())
+            }
+            Condition::AuditedCasesNotRecorded => {
+                self.visit.is_some_and(|v| v.audited_cases.is_empty())
+            }
+            Condition::NotFirstVisit => self.visit.is_some_and(|v| v.visit_no > 1),
         }
     }
 
@@ -131,7 +149,11 @@ impl Subject<'_> {
             Role::SupportTeam => one(region.map(|r| &r.support_team)),
             Role::Ims => one(Some(&settings.contacts.ims)),
             Role::NationalDirector => one(Some(&settings.contacts.national_director)),
-            Role::DfeLink => one(self.case.and_then(|c| c.dfe_link_email.as_ref())),
+            // The DfE's link person follows inadequate authorities only.
+            Role::DfeLink => one(self
+                .case
+                .filter(|c| c.judgement == Judgement::Inadequate)
+                .and_then(|c| c.dfe_link_email.as_ref())),
             Role::Delegate => one(self.delegate.map(|d| &d.email)),
             Role::Delegates => self.delegates.iter().map(|d| d.email.clone()).collect(),
             Role::Address(a) => vec![a.clone()],
@@ -228,6 +250,10 @@ pub fn subjects<'a>(records: &'a Records, kind: SubjectKind) -> Vec<Subject<'a>>
                         authority: Some(authority(code)?),
                         seminar: Some(records.seminars.get(seminar)?),
                         delegates,
+                        conversation_on: records
+                            .conversations
+                            .get(&(seminar.to_string(), code.to_string()))
+                            .copied(),
                         ..Subject::default()
                     })
                 })
@@ -317,6 +343,7 @@ pub fn plan_one(
         send_at,
         send_until,
         recipients,
+        held: rule.held,
     })
 }
 
@@ -351,6 +378,56 @@ pub fn find_subject<'a>(
             && (authority.is_none() || s.authority.map(|a| a.code.as_str()) == authority)
             && (delegate.is_none() || s.delegate.is_some_and(|d| Some(&d.email) == delegate))
     })
+}
+
+/// An action that cannot be dated yet: its rule counts from a date that
+/// someone has still to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub rule_id: String,
+    pub subject: SubjectKey,
+    pub authority: Option<String>,
+    /// What is missing, and the command that records it.
+    pub reason: &'static str,
+}
+
+/// Every action whose conditions hold but whose anchor date is not recorded.
+pub fn waiting(records: &Records, settings: &Settings) -> Vec<Waiting> {
+    let mut out = Vec::new();
+    for rule in settings.enabled_rules() {
+        let reason = match rule.anchor {
+            Anchor::PlanningEventOn => {
+                "waiting for the planning event's date (keydates set-planning-event CASE DATE)"
+            }
+            Anchor::ConversationOn => {
+                "waiting for the conversation's date (keydates record-conversation SEMINAR AUTHORITY DATE)"
+            }
+            _ => continue,
+        };
+        for s in subjects(records, rule.on) {
+            if s.anchor(rule.anchor).is_none() && rule.when.iter().all(|c| s.holds(*c)) {
+                out.push(Waiting {
+                    rule_id: rule.id.clone(),
+                    subject: s.key(),
+                    authority: s.authority.map(|a| a.code.clone()),
+                    reason,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The window in which the planning event should fall: 25 to 35 working days
+/// after the report was received (000 §8, §13; 001 §10).
+pub fn planning_window(
+    calendar: &Calendar,
+    report_received_on: NaiveDate,
+) -> Option<(NaiveDate, NaiveDate)> {
+    Some((
+        calendar.add_working_days(report_received_on, 25)?,
+        calendar.add_working_days(report_received_on, 35)?,
+    ))
 }
 
 /// The statutory deadline for the improvement plan / written statement of

@@ -48,11 +48,14 @@ impl SubjectKind {
     /// The date fields a rule on this kind may count from.
     pub fn anchors(self) -> &'static [Anchor] {
         match self {
-            SubjectKind::Case => &[Anchor::ReportReceivedOn, Anchor::PlanReceivedOn],
+            SubjectKind::Case => &[
+                Anchor::ReportReceivedOn,
+                Anchor::PlanReceivedOn,
+                Anchor::PlanningEventOn,
+            ],
             SubjectKind::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
-            SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
-                &[Anchor::HeldOn]
-            }
+            SubjectKind::Seminar | SubjectKind::Delegate => &[Anchor::HeldOn],
+            SubjectKind::SeminarAuthority => &[Anchor::HeldOn, Anchor::ConversationOn],
         }
     }
 }
@@ -71,6 +74,10 @@ pub enum Anchor {
     PlanReceivedOn,
     StartsOn,
     HeldOn,
+    /// The agreed date of the planning event, once recorded.
+    PlanningEventOn,
+    /// The day the six-month conversation with the DCS took place, once recorded.
+    ConversationOn,
 }
 
 impl Anchor {
@@ -94,6 +101,11 @@ pub enum Condition {
     SeminarConfirmed,
     SeminarNotCancelled,
     HasDelegates,
+    /// The visit's audited cases have been selected and recorded.
+    AuditedCasesRecorded,
+    AuditedCasesNotRecorded,
+    /// Any monitoring visit but the first (whose report is not published, 001 §41).
+    NotFirstVisit,
 }
 
 /// Who receives an email, named by role and resolved from the records and config.
@@ -228,6 +240,60 @@ pub struct Rule {
     pub send_until: Option<SendUntil>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Held until someone confirms it may go; the people asked are emailed
+    /// ahead of its day by a rule made from this (`ID-confirmation`).
+    #[serde(default)]
+    pub confirmation: Option<Confirmation>,
+    /// Set on the rule a confirmation step was made from: its emails wait as
+    /// `awaiting_confirmation` until `keydates confirm ID`.
+    #[serde(skip)]
+    pub held: bool,
+}
+
+/// A confirmation step, as written under a rule in config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// Who is asked, and may confirm.
+    pub by: Vec<Role>,
+    /// When they are asked, counted from the held email's due date, e.g. "-3 working days".
+    pub ask: Offset,
+    #[serde(default)]
+    pub cc: Vec<Role>,
+    #[serde(default)]
+    pub reply_to: Vec<Role>,
+    /// The request's subject line (a template) and body templates.
+    pub subject: String,
+    pub template: String,
+}
+
+impl Rule {
+    /// The rule that asks for the confirmation, made from a rule's
+    /// `confirmation`: same records and conditions, its own day and people.
+    pub fn confirmation_rule(&self) -> Option<Result<Rule, String>> {
+        let c = self.confirmation.as_ref()?;
+        let offset = format!("{} then {}", self.offset, c.ask)
+            .parse::<Offset>()
+            .map_err(|e| e.to_string());
+        Some(offset.map(|offset| Rule {
+            id: format!("{}-confirmation", self.id),
+            description: format!("Ask whether {} may go", self.id),
+            on: self.on,
+            anchor: self.anchor,
+            offset,
+            when: self.when.clone(),
+            to: c.by.clone(),
+            cc: c.cc.clone(),
+            reply_to: c.reply_to.clone(),
+            subject: c.subject.clone(),
+            template: c.template.clone(),
+            annexes: Vec::new(),
+            send_until: None,
+            enabled: self.enabled,
+            confirmation: None,
+            held: false,
+        }))
+    }
 }
 
 fn yes() -> bool {

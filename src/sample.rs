@@ -20,9 +20,26 @@ fn region(i: usize) -> Region {
     all[i % all.len()]
 }
 
-/// One authority with a case, a visit, a seminar and a delegate.
+/// One authority with a case, a visit, a seminar and a delegate, with every
+/// date that can be recorded recorded, so that each template meets a value.
 pub fn records() -> Records {
-    generate(1, date(2026, 11, 2))
+    let mut r = generate(1, date(2026, 11, 2));
+    for case in r.cases.values_mut() {
+        case.planning_event_on = Some(case.report_received_on + Days::new(40));
+    }
+    let conversations: Vec<_> = r
+        .delegates
+        .iter()
+        .filter_map(|d| {
+            let held = r.seminars.get(&d.seminar_ref)?.held_on;
+            Some((
+                (d.seminar_ref.clone(), d.authority_code.clone()),
+                held + Days::new(183),
+            ))
+        })
+        .collect();
+    r.conversations.extend(conversations);
+    r
 }
 
 /// `n` cases, with records in proportion: an authority per ten cases, a
@@ -87,6 +104,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
                 lead_inspector_email: email("lead.inspector@ofsted.example.org"),
                 dfe_link_email: None,
                 closed: false,
+                planning_event_on: None,
             },
         );
         if inadequate {

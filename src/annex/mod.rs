@@ -50,6 +50,14 @@ pub struct AnnexFacts {
     pub delegates: Vec<(String, EmailAddress)>,
     /// How the LA should return data securely (text or URL).
     pub upload_route: String,
+    /// The child-level data return's columns, from config.
+    pub columns: Vec<String>,
+    /// The seminar's timetable, (time, session), from config.
+    pub timetable: Vec<(String, String)>,
+    /// The planning event's agreed date, once recorded.
+    pub planning_event_on: Option<NaiveDate>,
+    /// When the six-month conversation with the DCS took place, once recorded.
+    pub conversation_on: Option<NaiveDate>,
 }
 
 pub struct Annex {
@@ -114,6 +122,12 @@ fn context(facts: &AnnexFacts) -> serde_json::Value {
     };
     ctx["authority"] = serde_json::Value::String(label);
     ctx["judgement_text"] = facts.judgement.map(|j| j.text()).into();
+    ctx["timetable"] = facts
+        .timetable
+        .iter()
+        .map(|(time, session)| serde_json::json!({ "time": time, "session": session }))
+        .collect();
+    ctx["audited_column"] = crate::config::AUDITED_COLUMN.into();
     ctx["delegates"] = facts
         .delegates
         .iter()

@@ -48,6 +48,13 @@ fn facts() -> AnnexFacts {
             ("Jo Two".into(), email("jo@la.example")),
         ],
         upload_route: "https://secure.example/upload".into(),
+        columns: vec!["Child ID".into(), "Legal status".into()],
+        timetable: vec![
+            ("10:00".into(), "Welcome".into()),
+            ("12:30".into(), "Lunch".into()),
+        ],
+        conversation_on: None,
+        planning_event_on: None,
     }
 }
 
@@ -131,6 +138,22 @@ fn planning_record_for_requires_improvement() {
     assert!(xml.contains("Tuesday 12 January 2027"));
     assert!(xml.contains("Record of the improvement planning seminar"));
     assert!(xml.contains("Organisation"));
+    // 000 Annex C's four sections, and no others.
+    for heading in [
+        "1. List of attendees",
+        "2. Evidence presented",
+        "3. Details of discussion",
+        "4. Details of agreed interpretation",
+    ] {
+        assert!(xml.contains(heading), "{heading}");
+    }
+    assert!(!xml.contains("5. "), "no fifth section");
+    assert!(!xml.contains("How progress will be measured"));
+    // The plan goes to the Secretary of State and HMCI; the record is copied
+    // to the National Director (000 §24).
+    assert!(xml.contains("Secretary of State and His Majesty"));
+    assert!(xml.contains("copied to the National Director, Social Care"));
+    assert!(!xml.contains("reach Ofsted"));
 }
 
 #[test]
@@ -142,6 +165,11 @@ fn planning_record_for_inadequate_is_a_visit() {
     let xml = document_xml(AnnexKind::PlanningRecord, &facts);
     assert!(xml.contains("Record of the action planning visit"));
     assert!(xml.contains("action plan"));
+    // 001 Annex C's three sections; copied to the regional director (001 §18).
+    assert!(xml.contains("2. Details of discussion"));
+    assert!(xml.contains("3. Details of formal planning"));
+    assert!(!xml.contains("4. "));
+    assert!(xml.contains("copied to the regional director and the National Director"));
 }
 
 #[test]
@@ -153,6 +181,9 @@ fn audited_cases_lists_each_case_and_due_date() {
     for case in ["C-1001", "C-1002", "C-1003"] {
         assert_eq!(xml.matches(case).count(), 1, "{case} has one row");
     }
+    // The completed audits are asked for (001 §27), not the case records.
+    assert!(xml.contains("completed audit of each one"));
+    assert!(!xml.contains("case records the audit drew on"));
 }
 
 #[test]
@@ -162,10 +193,20 @@ fn seminar_pack_has_instructions_timetable_and_form() {
     assert!(xml.contains("Friday 14 May 2027"));
     assert!(xml.contains("Town Hall, Northshire"));
     assert!(xml.contains("Sam One, Jo Two"));
-    assert!(xml.contains("Lunch"));
+    assert!(xml.contains("Lunch"), "the configured timetable");
     assert!(xml.contains("Participant evaluation form"));
     assert!(xml.contains("\u{2610} Very useful"));
-    assert!(xml.contains("11. Is there anything else"));
+    assert!(xml.contains("11. Any other comments"));
+    // Neither a substitute delegate nor a timetable of keydates' own (Annex H).
+    assert!(!xml.contains("instead"));
+    assert!(!xml.contains("09:30"));
+    let without = AnnexFacts {
+        timetable: Vec::new(),
+        ..facts()
+    };
+    let xml = document_xml(AnnexKind::SeminarPack, &without);
+    assert!(xml.contains("timetable will follow from the seminar organiser"));
+    assert!(!xml.contains("Lunch"));
 }
 
 #[test]
@@ -176,6 +217,21 @@ fn dcs_record_is_prefilled() {
     assert!(xml.contains("Managing risk"));
     assert!(xml.contains("Friday 14 May 2027"));
     assert!(xml.contains("Date of conversation"));
+    // Annex J's five headings.
+    for heading in [
+        "Key learning points",
+        "Actions taken in response",
+        "Amendments to the improvement plan",
+        "Evidence of impact",
+        "Outstanding issues",
+    ] {
+        assert!(xml.contains(heading), "{heading}");
+    }
+    let held = AnnexFacts {
+        conversation_on: Some(date(2027, 11, 16)),
+        ..facts()
+    };
+    assert!(document_xml(AnnexKind::DcsRecord, &held).contains("Tuesday 16 November 2027"));
 }
 
 #[test]
@@ -183,8 +239,11 @@ fn child_level_data_headers_come_first() {
     let annex = generate(AnnexKind::ChildLevelData, &facts()).unwrap();
     assert_eq!(annex.content_type, XLSX_TYPE);
     let headers = first_row(&annex.bytes);
-    assert_eq!(headers[0], "Child ID");
-    assert_eq!(headers.last().unwrap(), "Audited since the last visit");
+    // The configured columns, then the audited column; nothing invented.
+    assert_eq!(
+        headers,
+        ["Child ID", "Legal status", "Audited since the last visit"]
+    );
 
     let about = part(&annex.bytes, "xl/sharedStrings.xml");
     assert!(about.contains("Northshire"));

@@ -28,6 +28,15 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             records::plan_received(&settings, &case_ref, on).await
         }
         Command::CloseCase { case_ref } => records::close_case(&settings, &case_ref).await,
+        Command::SetPlanningEvent { case_ref, on } => {
+            records::set_planning_event(&settings, &case_ref, on).await
+        }
+        Command::RecordConversation {
+            seminar_ref,
+            authority_code,
+            on,
+        } => records::record_conversation(&settings, &seminar_ref, &authority_code, on).await,
+        Command::Confirm { id } => views::confirm(&settings, id).await,
         Command::MoveVisit {
             case_ref,
             visit_no,

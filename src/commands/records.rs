@@ -8,7 +8,8 @@ use chrono::{Local, NaiveDate};
 use super::done;
 use crate::config::Settings;
 use crate::db;
-use crate::records::{edit, import};
+use crate::plan;
+use crate::records::{Case, edit, import, store};
 
 pub async fn import(
     settings: &Settings,
@@ -17,11 +18,63 @@ pub async fn import(
 ) -> anyhow::Result<ExitCode> {
     let pool = db::connect(settings).await?;
     let report = import::import(&pool, kind, file).await?;
+    if kind == import::Kind::Cases {
+        for case in store::load(&pool).await?.cases.values() {
+            warn_outside_window(settings, case);
+        }
+    }
     done(format!(
         "{}: {} added, {} updated",
         file.display(),
         report.added,
         report.updated
+    ))
+}
+
+/// A planning event recorded outside the 25-35 working-day window is
+/// accepted (the handbooks say "normally"), with a warning on stderr.
+fn warn_outside_window(settings: &Settings, case: &Case) {
+    let (Some(on), Some((from, to))) = (
+        case.planning_event_on,
+        plan::planning_window(&settings.calendar(), case.report_received_on),
+    ) else {
+        return;
+    };
+    if on < from || on > to {
+        eprintln!(
+            "warning: case {}: the planning event on {on} is outside the usual window, {from} to {to} (25 to 35 working days after the report)",
+            case.case_ref
+        );
+    }
+}
+
+pub async fn set_planning_event(
+    settings: &Settings,
+    case_ref: &str,
+    on: NaiveDate,
+) -> anyhow::Result<ExitCode> {
+    let pool = db::connect(settings).await?;
+    edit::set_planning_event(&pool, case_ref, on).await?;
+    if let Some(case) = store::load_subjects(&pool, &[case_ref.to_string()], &[])
+        .await?
+        .cases
+        .get(case_ref)
+    {
+        warn_outside_window(settings, case);
+    }
+    done(format!("case {case_ref}: planning event on {on}"))
+}
+
+pub async fn record_conversation(
+    settings: &Settings,
+    seminar_ref: &str,
+    authority_code: &str,
+    on: NaiveDate,
+) -> anyhow::Result<ExitCode> {
+    let pool = db::connect(settings).await?;
+    edit::record_conversation(&pool, seminar_ref, authority_code, on).await?;
+    done(format!(
+        "seminar {seminar_ref}, {authority_code}: conversation with the DCS held on {on}"
     ))
 }
 

@@ -29,16 +29,22 @@ pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     );
     let enabled = s.enabled_rules().count();
     println!("rules: {enabled} enabled of {}", s.rules.len());
-    for rule in &s.rules {
-        println!(
-            "  {:<22} {:<17} {:<18} from {:<18} {}",
-            rule.id,
-            rule.on.name(),
-            rule.offset.to_string(),
-            rule.anchor.name(),
-            if rule.enabled { "" } else { "(disabled)" }
-        );
-    }
+    super::print_table(
+        &["rule", "on", "offset", "from", ""],
+        s.rules.iter().map(|rule| {
+            vec![
+                rule.id.clone(),
+                rule.on.name().to_string(),
+                rule.offset.to_string(),
+                rule.anchor.name().to_string(),
+                match (rule.enabled, rule.held) {
+                    (false, _) => "(disabled)".to_string(),
+                    (true, true) => "(held until confirmed)".to_string(),
+                    (true, false) => String::new(),
+                },
+            ]
+        }),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,9 +26,11 @@ pub async fn agenda(
     let records = store::load(&pool).await?;
     let planned = plan::plan(&records, &settings, &settings.calendar());
     let rows = outbox::list(&pool, None).await?;
+    let waiting = plan::waiting(&records, &settings);
     let items = agenda::build(
         &rows,
         &planned,
+        &waiting,
         now,
         settings.time_zone(),
         Window { from, to },
@@ -39,7 +41,7 @@ pub async fn agenda(
             &["due", "status", "rule", "subject", "authority", "to"],
             items.iter().map(|i| {
                 vec![
-                    i.due_on.to_string(),
+                    i.due_on.map_or("-".to_string(), |d| d.to_string()),
                     <&str>::from(i.status).to_string(),
                     i.rule.clone(),
                     i.subject.to_string(),
@@ -84,6 +86,16 @@ pub async fn outbox(
 pub async fn retry(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
     outbox::retry(&db::connect(settings).await?, id, Utc::now()).await?;
     done(format!("outbox row {id}: pending again"))
+}
+
+pub async fn confirm(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
+    let by = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "command line".to_string());
+    outbox::confirm(&db::connect(settings).await?, id, &by, Utc::now()).await?;
+    done(format!(
+        "outbox row {id}: confirmed; it goes at the next pass"
+    ))
 }
 
 pub async fn cancel(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {

@@ -26,6 +26,7 @@ pub fn message(
     settings: &Settings,
     renderer: &Renderer,
     items: &[DigestItem],
+    awaiting: &[DigestItem],
     relay_fault: Option<&RelayFault>,
     today: NaiveDate,
 ) -> anyhow::Result<Message> {
@@ -33,6 +34,7 @@ pub fn message(
         items.iter().partition(|i| i.failed);
     let ctx = minijinja::Value::from_serialize(serde_json::json!({
         "date": today, "failed": failed, "missed": missed, "relay_fault": relay_fault,
+        "awaiting": awaiting,
     }));
     let text = renderer
         .render_extra("digest.txt", &ctx)?
@@ -42,9 +44,14 @@ pub fn message(
         .from(settings.mail.from.clone())
         .to(settings.contacts.ims.mailbox())
         .subject(format!(
-            "keydates: {} failed, {} missed{} ({today})",
+            "keydates: {} failed, {} missed{}{} ({today})",
             failed.len(),
             missed.len(),
+            if awaiting.is_empty() {
+                String::new()
+            } else {
+                format!(", {} awaiting confirmation", awaiting.len())
+            },
             if relay_fault.is_some() {
                 ", mail relay was down"
             } else {

@@ -231,6 +231,16 @@ pub fn facts(settings: &Settings, calendar: &Calendar, s: &Subject) -> AnnexFact
             .map(|d| (d.name.clone(), d.email.clone()))
             .collect(),
         upload_route: settings.mail.upload_route.clone(),
+        columns: settings.child_level_data.columns.clone(),
+        timetable: settings
+            .seminars
+            .timetable
+            .iter()
+            .filter_map(|line| line.split_once('|'))
+            .map(|(t, s)| (t.trim().to_string(), s.trim().to_string()))
+            .collect(),
+        conversation_on: s.conversation_on,
+        planning_event_on: s.case.and_then(|c| c.planning_event_on),
     }
 }
 

@@ -40,6 +40,9 @@ pub fn context(
             "report_received_on": c.report_received_on.to_string(),
             "plan_received_on": c.plan_received_on.map(|d| d.to_string()),
             "plan_due_on": plan::plan_due_on(calendar, c.report_received_on),
+            "planning_event_on": c.planning_event_on,
+            "planning_window_from": plan::planning_window(calendar, c.report_received_on).map(|w| w.0),
+            "planning_window_to": plan::planning_window(calendar, c.report_received_on).map(|w| w.1),
             "lead_inspector_email": c.lead_inspector_email.as_str(),
             "dfe_link_email": c.dfe_link_email.as_ref().map(|e| e.as_str()),
         })
@@ -50,6 +53,9 @@ pub fn context(
             "lead_inspector_email": v.lead_inspector_email.as_str(),
             "audited_cases": v.audited_cases,
             "files_due_on": plan::files_due_on(calendar, v.starts_on),
+            // The data asked for on `due_on` is returned by the end of that week (001 §42).
+            "data_due_on": calendar.end_of_week(due_on),
+            "report_published": v.visit_no > 1,
         })
     });
     let seminar = subject.seminar.map(|s| {
@@ -76,6 +82,12 @@ pub fn context(
         "seminar": seminar,
         "delegate": delegate,
         "delegates": delegates,
+        // The six-month conversation as it took place, and the record's due
+        // date: within seven days of it (000 §38).
+        "conversation": subject.conversation_on.map(|on| json!({
+            "held_on": on,
+            "record_due_on": on.checked_add_days(chrono::Days::new(7)),
+        })),
         "contacts": {
             "shmi": contacts.map(|c| c.shmi.as_str()),
             "regional_director": contacts.map(|c| c.regional_director.as_str()),

@@ -110,3 +110,75 @@ pub async fn cancel_seminar(pool: &SqlitePool, seminar_ref: &str) -> Result<(), 
         sqlx::query("UPDATE seminars SET cancelled = 1 WHERE seminar_ref = ?").bind(seminar_ref);
     update_one(pool, "seminar", seminar_ref.to_string(), q).await
 }
+
+/// Records the agreed date of the case's planning event (000 §21, 001 §14).
+pub async fn set_planning_event(
+    pool: &SqlitePool,
+    case_ref: &str,
+    on: NaiveDate,
+) -> Result<(), EditError> {
+    let report: Option<String> =
+        sqlx::query_scalar("SELECT report_received_on FROM cases WHERE case_ref = ?")
+            .bind(case_ref)
+            .fetch_optional(pool)
+            .await?;
+    let report = report.ok_or_else(|| EditError::NotFound {
+        what: "case",
+        key: case_ref.to_string(),
+    })?;
+    if on.to_string() < report {
+        return Err(EditError::Invalid(format!(
+            "{on} is before the report was received ({report})"
+        )));
+    }
+    let q = sqlx::query("UPDATE cases SET planning_event_on = ? WHERE case_ref = ?")
+        .bind(on.to_string())
+        .bind(case_ref);
+    update_one(pool, "case", case_ref.to_string(), q).await
+}
+
+/// Records the day the senior HMI's six-month conversation with the DCS of
+/// an authority that attended a seminar took place (000 §38).
+pub async fn record_conversation(
+    pool: &SqlitePool,
+    seminar_ref: &str,
+    authority_code: &str,
+    on: NaiveDate,
+) -> Result<(), EditError> {
+    let held: Option<String> =
+        sqlx::query_scalar("SELECT held_on FROM seminars WHERE seminar_ref = ?")
+            .bind(seminar_ref)
+            .fetch_optional(pool)
+            .await?;
+    let held = held.ok_or_else(|| EditError::NotFound {
+        what: "seminar",
+        key: seminar_ref.to_string(),
+    })?;
+    let attended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM delegates WHERE seminar_ref = ? AND authority_code = ?",
+    )
+    .bind(seminar_ref)
+    .bind(authority_code)
+    .fetch_one(pool)
+    .await?;
+    if attended == 0 {
+        return Err(EditError::Invalid(format!(
+            "authority `{authority_code}` sent no delegates to seminar `{seminar_ref}`"
+        )));
+    }
+    if on.to_string() < held {
+        return Err(EditError::Invalid(format!(
+            "{on} is before the seminar was held ({held})"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO conversations (seminar_ref, authority_code, held_on) VALUES (?, ?, ?)
+         ON CONFLICT (seminar_ref, authority_code) DO UPDATE SET held_on = excluded.held_on",
+    )
+    .bind(seminar_ref)
+    .bind(authority_code)
+    .bind(on.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}

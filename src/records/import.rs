@@ -9,7 +9,9 @@ use std::path::Path;
 use chrono::NaiveDate;
 use sqlx::{Row, SqlitePool};
 
-use super::{Authority, Case, Delegate, MAX_AUDITED_CASES, Seminar, Visit};
+use super::{
+    Authority, Case, Delegate, MAX_AUDITED_CASES, MAX_DELEGATES_PER_AUTHORITY, Seminar, Visit,
+};
 use crate::calendar::parse_date;
 use crate::domain::{
     EmailAddress, Judgement, MAX_REFERENCE_CHARS, MAX_TEXT_CHARS, Region, check_reference,
@@ -26,7 +28,28 @@ pub enum Kind {
     Delegates,
 }
 
+/// The cases file may also carry the planning event's date, as a last column.
+const CASES_WITH_PLANNING_EVENT: &[&str] = &[
+    "case_ref",
+    "authority_code",
+    "judgement",
+    "report_received_on",
+    "plan_received_on",
+    "lead_inspector_email",
+    "dfe_link_email",
+    "planning_event_on",
+];
+
 impl Kind {
+    /// Every header a file of this kind may have: the first is the
+    /// canonical one; later ones add optional last columns.
+    pub fn accepted_headers(self) -> Vec<&'static [&'static str]> {
+        match self {
+            Kind::Cases => vec![self.headers(), CASES_WITH_PLANNING_EVENT],
+            _ => vec![self.headers()],
+        }
+    }
+
     pub fn headers(self) -> &'static [&'static str] {
         match self {
             Kind::Authorities => &[
@@ -221,6 +244,27 @@ pub async fn import(
             let rows = parse(&file, &bytes, kind, parse_visit)?;
             let cases = keys(&mut tx, "SELECT case_ref FROM cases").await?;
             check_refs(&file, kind, &rows, 0, "case", &cases, |v| &v.case_ref)?;
+            // Monitoring visits follow an inadequate judgement only (001).
+            let inadequate = keys(
+                &mut tx,
+                "SELECT case_ref FROM cases WHERE judgement = 'inadequate'",
+            )
+            .await?;
+            if let Some(row) = rows
+                .iter()
+                .find(|r| !inadequate.contains(&r.value.case_ref))
+            {
+                return Err(ImportError {
+                    file,
+                    line: row.line,
+                    column: Some((1, "case_ref".into())),
+                    reason: format!(
+                        "case `{}` was not judged inadequate: monitoring visits follow an inadequate judgement only",
+                        row.value.case_ref
+                    ),
+                }
+                .into());
+            }
             write_visits(&mut tx, rows).await?
         }
         Kind::Seminars => {
@@ -237,6 +281,7 @@ pub async fn import(
             check_refs(&file, kind, &rows, 1, "authority", &authorities, |d| {
                 &d.authority_code
             })?;
+            check_delegate_numbers(&file, &mut tx, &rows).await?;
             write_delegates(&mut tx, rows).await?
         }
     };
@@ -262,7 +307,8 @@ fn parse<T>(
     kind: Kind,
     parse_row: fn(&Fields) -> Result<(String, T), ImportError>,
 ) -> Result<Vec<Parsed<T>>, ImportError> {
-    let headers = kind.headers();
+    let accepted = kind.accepted_headers();
+    let mut headers = kind.headers();
     let at = |line: u64, column: Option<(usize, String)>, reason: String| ImportError {
         file: file.to_string(),
         line,
@@ -291,7 +337,15 @@ fn parse<T>(
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}'))
         .collect();
-    if found != headers {
+    if let Some(h) = accepted.iter().find(|h| found == **h) {
+        headers = h;
+    } else {
+        // Compared with the variant of the same length, else the canonical one.
+        headers = accepted
+            .iter()
+            .find(|h| h.len() == found.len())
+            .copied()
+            .unwrap_or(headers);
         let col = found
             .iter()
             .zip(headers)
@@ -314,8 +368,12 @@ fn parse<T>(
                     .to_string(),
             )),
             format!(
-                "the header {what}; the header must be exactly `{}`",
-                headers.join(",")
+                "the header {what}; the header must be exactly {}",
+                accepted
+                    .iter()
+                    .map(|h| format!("`{}`", h.join(",")))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         ));
     }
@@ -398,7 +456,17 @@ fn parse_case(f: &Fields) -> Result<(String, Case), ImportError> {
         lead_inspector_email: f.email(5)?,
         dfe_link_email: f.optional_email(6)?,
         closed: false,
+        planning_event_on: if f.headers.len() > 7 {
+            f.optional_date(7)?
+        } else {
+            None
+        },
     };
+    if let Some(event) = c.planning_event_on
+        && event < c.report_received_on
+    {
+        return Err(f.err(7, "the planning event cannot come before the report"));
+    }
     Ok((c.case_ref.clone(), c))
 }
 
@@ -497,6 +565,57 @@ fn check_refs<T>(
     Ok(())
 }
 
+/// An authority sends at most five delegates to a seminar (000 Annex H),
+/// counting those already recorded and those in the file.
+async fn check_delegate_numbers(
+    file: &str,
+    tx: &mut Tx<'_>,
+    rows: &[Parsed<Delegate>],
+) -> Result<(), ImportFailure> {
+    let mut people: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    let mut moved: HashSet<(String, String)> = HashSet::new();
+    for r in rows {
+        moved.insert((r.value.seminar_ref.clone(), r.value.email.folded()));
+    }
+    for row in
+        sqlx::query("SELECT seminar_ref, authority_code, lower(email) AS email FROM delegates")
+            .fetch_all(&mut **tx)
+            .await?
+    {
+        let (seminar, code, email): (String, String, String) = (
+            row.get("seminar_ref"),
+            row.get("authority_code"),
+            row.get("email"),
+        );
+        // A delegate in the file is counted where the file puts them.
+        if !moved.contains(&(seminar.clone(), email.clone())) {
+            people.entry((seminar, code)).or_default().insert(email);
+        }
+    }
+    for r in rows {
+        let d = &r.value;
+        let group = people
+            .entry((d.seminar_ref.clone(), d.authority_code.clone()))
+            .or_default();
+        group.insert(d.email.folded());
+        if group.len() > MAX_DELEGATES_PER_AUTHORITY {
+            return Err(ImportError {
+                file: file.to_string(),
+                line: r.line,
+                column: Some((4, "email".into())),
+                reason: format!(
+                    "{} would have {} delegates at {}: an authority sends at most {MAX_DELEGATES_PER_AUTHORITY}",
+                    d.authority_code,
+                    group.len(),
+                    d.seminar_ref
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 async fn existing(tx: &mut Tx<'_>, sql: &str) -> Result<HashSet<String>, sqlx::Error> {
     keys(tx, sql).await
 }
@@ -542,13 +661,15 @@ async fn write_cases(
     for Parsed { value: c, .. } in &rows {
         sqlx::query(
             "INSERT INTO cases (case_ref, authority_code, judgement, report_received_on,
-               plan_received_on, lead_inspector_email, dfe_link_email)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+               plan_received_on, lead_inspector_email, dfe_link_email, planning_event_on)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (case_ref) DO UPDATE SET authority_code = excluded.authority_code,
                judgement = excluded.judgement, report_received_on = excluded.report_received_on,
                plan_received_on = excluded.plan_received_on,
                lead_inspector_email = excluded.lead_inspector_email,
-               dfe_link_email = excluded.dfe_link_email",
+               dfe_link_email = excluded.dfe_link_email,
+               -- A file without the column keeps a date recorded on the command line.
+               planning_event_on = COALESCE(excluded.planning_event_on, cases.planning_event_on)",
         )
         .bind(&c.case_ref)
         .bind(&c.authority_code)
@@ -557,6 +678,7 @@ async fn write_cases(
         .bind(c.plan_received_on.map(|d| d.to_string()))
         .bind(c.lead_inspector_email.as_str())
         .bind(c.dfe_link_email.as_ref().map(EmailAddress::as_str))
+        .bind(c.planning_event_on.map(|d| d.to_string()))
         .execute(&mut **tx)
         .await?;
     }

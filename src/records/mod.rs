@@ -30,6 +30,9 @@ pub struct Case {
     pub lead_inspector_email: EmailAddress,
     pub dfe_link_email: Option<EmailAddress>,
     pub closed: bool,
+    /// The agreed date of the improvement planning seminar or action planning
+    /// visit, once recorded (000 §21, 001 §14).
+    pub planning_event_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +74,9 @@ pub struct Delegate {
     pub email: EmailAddress,
 }
 
+/// The most delegates one authority may send to one seminar (000 Annex H).
+pub const MAX_DELEGATES_PER_AUTHORITY: usize = 5;
+
 /// The most audited cases an inspector selects for one visit.
 pub const MAX_AUDITED_CASES: usize = 6;
 
@@ -82,4 +88,7 @@ pub struct Records {
     pub visits: Vec<Visit>,
     pub seminars: BTreeMap<String, Seminar>,
     pub delegates: Vec<Delegate>,
+    /// When the senior HMI's six-month conversation with an authority's DCS
+    /// took place, by (seminar, authority) (000 §38).
+    pub conversations: BTreeMap<(String, String), NaiveDate>,
 }

@@ -74,7 +74,19 @@ pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
     for row in rows(pool, by_seminar, &[]).await? {
         records.delegates.push(delegate(&row)?);
     }
+    for row in rows(pool, "SELECT * FROM conversations", &[]).await? {
+        conversation(&row, &mut records)?;
+    }
     Ok(records)
+}
+
+fn conversation(row: &sqlx::sqlite::SqliteRow, records: &mut Records) -> anyhow::Result<()> {
+    let seminar_ref: String = row.get("seminar_ref");
+    let code: String = row.get("authority_code");
+    let held_on = date(row.get("held_on"))
+        .with_context(|| format!("while reading the conversation of {seminar_ref} with {code}"))?;
+    records.conversations.insert((seminar_ref, code), held_on);
+    Ok(())
 }
 
 fn authority(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Authority> {
@@ -111,6 +123,10 @@ fn case(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Case> {
             lead_inspector_email: email(row.get("lead_inspector_email"))?,
             dfe_link_email: optional_email(row.get("dfe_link_email"))?,
             closed: row.get("closed"),
+            planning_event_on: row
+                .get::<Option<String>, _>("planning_event_on")
+                .map(|s| date(&s))
+                .transpose()?,
         })
     })()
     .with_context(|| format!("while reading case {case_ref}"))
@@ -267,6 +283,15 @@ pub async fn load_subjects(
         .await?
         {
             records.delegates.push(delegate(&row)?);
+        }
+        for row in rows(
+            pool,
+            "SELECT * FROM conversations WHERE seminar_ref = ?",
+            &[seminar_ref],
+        )
+        .await?
+        {
+            conversation(&row, &mut records)?;
         }
     }
     let codes: std::collections::BTreeSet<String> = records

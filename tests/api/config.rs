@@ -13,7 +13,7 @@ fn the_shipped_config_checks_out() {
     let app = TestApp::new();
     let out = app.ok(&["check-config"]);
     assert!(out.contains("config: ok"), "{out}");
-    assert!(out.contains("rules: 10 enabled"), "{out}");
+    assert!(out.contains("rules: 18 enabled"), "{out}");
     assert!(
         out.contains("plan-chase") && out.contains("50 working days"),
         "{out}"
@@ -166,7 +166,7 @@ fn a_document_is_reworded_by_editing_its_template() {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
-            text.replace("## 3. Discussion", "## 3. Points raised"),
+            text.replace("Details of discussion", "Points raised"),
         )
         .unwrap();
     });
@@ -174,8 +174,8 @@ fn a_document_is_reworded_by_editing_its_template() {
     app.import_examples();
     let eml = app.preview_eml("plan-chase", "SOU-2026-01");
     let xml = crate::helpers::attachment_xml(&eml, "planning-record", "word/document.xml");
-    assert!(xml.contains("3. Points raised"), "the reworded heading");
-    assert!(!xml.contains("3. Discussion"));
+    assert!(xml.contains("Points raised"), "the reworded heading");
+    assert!(!xml.contains("Details of discussion"));
 }
 
 #[test]

@@ -140,7 +140,8 @@ fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
             .find(|due| {
                 app.count(&format!(
                     "SELECT COUNT(*) FROM outbox WHERE rule_id = 'plan-chase'
-                     AND subject = 'SOU-2026-01' AND status = 'pending' AND due_on = '{due}'"
+                     AND subject = 'SOU-2026-01' AND status = 'awaiting_confirmation'
+                     AND due_on = '{due}'"
                 )) == 1
             })
             .map(String::from)
@@ -219,8 +220,8 @@ fn sigterm_during_a_burst_leaves_every_email_sent_or_pending() {
         assert!(exit.success(), "{args:?}: {exit:?}\n{}", log_of(&app));
         let rows = app.outbox();
         let sent = rows.iter().filter(|r| r["status"] == "sent").count();
-        let pending = rows.iter().filter(|r| r["status"] == "pending").count();
-        assert_eq!(sent + pending, rows.len(), "{args:?}: nothing half-done");
+        let sending = rows.iter().filter(|r| r["status"] == "sending").count();
+        assert_eq!(sending, 0, "{args:?}: nothing half-done");
         assert_eq!(
             sent,
             smtp.received().len(),

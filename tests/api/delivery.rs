@@ -40,8 +40,9 @@ fn a_5xx_refusal_fails_at_once_and_is_not_retried() {
     let failed: Vec<serde_json::Value> =
         serde_json::from_str(&app.ok(&["outbox", "--status", "failed", "--format", "json"]))
             .unwrap();
-    assert_eq!(failed.len(), 1);
-    let id = failed[0]["id"].to_string();
+    let request = rows_where(&failed, "child-data-request", "RIV-2026-01#1");
+    assert_eq!(request.len(), 1);
+    let id = request[0]["id"].to_string();
     app.ok(&["retry", &id]);
     app.pass("2026-11-24T15:05:00Z");
     assert_eq!(riv_request(&app)["status"], "sent");
@@ -299,7 +300,8 @@ fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
     let got = digests(&smtp);
     assert_eq!(got.len(), 1, "one digest");
     let subject = got[0].parsed().subject().unwrap().to_string();
-    assert!(subject.contains("1 failed"), "{subject}");
+    let failed = app.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'");
+    assert!(subject.contains(&format!("{failed} failed")), "{subject}");
     let text = got[0].parsed().body_text(0).unwrap().to_string();
     assert!(
         text.contains("RIV-2026-01#1") && text.contains("550"),

@@ -166,7 +166,8 @@ impl TestApp {
     }
 
     /// `n` London authorities whose reports all arrived on Friday 20 November
-    /// 2026, so `n` planning invitations fall due on Monday the 23rd.
+    /// 2026, so `n` planning invitations fall due that day; a pass on Monday
+    /// the 23rd sends them, within their limit.
     pub fn import_same_day_cases(&self, n: usize) {
         let mut authorities =
             String::from("code,name,region,dcs_name,dcs_email,coordinator_email\n");

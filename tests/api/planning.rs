@@ -36,17 +36,47 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
     let sent: Vec<_> = rows.iter().filter(|r| r["status"] == "sent").collect();
     // Every action of the shipped rules for the examples, and nothing else.
     let expect = [
-        ("planning-invitation", "NOR-2026-01", "2026-10-13"),
-        ("planning-agenda", "NOR-2026-01", "2026-11-09"),
-        ("plan-chase", "NOR-2026-01", "2026-12-21"),
-        ("plan-deadline", "NOR-2026-01", "2027-01-21"),
-        ("planning-invitation", "SOU-2026-01", "2026-11-03"),
-        ("plan-chase", "SOU-2026-01", "2027-01-14"),
+        // NOR, requires improvement, report 12 October 2026, no plan.
+        ("planning-invitation", "NOR-2026-01", "2026-10-12"),
+        ("plan-chase-confirmation", "NOR-2026-01", "2026-12-16"),
+        ("plan-deadline", "NOR-2026-01", "2027-01-22"),
+        // SOU, inadequate, report 2 November 2026, no plan.
+        ("planning-invitation", "SOU-2026-01", "2026-11-02"),
+        ("plan-chase-confirmation", "SOU-2026-01", "2027-01-11"),
+        ("plan-deadline", "SOU-2026-01", "2027-02-12"),
+        // RIV's first visit, 8 December 2026, audited cases selected.
         ("child-data-request", "RIV-2026-01#1", "2026-11-24"),
+        ("child-data-check", "RIV-2026-01#1", "2026-11-27"),
         ("audited-case-notice", "RIV-2026-01#1", "2026-11-26"),
         ("audited-files-due", "RIV-2026-01#1", "2026-12-03"),
+        ("monitoring-report-draft", "RIV-2026-01#1", "2026-12-22"),
+        ("monitoring-report-comments", "RIV-2026-01#1", "2026-12-29"),
+        // RIV's second visit, 9 March 2027, no audited cases: the lead
+        // inspector is reminded instead of the notice; its report is published.
+        ("child-data-request", "RIV-2026-01#2", "2027-02-23"),
+        ("child-data-check", "RIV-2026-01#2", "2027-02-26"),
+        ("audited-case-selection", "RIV-2026-01#2", "2027-02-25"),
+        ("monitoring-report-draft", "RIV-2026-01#2", "2027-03-23"),
+        ("monitoring-report-comments", "RIV-2026-01#2", "2027-03-30"),
+        (
+            "monitoring-report-prepublication",
+            "RIV-2026-01#2",
+            "2027-04-05",
+        ),
+        (
+            "monitoring-report-publication",
+            "RIV-2026-01#2",
+            "2027-04-07",
+        ),
+        // SOU's first visit, 13 April 2027, no audited cases.
         ("child-data-request", "SOU-2026-01#1", "2027-03-30"),
-        ("audited-case-notice", "SOU-2026-01#1", "2027-04-01"),
+        ("child-data-check", "SOU-2026-01#1", "2027-04-02"),
+        ("audited-case-selection", "SOU-2026-01#1", "2027-04-01"),
+        ("monitoring-report-draft", "SOU-2026-01#1", "2027-04-27"),
+        ("monitoring-report-comments", "SOU-2026-01#1", "2027-04-30"),
+        // The seminars.
+        ("seminar-notification", "G2G-SW-2027-01", "2026-10-27"),
+        ("seminar-notification", "G2G-NW-2027-01", "2026-11-24"),
         ("seminar-invitation", "G2G-SW-2027-01", "2027-01-06"),
         ("dcs-conversation", "G2G-SW-2027-01", "2027-07-27"),
     ];
@@ -71,21 +101,49 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
     );
     // The unconfirmed seminar invites nobody and has no six-month conversation.
     assert!(rows_where(&rows, "seminar-invitation", "G2G-NW-2027-01").is_empty());
+    // Nothing goes without a date recorded for it, or without the audited cases.
+    for rule in ["planning-agenda", "dcs-record-due", "audited-case-notice"] {
+        let planned: Vec<_> = rows.iter().filter(|r| r["rule"] == rule).collect();
+        assert!(
+            planned.iter().all(|r| r["subject"] == "RIV-2026-01#1"),
+            "{rule}: {planned:?}"
+        );
+    }
+    // Nobody confirmed the chases: they wait, held, and go nowhere.
+    for case in ["NOR-2026-01", "SOU-2026-01"] {
+        let chase = rows_where(&rows, "plan-chase", case);
+        assert_eq!(chase[0]["status"], "awaiting_confirmation", "{case}");
+    }
     assert!(
-        rows.iter().all(|r| r["status"] == "sent"),
+        rows.iter()
+            .all(|r| r["status"] == "sent" || r["status"] == "awaiting_confirmation"),
         "nothing missed or failed"
     );
-    // What the server got matches the outbox, one message per row.
-    let received = smtp.received();
+    // What the server got matches the outbox, one message per row; the rest
+    // is IMS's daily digest, which lists the held chases.
+    let received: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| {
+            !m.to.iter().any(|t| t == "ims@example.org")
+                || !m
+                    .parsed()
+                    .subject()
+                    .unwrap_or_default()
+                    .starts_with("keydates:")
+        })
+        .collect();
     assert_eq!(received.len(), sent.len());
+    let digests = smtp.received().len() - received.len();
+    assert!(digests > 0, "the held chases reach the digest");
     let ids: HashSet<String> = received
         .iter()
         .map(|m| m.header("Message-ID").unwrap())
         .collect();
     assert_eq!(ids.len(), received.len(), "no Message-ID twice");
     // Another pass on the last day sends nothing new.
-    app.pass("2027-09-10");
-    assert_eq!(smtp.received().len(), received.len());
+    app.pass("2027-09-10T12:00:00Z");
+    assert_eq!(smtp.received().len(), received.len() + digests);
 }
 
 #[test]
@@ -97,7 +155,7 @@ fn record_changes_move_and_cancel_the_right_rows() {
     let before = app.outbox();
     assert_eq!(
         rows_where(&before, "plan-chase", "SOU-2026-01")[0]["status"],
-        "pending"
+        "awaiting_confirmation"
     );
 
     // The plan arrives: its chase and deadline reminder are cancelled.
@@ -108,7 +166,7 @@ fn record_changes_move_and_cancel_the_right_rows() {
     app.ok(&["cancel-seminar", "G2G-SW-2027-01"]);
     app.pass("2026-11-23T10:00:00Z");
     let after = app.outbox();
-    for rule in ["plan-chase", "plan-deadline"] {
+    for rule in ["plan-chase", "plan-chase-confirmation", "plan-deadline"] {
         let r = rows_where(&after, rule, "SOU-2026-01");
         assert_eq!(r.len(), 1);
         assert_eq!(r[0]["status"], "cancelled", "{rule}");
@@ -267,7 +325,22 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
         .iter()
         .find(|a| a["rule"] == "plan-chase" && a["subject"] == "SOU-2026-01")
         .unwrap();
-    assert_eq!(chase["status"], "pending");
+    // Held until the lead inspector and SHMI confirm (000 §28), with its row id.
+    assert_eq!(chase["status"], "awaiting_confirmation");
+    assert!(chase["id"].as_i64().is_some());
+    // With no planning event date recorded, the final agenda waits for one.
+    let waiting = agenda
+        .iter()
+        .find(|a| a["rule"] == "planning-agenda" && a["subject"] == "SOU-2026-01")
+        .unwrap();
+    assert_eq!(waiting["status"], "waiting");
+    assert!(waiting["due_on"].is_null());
+    assert!(
+        waiting["detail"]
+            .as_str()
+            .unwrap()
+            .contains("set-planning-event")
+    );
     let windowed: Vec<serde_json::Value> = serde_json::from_str(&app.ok(&[
         "agenda",
         "--format",
