@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod delivery;
 mod demo;
+mod handbooks;
 mod helpers;
 mod import;
 mod mail;

@@ -1,0 +1,529 @@
+//! Each email against its handbook paragraph (000: requires improvement,
+//! 001: inadequate): the right email, or none, on the right day, to the right
+//! people, with the right words. Real SQLite, a real SMTP server.
+
+use crate::helpers::{Received, SmtpServer, TestApp, rows_where};
+
+/// The messages whose subject contains `part`.
+fn about(smtp: &SmtpServer, part: &str) -> Vec<Received> {
+    smtp.received()
+        .into_iter()
+        .filter(|m| m.parsed().subject().is_some_and(|s| s.contains(part)))
+        .collect()
+}
+
+fn text(m: &Received) -> String {
+    m.parsed().body_text(0).unwrap().to_string()
+}
+
+/// Recipients as the headers name them (To and Cc), lower-cased.
+fn header_addresses(m: &Received, name: &str) -> Vec<String> {
+    m.header(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(|a| {
+            a.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_ascii_lowercase()
+        })
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+fn status(app: &TestApp, rule: &str, subject: &str) -> String {
+    let rows = app.outbox();
+    rows_where(&rows, rule, subject)
+        .first()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| "none".to_string())
+}
+
+// 1. 001 §27: the audited-case notice goes only with the selected cases.
+#[test]
+fn the_audited_case_notice_waits_for_the_selection_and_the_lead_inspector_is_reminded() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // RIV's second visit (9 March 2027) has no audited cases; its notice day
+    // is 25 February.
+    app.pass("2027-02-25");
+    assert_eq!(status(&app, "audited-case-notice", "RIV-2026-01#2"), "none");
+    let reminders = about(&smtp, "select the audited cases for monitoring visit 2");
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(
+        header_addresses(&reminders[0], "To"),
+        ["dev.hmi@ofsted.example.gov.uk"]
+    );
+    assert!(text(&reminders[0]).contains("set-audited RIV-2026-01 2"));
+    assert!(
+        !smtp
+            .received()
+            .iter()
+            .any(|m| m.to.iter().any(|t| t.contains("riverton"))
+                && m.parsed().subject().unwrap_or_default().contains("audited")),
+        "nothing about audited cases reaches the authority"
+    );
+    // Selected two days later: the notice goes at the next pass, with them.
+    app.ok(&[
+        "set-audited",
+        "RIV-2026-01",
+        "2",
+        "RIV-C-2001",
+        "RIV-C-2002",
+    ]);
+    app.pass("2027-03-01");
+    let notices = about(
+        &smtp,
+        "audited cases for monitoring visit 2, completed audits",
+    );
+    assert_eq!(notices.len(), 1);
+    assert_eq!(
+        header_addresses(&notices[0], "To"),
+        ["coordinator@riverton.example.gov.uk"]
+    );
+    let body = text(&notices[0]);
+    assert!(
+        body.contains("RIV-C-2001") && body.contains("RIV-C-2002"),
+        "{body}"
+    );
+    assert!(!body.contains("No cases"), "{body}");
+
+    // Selected only once the visit has started: missed, never sent.
+    let late = TestApp::with_smtp(smtp.addr);
+    late.import_examples();
+    late.pass("2027-02-25");
+    late.ok(&["set-audited", "RIV-2026-01", "2", "RIV-C-2001"]);
+    late.pass("2027-03-10");
+    assert_eq!(
+        status(&late, "audited-case-notice", "RIV-2026-01#2"),
+        "missed"
+    );
+    assert_eq!(
+        about(
+            &smtp,
+            "audited cases for monitoring visit 2, completed audits"
+        )
+        .len(),
+        1
+    );
+}
+
+// 2. 000 §27-28: the chase waits for the lead inspector and SHMI.
+#[test]
+fn the_plan_chase_waits_for_confirmation_and_replies_go_to_ims() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // SOU's chase is due on 14 January 2027; they are asked on the 11th.
+    app.pass("2027-01-11");
+    let asked = about(&smtp, "has the written statement of action reached you?");
+    assert_eq!(asked.len(), 1);
+    let mut to = asked[0].to.clone();
+    to.sort();
+    assert!(
+        to.contains(&"anna.hmi@ofsted.example.gov.uk".to_string()),
+        "{to:?}"
+    );
+    assert!(
+        to.contains(&"shmi.south-west@example.org".to_string()),
+        "{to:?}"
+    );
+    assert!(
+        !to.iter().any(|t| t.contains("southshire")),
+        "not the authority"
+    );
+
+    // Its day comes: nothing goes to the DCS; the agenda shows it held.
+    app.pass("2027-01-14");
+    assert!(about(&smtp, "your written statement of action is due").is_empty());
+    let agenda = app.agenda("2027-01-14T10:00:00Z");
+    let chase = agenda
+        .iter()
+        .find(|a| a["rule"] == "plan-chase" && a["subject"] == "SOU-2026-01")
+        .unwrap();
+    assert_eq!(chase["status"], "awaiting_confirmation");
+    let id = chase["id"].as_i64().unwrap().to_string();
+
+    // Past its day it stays waiting and IMS's digest lists it.
+    app.pass("2027-01-15");
+    let digest: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m.to == ["ims@example.org"])
+        .filter(|m| text(m).contains("AWAITING CONFIRMATION"))
+        .collect();
+    assert!(!digest.is_empty(), "the digest lists the held chase");
+    assert!(text(&digest[0]).contains("SOU-2026-01"));
+    assert_eq!(
+        status(&app, "plan-chase", "SOU-2026-01"),
+        "awaiting_confirmation"
+    );
+
+    // Confirmed: it goes at the next pass, replies to IMS.
+    app.ok(&["confirm", &id]);
+    app.pass("2027-01-15T12:00:00Z");
+    let chases = about(&smtp, "your written statement of action is due");
+    assert_eq!(chases.len(), 1);
+    assert_eq!(
+        header_addresses(&chases[0], "To"),
+        ["dcs@southshire.example.gov.uk"]
+    );
+    assert_eq!(
+        header_addresses(&chases[0], "Reply-To"),
+        ["ims@example.org"]
+    );
+    // Confirming twice is refused.
+    let err = app.fails(&["confirm", &id]);
+    assert!(err.contains("awaiting confirmation"), "{err}");
+}
+
+#[test]
+fn a_received_plan_cancels_the_held_chase_and_its_question() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2027-01-04");
+    app.ok(&["plan-received", "SOU-2026-01", "--on", "2027-01-04"]);
+    app.pass("2027-01-20");
+    for rule in ["plan-chase", "plan-chase-confirmation", "plan-deadline"] {
+        assert_eq!(status(&app, rule, "SOU-2026-01"), "cancelled", "{rule}");
+    }
+    assert!(
+        about(&smtp, "written statement of action")
+            .iter()
+            .all(|m| !m
+                .parsed()
+                .subject()
+                .unwrap_or_default()
+                .starts_with("Southshire")),
+        "nothing about Southshire's plan"
+    );
+}
+
+// 3. 001 §26, §29, §42: the columns come from config; back by the end of the week.
+#[test]
+fn the_data_request_asks_for_the_configured_columns_by_the_end_of_the_week() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.own_config(|t| {
+        t.replacen(
+            "columns = [\n    \"Child ID\",",
+            "columns = [\n    \"Child ID\",\n    \"Legal status\",",
+            1,
+        )
+    });
+    app.import_examples();
+    // RIV's first visit is on Tuesday 8 December 2026: asked on Tuesday 24
+    // November, due back by Friday the 27th.
+    app.pass("2026-11-24");
+    let requests = about(&smtp, "child-level data for monitoring visit 1");
+    assert_eq!(requests.len(), 1);
+    let subject = requests[0].parsed().subject().unwrap().to_string();
+    assert!(subject.contains("Friday 27 November 2026"), "{subject}");
+    let body = text(&requests[0]);
+    assert!(body.contains("by the end of this week"), "{body}");
+    assert!(body.contains("Friday 27 November 2026"), "{body}");
+    assert!(!body.contains("before Tuesday 8 December"), "{body}");
+    let sheet = {
+        let parsed = requests[0].parsed();
+        let xlsx = parsed
+            .attachments()
+            .find(|a| {
+                mail_parser::MimeHeaders::attachment_name(*a).is_some_and(|n| n.ends_with(".xlsx"))
+            })
+            .unwrap()
+            .contents()
+            .to_vec();
+        crate::helpers::zip_part(&xlsx, "xl/sharedStrings.xml")
+    };
+    for column in ["Child ID", "Legal status", "Audited since the last visit"] {
+        assert!(sheet.contains(column), "{column}");
+    }
+    for invented in ["Ethnicity", "Disability", "Placement or address type"] {
+        assert!(!sheet.contains(invented), "{invented} is not asked for");
+    }
+    // The lead inspector checks on the Friday that it arrived.
+    app.pass("2026-11-27");
+    let checks = about(
+        &smtp,
+        "has the child-level data for monitoring visit 1 arrived?",
+    );
+    assert_eq!(checks.len(), 1);
+    assert_eq!(
+        header_addresses(&checks[0], "To"),
+        ["dev.hmi@ofsted.example.gov.uk"]
+    );
+}
+
+// 4. 000 §13, Annex A; 001 §9-10, Annex A: from the regional director, with the window.
+#[test]
+fn the_planning_invitation_comes_from_the_regional_director_with_the_window_as_dates() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // SOU (inadequate) received its report on Monday 2 November 2026.
+    app.pass("2026-11-02");
+    let invitations = about(&smtp, "action planning visit between");
+    assert_eq!(invitations.len(), 1);
+    let m = &invitations[0];
+    assert_eq!(
+        header_addresses(m, "Reply-To"),
+        ["rd.south-west@example.org"]
+    );
+    let cc = header_addresses(m, "Cc");
+    for who in [
+        "anna.hmi@ofsted.example.gov.uk",
+        "shmi.south-west@example.org",
+        "national.director@example.org",
+        "link.sou@dfe.example.gov.uk",
+    ] {
+        assert!(cc.contains(&who.to_string()), "{who} in {cc:?}");
+    }
+    let body = text(m);
+    // 25 and 35 working days after 2 November 2026.
+    assert!(body.contains("Monday 7 December 2026"), "{body}");
+    assert!(body.contains("Monday 21 December 2026"), "{body}");
+    assert!(body.contains("with a date in that period"), "{body}");
+    assert!(body.contains("improvement board"), "{body}");
+    assert!(body.contains("Regional Director"), "{body}");
+
+    // Requires improvement: no DfE link even if one is recorded; councillors not invited.
+    let ri = SmtpServer::start();
+    let app = TestApp::with_smtp(ri.addr);
+    app.import_examples();
+    let cases = "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\n\
+                 NOR-2026-01,NOR,requires_improvement,2026-10-12,,ben.hmi@ofsted.example.gov.uk,link.nor@dfe.example.gov.uk\n";
+    assert!(app.import("cases", "c.csv", cases).status.success());
+    app.pass("2026-10-12");
+    let invitations = about(&ri, "improvement planning seminar between");
+    assert_eq!(invitations.len(), 1);
+    let cc = header_addresses(&invitations[0], "Cc");
+    assert!(!cc.iter().any(|a| a.contains("dfe")), "{cc:?}");
+    assert!(cc.contains(&"national.director@example.org".to_string()));
+    assert!(text(&invitations[0]).contains("Councillors should not be invited"));
+}
+
+// 5. 000 §21, 001 §14: the final agenda counts from the recorded date.
+#[test]
+fn the_final_agenda_reminder_counts_from_the_recorded_planning_event() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-12-01");
+    assert!(about(&smtp, "circulate the final agenda").is_empty());
+    // Agreed for Thursday 17 December 2026: the reminder five working days before.
+    let out = app
+        .command()
+        .args(["set-planning-event", "SOU-2026-01", "2026-12-17"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).is_empty(),
+        "inside the window"
+    );
+    app.pass("2026-12-10");
+    let reminders = about(&smtp, "circulate the final agenda");
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(
+        header_addresses(&reminders[0], "To"),
+        ["anna.hmi@ofsted.example.gov.uk"]
+    );
+    assert_eq!(
+        header_addresses(&reminders[0], "Cc"),
+        ["shmi.south-west@example.org"]
+    );
+    assert!(text(&reminders[0]).contains("Thursday 17 December 2026"));
+
+    // Outside the 25-35 working-day window: accepted, with a warning.
+    let out = app
+        .command()
+        .args(["set-planning-event", "NOR-2026-01", "2027-03-01"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(warning.contains("outside the usual window"), "{warning}");
+    let err = app.fails(&["set-planning-event", "NOPE", "2026-12-17"]);
+    assert!(err.contains("no case `NOPE`"), "{err}");
+}
+
+#[test]
+fn the_cases_file_takes_the_planning_event_as_a_last_column() {
+    let app = TestApp::new();
+    app.import_examples();
+    let cases = "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email,planning_event_on\n\
+                 SOU-2026-01,SOU,inadequate,2026-11-02,,anna.hmi@ofsted.example.gov.uk,link.sou@dfe.example.gov.uk,2026-12-17\n";
+    assert!(app.import("cases", "c8.csv", cases).status.success());
+    let agenda = app.agenda("2026-11-23T10:00:00Z");
+    let reminder = agenda
+        .iter()
+        .find(|a| a["rule"] == "planning-agenda" && a["subject"] == "SOU-2026-01")
+        .unwrap();
+    assert_eq!(reminder["due_on"], "2026-12-10");
+    // The old header still imports, and keeps the recorded date.
+    let old = crate::helpers::examples().join("cases.csv");
+    app.ok(&["import", "cases", old.to_str().unwrap()]);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM cases WHERE planning_event_on = '2026-12-17'"),
+        1
+    );
+}
+
+// 6. 000 §25, 001 §19: the overdue plan is an internal matter.
+#[test]
+fn the_overdue_plan_is_told_to_the_lead_inspector_shmi_and_ims_not_the_authority() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // SOU's plan was due on Thursday 11 February 2027 (70 working days).
+    app.pass("2027-02-11");
+    assert!(
+        about(&smtp, "Overdue").is_empty(),
+        "not on the deadline itself"
+    );
+    app.pass("2027-02-12");
+    let notices = about(&smtp, "Overdue");
+    assert_eq!(notices.len(), 1);
+    let mut everyone = notices[0].to.clone();
+    everyone.sort();
+    assert_eq!(
+        everyone,
+        [
+            "anna.hmi@ofsted.example.gov.uk",
+            "ims@example.org",
+            "shmi.south-west@example.org"
+        ]
+    );
+    assert!(text(&notices[0]).contains("has not been written to"));
+}
+
+// 7. 000 §35, §38: the SHMI of the authority's region; the record after the conversation.
+#[test]
+fn the_dcs_conversation_goes_to_the_authoritys_shmi_and_the_record_counts_from_the_conversation() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // Riverton (London) sends a delegate to the south-west seminar.
+    let delegates = "seminar_ref,authority_code,name,email\nG2G-SW-2027-01,RIV,Rae Lee,rae.lee@riverton.example.gov.uk\n";
+    assert!(app.import("delegates", "d.csv", delegates).status.success());
+    app.pass("2027-07-27");
+    let conversations = about(&smtp, "six-month conversation after");
+    let riv: Vec<_> = conversations
+        .iter()
+        .filter(|m| {
+            m.parsed()
+                .subject()
+                .unwrap_or_default()
+                .starts_with("Riverton")
+        })
+        .collect();
+    assert_eq!(riv.len(), 1);
+    assert!(
+        riv[0].to.contains(&"shmi.london@example.org".to_string()),
+        "{:?}",
+        riv[0].to
+    );
+    assert!(
+        !riv[0]
+            .to
+            .contains(&"shmi.south-west@example.org".to_string())
+    );
+
+    // No record reminder until the conversation is recorded.
+    app.pass("2027-08-10");
+    assert!(about(&smtp, "record of your conversation").is_empty());
+    let agenda = app.agenda("2027-08-10T10:00:00Z");
+    assert!(
+        agenda
+            .iter()
+            .any(|a| a["rule"] == "dcs-record-due" && a["status"] == "waiting")
+    );
+    app.ok(&["record-conversation", "G2G-SW-2027-01", "RIV", "2027-08-11"]);
+    app.pass("2027-08-12");
+    let records = about(&smtp, "record of your conversation with the DCS is due by");
+    assert_eq!(records.len(), 1);
+    let subject = records[0].parsed().subject().unwrap().to_string();
+    assert!(
+        subject.contains("Wednesday 18 August 2027"),
+        "seven days after: {subject}"
+    );
+    assert_eq!(
+        header_addresses(&records[0], "To"),
+        ["shmi.london@example.org"]
+    );
+    let err = app.fails(&["record-conversation", "G2G-SW-2027-01", "EAS", "2027-08-11"]);
+    assert!(err.contains("sent no delegates"), "{err}");
+}
+
+// 8. 001 §41-42, 000 Annex H: the steps that were missing.
+#[test]
+fn the_monitoring_report_days_go_to_those_who_act_and_the_first_report_is_not_published() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    let mut d = chrono::NaiveDate::from_ymd_opt(2026, 12, 9).unwrap();
+    while d <= chrono::NaiveDate::from_ymd_opt(2027, 4, 9).unwrap() {
+        app.pass(&d.to_string());
+        d = d.succ_opt().unwrap();
+    }
+    let draft1 = about(&smtp, "monitoring visit 1 draft report");
+    assert_eq!(draft1.len(), 1);
+    assert_eq!(header_addresses(&draft1[0], "To"), ["ims@example.org"]);
+    assert!(about(&smtp, "monitoring visit 1 report published").is_empty());
+    assert!(about(&smtp, "monitoring visit 1 pre-publication").is_empty());
+    let published = about(&smtp, "monitoring visit 2 report published");
+    assert_eq!(published.len(), 1);
+    let rows = app.outbox();
+    let r = rows_where(&rows, "monitoring-report-publication", "RIV-2026-01#2");
+    assert_eq!(r[0]["due_on"], "2027-04-07", "day 20 of the visit");
+}
+
+#[test]
+fn the_support_team_hears_of_a_seminar_three_months_ahead() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // The south-west seminar is on Wednesday 27 January 2027.
+    app.pass("2026-10-27");
+    let notes = about(&smtp, "Seminar G2G-SW-2027-01");
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        header_addresses(&notes[0], "To"),
+        ["support.south-west@example.org"]
+    );
+    assert!(text(&notes[0]).contains("Jo Whitfield"));
+}
+
+// 9. 001: visits follow an inadequate judgement; 000 Annex H: five delegates at most.
+#[test]
+fn visits_for_requires_improvement_and_a_sixth_delegate_are_refused() {
+    let app = TestApp::new();
+    app.import_examples();
+    let visits = "case_ref,visit_no,starts_on,lead_inspector_email,audited_cases,cancelled\nNOR-2026-01,1,2027-03-09,ben.hmi@ofsted.example.gov.uk,,\n";
+    let out = app.import("visits", "v.csv", visits);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("not judged inadequate"),
+        "{err}"
+    );
+
+    let mut delegates = String::from("seminar_ref,authority_code,name,email\n");
+    for i in 0..4 {
+        delegates.push_str(&format!(
+            "G2G-SW-2027-01,SOU,Person {i},p{i}@southshire.example.gov.uk\n"
+        ));
+    }
+    // With the two already recorded, the fourth new one is the sixth.
+    let out = app.import("delegates", "d.csv", &delegates);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 5") && err.contains("at most 5"), "{err}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM delegates"),
+        3,
+        "nothing imported"
+    );
+}
