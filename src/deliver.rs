@@ -17,7 +17,7 @@ use crate::domain::SubjectKey;
 use crate::mail::digest::{self, DigestItem};
 use crate::mail::render::Renderer;
 use crate::mail::transport::{Mailer, SendError};
-use crate::mail::{Composer, Draft};
+use crate::mail::{ComposeError, Composer, Draft};
 use crate::outbox::{self, OutboxRow, ReconcileReport, Status};
 use crate::plan;
 use crate::records::{self, Records};
@@ -113,13 +113,13 @@ pub fn compose_row(
     engine: &Engine,
     records: &Records,
     row: &OutboxRow,
-) -> Result<crate::mail::Composed, String> {
+) -> Result<crate::mail::Composed, ComposeError> {
     let rule = engine
         .settings
         .rules
         .iter()
         .find(|r| r.id == row.rule)
-        .ok_or_else(|| format!("rule `{}` is no longer in the config", row.rule))?;
+        .ok_or_else(|| ComposeError(format!("rule `{}` is no longer in the config", row.rule)))?;
     let subject = plan::find_subject(
         records,
         rule,
@@ -127,7 +127,7 @@ pub fn compose_row(
         row.authority.as_deref(),
         row.delegate.as_ref(),
     )
-    .ok_or_else(|| format!("the records for {} are gone", row.subject))?;
+    .ok_or_else(|| ComposeError(format!("the records for {} are gone", row.subject)))?;
     let message_id = row.message_id.clone().unwrap_or_else(|| {
         crate::domain::message_id("preview", &engine.settings.mail.message_id_domain)
     });
@@ -192,7 +192,7 @@ async fn send_and_record(
         .context("while reading the records for an email")?;
     let result = match compose_row(engine, &records, &row) {
         Ok(composed) => engine.mailer.send(&composed.message).await,
-        Err(reason) => Err(SendError::Permanent(reason)),
+        Err(reason) => Err(SendError::Permanent(reason.to_string())),
     };
     let now = clock.now();
     let backoff = |attempts| {
@@ -477,7 +477,7 @@ pub async fn dry_run(
     engine: &Engine,
     pool: &SqlitePool,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<(OutboxRow, Result<crate::mail::Composed, String>)>> {
+) -> anyhow::Result<Vec<(OutboxRow, Result<crate::mail::Composed, ComposeError>)>> {
     let records = records::store::load(pool)
         .await
         .context("while reading the records")?;

@@ -57,7 +57,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let report = deliver::run_pass(&engine, &pool, Clock::Fixed(at), &stop).await?;
     println!(
         "demo records for {} written to {} and imported",
-        day.format("%A %-d %B %Y"),
+        crate::calendar::uk_long_date(day),
         dir.display()
     );
     println!(

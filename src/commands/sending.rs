@@ -122,7 +122,7 @@ pub async fn preview(
         }
         _ => bail!("give an outbox id, or --rule and --subject"),
     };
-    let composed = deliver::compose_row(&engine, &records, &row).map_err(anyhow::Error::msg)?;
+    let composed = deliver::compose_row(&engine, &records, &row)?;
     if let Some(path) = eml {
         std::fs::write(path, composed.message.formatted())
             .with_context(|| format!("while writing {}", path.display()))?;

@@ -69,7 +69,7 @@ pub fn holidays(
         Format::Json => println!("{}", serde_json::to_string_pretty(&days)?),
         Format::Table => {
             for d in days {
-                println!("{d}  {}", d.format("%A %-d %B %Y"));
+                println!("{d}  {}", crate::calendar::uk_long_date(d));
             }
         }
     }

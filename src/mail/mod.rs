@@ -17,6 +17,18 @@ use crate::plan::{self, Recipients, Subject};
 use crate::rules::{AnnexSpec, Rule};
 use render::{Rendered, Renderer};
 
+/// Why an email could not be built. Permanent: the same records and
+/// config would give the same result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ComposeError(pub String);
+
+impl From<String> for ComposeError {
+    fn from(reason: String) -> Self {
+        ComposeError(reason)
+    }
+}
+
 /// A message ready to send, with what `preview` shows about it.
 pub struct Composed {
     pub message: Message,
@@ -45,7 +57,7 @@ pub struct Draft<'a> {
 impl Composer<'_> {
     /// Builds the message. Every error here is permanent: retrying the same
     /// records and config would give the same result.
-    pub fn compose(&self, draft: &Draft) -> Result<Composed, String> {
+    pub fn compose(&self, draft: &Draft) -> Result<Composed, ComposeError> {
         self.check_allowed(draft.recipients)?;
         let annexes = self.annexes(draft)?;
         let names: Vec<String> = annexes.iter().map(|a| a.0.clone()).collect();
