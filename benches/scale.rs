@@ -29,7 +29,7 @@ fn peak_rss_mib() -> f64 {
 async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     for a in r.authorities.values() {
-        sqlx::query("INSERT INTO authorities VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO authorities (code, name, region, dcs_name, dcs_email, coordinator_email) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&a.code)
             .bind(&a.name)
             .bind(a.region.id())
@@ -40,7 +40,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for c in r.cases.values() {
-        sqlx::query("INSERT INTO cases VALUES (?, ?, ?, ?, NULL, ?, NULL, 0)")
+        sqlx::query("INSERT INTO cases (case_ref, authority_code, judgement, report_received_on, plan_received_on, lead_inspector_email, dfe_link_email, closed) VALUES (?, ?, ?, ?, NULL, ?, NULL, 0)")
             .bind(&c.case_ref)
             .bind(&c.authority_code)
             .bind(c.judgement.id())
@@ -50,7 +50,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for v in &r.visits {
-        sqlx::query("INSERT INTO visits VALUES (?, ?, ?, ?, ?, 0)")
+        sqlx::query("INSERT INTO visits (case_ref, visit_no, starts_on, lead_inspector_email, audited_cases, cancelled) VALUES (?, ?, ?, ?, ?, 0)")
             .bind(&v.case_ref)
             .bind(v.visit_no as i64)
             .bind(v.starts_on.to_string())
@@ -60,7 +60,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for s in r.seminars.values() {
-        sqlx::query("INSERT INTO seminars VALUES (?, ?, ?, ?, ?, 1, 0)")
+        sqlx::query("INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed, cancelled) VALUES (?, ?, ?, ?, ?, 1, 0)")
             .bind(&s.seminar_ref)
             .bind(&s.title)
             .bind(s.region.id())
@@ -70,13 +70,15 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for d in &r.delegates {
-        sqlx::query("INSERT INTO delegates VALUES (?, ?, ?, ?)")
-            .bind(&d.seminar_ref)
-            .bind(&d.authority_code)
-            .bind(&d.name)
-            .bind(d.email.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&d.seminar_ref)
+        .bind(&d.authority_code)
+        .bind(&d.name)
+        .bind(d.email.as_str())
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -100,7 +102,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
     let pool = keydates::db::open(&db, Duration::from_secs(30)).await?;
     let start = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
     // Before anything falls due, so a pass is pure bookkeeping.
-    let now = Utc.with_ymd_and_hms(2026, 8, 1, 8, 0, 0).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
 
     let records = sample::generate(n, start);
     let t = Instant::now();

@@ -89,6 +89,7 @@ export KEYDATES__MAIL__SMTP__PORT=$PORT
 export KEYDATES__MAIL__SMTP__TLS=none
 export KEYDATES__MAIL__SMTP__POOL_SIZE=$POOL
 export KEYDATES__LOG__LEVEL=${KEYDATES__LOG__LEVEL:-warn}
+export KEYDATES__WEB__LISTEN=
 
 kd() { timeout "$CMD_TIMEOUT" "$BIN" "$@"; }
 port_open() { python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$PORT" 2>/dev/null; }

@@ -83,6 +83,10 @@ pub enum Command {
     /// Validate the settings and templates, and say what was loaded.
     CheckConfig,
 
+    /// Read a password on standard input and print its argon2 hash, for a
+    /// `[[web.users]]` entry's password_hash.
+    HashPassword,
+
     /// First look: write fictional records dated from today (authority DEMO),
     /// import them, and write the emails due on the next working day to the
     /// mail folder. Refuses to send through a mail server or to mix with real records.

@@ -47,6 +47,8 @@ pub struct Settings {
     pub rules: Vec<Rule>,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub web: WebSettings,
     /// The folder of the config file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -218,6 +220,65 @@ pub struct TemplateSettings {
 pub struct ChildLevelDataSettings {
     #[serde(default)]
     pub columns: Vec<String>,
+}
+
+/// The console the daemon serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// `HOST:PORT` to listen on; empty turns the console off.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub users: Vec<WebUser>,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            listen: default_listen(),
+            users: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8765".into()
+}
+
+/// Who may use the console: viewers look, editors act.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr, strum::IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum WebRole {
+    Viewer,
+    Editor,
+}
+
+crate::named_enum!(WebRole, "a console role");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebUser {
+    pub name: String,
+    /// An argon2 hash, as `keydates hash-password` prints it.
+    pub password_hash: SecretString,
+    pub role: WebRole,
+}
+
+impl WebSettings {
+    /// The address to listen on, or none when the console is off.
+    pub fn address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("`{listen}` is not HOST:PORT (e.g. 127.0.0.1:8765)"))
+    }
 }
 
 /// The column every return ends with (001 §26).
@@ -479,6 +540,26 @@ impl Settings {
                 out.push(format!(
                     "mail.smtp.ca_file: {} cannot be read",
                     self.resolve(file).display()
+                ));
+            }
+        }
+        match self.web.address() {
+            Err(e) => out.push(format!("web.listen: {e}")),
+            Ok(Some(addr)) if !addr.ip().is_loopback() && self.web.users.is_empty() => out.push(
+                format!("web.listen: {addr} is reachable from other machines, so the console needs [[web.users]]; add users or listen on 127.0.0.1"),
+            ),
+            _ => {}
+        }
+        for (i, user) in self.web.users.iter().enumerate() {
+            if argon2::PasswordHash::new(user.password_hash.expose_secret()).is_err() {
+                out.push(format!(
+                    "web.users[{i}] ({}).password_hash: not an argon2 hash (make one with `keydates hash-password`)",
+                    user.name
+                ));
+            }
+            if user.name.trim().is_empty() || crate::domain::check_text(&user.name, 64).is_err() {
+                out.push(format!(
+                    "web.users[{i}].name: a short name without control characters"
                 ));
             }
         }

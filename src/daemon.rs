@@ -7,13 +7,16 @@ use std::time::Duration;
 use anyhow::Context;
 use sd_notify::NotifyState;
 use sqlx::SqlitePool;
+use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::deliver::{self, Clock, Engine};
+use crate::web::WebState;
 
 fn notify(state: &[NotifyState]) {
     // Outside systemd there is no socket; that is not an error.
@@ -70,6 +73,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
+    // The console, when configured: it reads the settings in force and wakes
+    // this loop when someone changes a record.
+    let (settings_tx, settings_rx) = watch::channel(engine.settings.clone());
+    let wake = Arc::new(Notify::new());
+    if let Some(addr) = engine.settings.web.address().map_err(anyhow::Error::msg)? {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
+        let state = Arc::new(WebState::new(pool.clone(), settings_rx, wake.clone()));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::web::serve(listener, state, stop).await {
+                tracing::error!(error = format!("{e:#}"), "the console stopped");
+            }
+        });
+        tracing::info!(%addr, "console listening");
+    }
     let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
     let scheduler = JobScheduler::new().await?;
     let mut job = poll_job(&scheduler, &engine.settings.schedule.poll, tick_tx.clone()).await?;
@@ -120,6 +140,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick_rx.recv() => pending_tick = true,
+            _ = wake.notified() => pending_tick = true,
             _ = hup.recv() => {
                 notify(&[NotifyState::Reloading]);
                 match Settings::load(&config_path).map_err(anyhow::Error::from).and_then(Engine::new) {
@@ -129,6 +150,7 @@ pub async fn run(
                             job = poll_job(&scheduler, &new.settings.schedule.poll, tick_tx.clone()).await?;
                         }
                         engine = new;
+                        let _ = settings_tx.send(engine.settings.clone());
                         tracing::info!(rules = engine.settings.rules.len(), "config reloaded");
                         // A fixed relay setting takes effect at once for the emails waiting on it.
                         if let Err(e) = crate::relay::retry_waiting_now(&pool).await {

@@ -6,6 +6,7 @@
 
 pub mod agenda;
 pub mod annex;
+pub mod audit;
 pub mod calendar;
 pub mod cli;
 pub mod commands;
@@ -27,3 +28,4 @@ pub mod sample;
 pub mod state;
 pub mod telemetry;
 pub mod templates;
+pub mod web;

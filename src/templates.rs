@@ -106,7 +106,7 @@ pub struct Renderer {
 }
 
 /// `"2027-01-12"` -> `"Tuesday 12 January 2027"`; anything else is left as it is.
-fn ukdate(value: Value) -> String {
+pub fn ukdate(value: Value) -> String {
     if value.is_undefined() || value.is_none() {
         return String::new();
     }

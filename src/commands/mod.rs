@@ -21,6 +21,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig => setup::check_config(settings),
         Command::Demo => demo::run(settings).await,
+        Command::HashPassword => setup::hash_password(),
         Command::Holidays { year, format } => setup::holidays(&settings, year, format),
         Command::Date { anchor, offset } => setup::date(&settings, anchor, &offset),
         Command::Import { kind, file } => records::import(&settings, kind, &file).await,

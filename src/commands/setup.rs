@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use chrono::{Datelike, Local, NaiveDate};
 
 use super::done;
@@ -19,6 +20,10 @@ pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     println!("database: {}", s.database_path().display());
     println!("transport: {}", Mailer::describe(s));
     println!("templates: {}", s.templates_dir().display());
+    match s.web.address() {
+        Ok(Some(addr)) => println!("console: http://{addr}/ ({} users)", s.web.users.len()),
+        _ => println!("console: off"),
+    }
     println!(
         "sending: {:02}:00 {} on working days; poll \"{}\"",
         s.schedule.send_hour, s.schedule.time_zone, s.schedule.poll
@@ -46,6 +51,18 @@ pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
         }),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn hash_password() -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("while reading the password on standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    done(crate::web::auth::hash_password(password)?)
 }
 
 pub fn holidays(

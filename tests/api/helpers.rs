@@ -54,6 +54,8 @@ impl TestApp {
                 "KEYDATES__MAIL__SPOOL_DIR".to_string(),
                 dir.path().join("mail").display().to_string(),
             ),
+            // Tests run side by side: the console only where a test asks for it.
+            ("KEYDATES__WEB__LISTEN".to_string(), String::new()),
         ];
         TestApp {
             dir,

@@ -1,0 +1,416 @@
+//! The console: server-rendered pages for the people who act on the dates,
+//! served by the daemon. Every page and action needs a session; every form
+//! carries the session's CSRF token; editors act, viewers look. Actions call
+//! the same library functions as the commands, are written to the audit log,
+//! and wake the daemon so that a change is planned at once.
+
+pub mod auth;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{Duration, NaiveDate, Utc};
+use minijinja::{Environment, context};
+use sqlx::SqlitePool;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::agenda::{self, AgendaItem, AgendaStatus, Window};
+use crate::config::{Settings, WebRole};
+use crate::outbox::{self, Status};
+use crate::{audit, plan, records};
+use auth::{COOKIE, Session, Sessions};
+
+/// What every request may use.
+pub struct WebState {
+    pub pool: SqlitePool,
+    /// The settings in force, replaced on reload.
+    pub settings: watch::Receiver<Arc<Settings>>,
+    /// Tells the daemon a record changed: plan now, not at the next poll.
+    pub wake: Arc<Notify>,
+    sessions: Sessions,
+    pages: Environment<'static>,
+}
+
+type Shared = Arc<WebState>;
+
+fn pages() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_filter("ukdate", crate::templates::ukdate);
+    for (name, source) in [
+        ("layout.html", include_str!("templates/layout.html")),
+        ("rows.html", include_str!("templates/rows.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("today.html", include_str!("templates/today.html")),
+        ("agenda.html", include_str!("templates/agenda.html")),
+        ("outbox.html", include_str!("templates/outbox.html")),
+    ] {
+        env.add_template(name, source)
+            .expect("the console's templates are part of the program");
+    }
+    env
+}
+
+impl WebState {
+    pub fn new(
+        pool: SqlitePool,
+        settings: watch::Receiver<Arc<Settings>>,
+        wake: Arc<Notify>,
+    ) -> WebState {
+        WebState {
+            pool,
+            settings,
+            wake,
+            sessions: Sessions::default(),
+            pages: pages(),
+        }
+    }
+
+    fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+        match self.pages.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, page = name, "console page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be built",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// The routes, with the security headers on every response.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(today))
+        .route("/agenda", get(agenda_page))
+        .route("/outbox/{id}", get(outbox_page))
+        .route("/outbox/{id}/{action}", post(outbox_action))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/static/style.css", get(style))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Serves the console until `stop` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn session(state: &WebState, headers: &HeaderMap) -> Option<Session> {
+    state.sessions.get(&cookie_token(headers)?)
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+/// The session of a form post that may act: signed in, with the form's
+/// CSRF token, as an editor.
+fn acting(
+    state: &WebState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Session, Box<Response>> {
+    let refuse = |why: &'static str| Box::new((StatusCode::FORBIDDEN, why).into_response());
+    let s = session(state, headers).ok_or_else(|| Box::new(to_login()))?;
+    if form.get("csrf") != Some(&s.csrf) {
+        return Err(refuse("the form is out of date: reload the page"));
+    }
+    if s.role != WebRole::Editor {
+        return Err(refuse("viewers cannot change anything"));
+    }
+    Ok(s)
+}
+
+fn base(s: &Session, page: &str, title: &str) -> minijinja::Value {
+    context! {
+        user => s.user, role => <&str>::from(s.role), csrf => s.csrf,
+        page => page, title => title, notice => (),
+    }
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("templates/style.css"),
+    )
+}
+
+async fn login_page(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    state.render(
+        "login.html",
+        context! { user => (), page => "login", title => "Sign in", notice => (), failed => q.contains_key("failed") },
+    )
+}
+
+async fn login(State(state): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let users = state.settings.borrow().web.users.clone();
+    let name = form.get("name").map(String::as_str).unwrap_or_default();
+    let password = form.get("password").map(String::as_str).unwrap_or_default();
+    match state.sessions.login(&users, name, password).await {
+        Some(token) => {
+            tracing::info!(user = name, "console sign-in");
+            (
+                [(
+                    header::SET_COOKIE,
+                    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
+                )],
+                Redirect::to("/"),
+            )
+                .into_response()
+        }
+        None => {
+            tracing::warn!(user = name, "console sign-in refused");
+            Redirect::to("/login?failed").into_response()
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let (Some(token), Some(s)) = (cookie_token(&headers), session(&state, &headers))
+        && form.get("csrf") == Some(&s.csrf)
+    {
+        state.sessions.logout(&token);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/"),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// The agenda as the command line shows it, as of now.
+async fn agenda_items(state: &WebState, window: Window) -> anyhow::Result<Vec<AgendaItem>> {
+    let settings = state.settings.borrow().clone();
+    let records = records::store::load(&state.pool).await?;
+    let planned = plan::plan(&records, &settings, &settings.calendar());
+    let waiting = plan::waiting(&records, &settings);
+    let rows = outbox::list(&state.pool, None).await?;
+    Ok(agenda::build(
+        &rows,
+        &planned,
+        &waiting,
+        Utc::now(),
+        settings.time_zone(),
+        window,
+    ))
+}
+
+fn failed_page(e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "console page failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the records could not be read",
+    )
+        .into_response()
+}
+
+async fn today(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let today = Utc::now()
+        .with_timezone(&state.settings.borrow().time_zone())
+        .date_naive();
+    let items = match agenda_items(&state, Window::default()).await {
+        Ok(items) => items,
+        Err(e) => return failed_page(e),
+    };
+    let recent = today - Duration::days(30);
+    let waiting: Vec<_> = items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.status,
+                AgendaStatus::AwaitingConfirmation | AgendaStatus::Waiting
+            )
+        })
+        .collect();
+    let today_items: Vec<_> = items.iter().filter(|i| i.due_on == Some(today)).collect();
+    let problems: Vec<_> = items
+        .iter()
+        .filter(|i| matches!(i.status, AgendaStatus::Failed | AgendaStatus::Missed))
+        .filter(|i| i.due_on.is_some_and(|d| d >= recent) || i.status == AgendaStatus::Failed)
+        .collect();
+    let ctx = base(&s, "today", "Today");
+    state.render(
+        "today.html",
+        context! { today => today, waiting => waiting, today_items => today_items, problems => problems, ..ctx },
+    )
+}
+
+async fn agenda_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let date = |k: &str| {
+        q.get(k)
+            .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+    };
+    let window = Window {
+        from: date("from"),
+        to: date("to"),
+    };
+    let mut items = match agenda_items(&state, window).await {
+        Ok(items) => items,
+        Err(e) => return failed_page(e),
+    };
+    let wanted = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(a) = wanted("authority") {
+        items.retain(|i| {
+            i.authority
+                .as_deref()
+                .is_some_and(|x| x.to_ascii_lowercase() == a)
+        });
+    }
+    if let Some(r) = wanted("rule") {
+        items.retain(|i| i.rule.to_ascii_lowercase().contains(&r));
+    }
+    if let Some(st) = wanted("status") {
+        items.retain(|i| <&str>::from(i.status) == st.replace(' ', "_"));
+    }
+    let ctx = base(&s, "agenda", "Agenda");
+    state.render(
+        "agenda.html",
+        context! { items => items, filters => q, ..ctx },
+    )
+}
+
+/// What an editor may do to a row in its state.
+fn actions_for(status: Status) -> &'static [&'static str] {
+    match status {
+        Status::AwaitingConfirmation => &["confirm", "cancel"],
+        Status::Pending => &["cancel"],
+        Status::Failed | Status::Missed => &["retry", "cancel"],
+        Status::Cancelled => &["retry"],
+        Status::Sending | Status::Sent => &[],
+    }
+}
+
+async fn outbox_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let row = match outbox::get(&state.pool, id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such email").into_response(),
+        Err(e) => return failed_page(e),
+    };
+    let audit = audit::for_target(&state.pool, &format!("outbox:{id}"))
+        .await
+        .unwrap_or_default();
+    let ctx = base(&s, "outbox", &format!("{} {}", row.rule, row.subject));
+    state.render(
+        "outbox.html",
+        context! {
+            can_act => s.role == WebRole::Editor,
+            actions => actions_for(row.status),
+            row => row,
+            audit => audit,
+            ..ctx
+        },
+    )
+}
+
+async fn outbox_action(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match acting(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let now = Utc::now();
+    let done = match action.as_str() {
+        "confirm" => outbox::confirm(&state.pool, id, &s.user, now).await,
+        "retry" => outbox::retry(&state.pool, id, now).await,
+        "cancel" => outbox::cancel(&state.pool, id, now).await,
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    };
+    if let Err(e) = done {
+        return (StatusCode::CONFLICT, e.to_string()).into_response();
+    }
+    if let Err(e) = audit::record(
+        &state.pool,
+        now,
+        &s.user,
+        &action,
+        &format!("outbox:{id}"),
+        "",
+    )
+    .await
+    {
+        tracing::error!(error = format!("{e:#}"), "audit log not written");
+    }
+    state.wake.notify_one();
+    Redirect::to(&format!("/outbox/{id}")).into_response()
+}

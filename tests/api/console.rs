@@ -1,0 +1,303 @@
+//! The console, served by the real daemon on 127.0.0.1: who may see and do
+//! what, checked over plain HTTP, and a support officer's morning driven in a
+//! real headless Chromium.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use keydates::calendar::{Calendar, Direction};
+
+use crate::daemon::{Daemon, eventually, log_of, start};
+use crate::helpers::{SmtpServer, TestApp, free_addr};
+
+const EDITOR: (&str, &str) = ("pat", "correct horse battery staple");
+const VIEWER: (&str, &str) = ("val", "a viewer's own password");
+
+fn hash(app: &TestApp, password: &str) -> String {
+    let mut child = app
+        .command()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The next working day from today: when the test's chase falls due.
+fn chase_day() -> chrono::NaiveDate {
+    Calendar::default()
+        .roll(Utc::now().date_naive(), Direction::Forward)
+        .unwrap()
+}
+
+/// An installation with the console on a free port, an editor and a viewer,
+/// and one requires-improvement case whose plan chase falls due on
+/// `chase_day()`; the daemon runs as of that day.
+fn console(smtp: &SmtpServer) -> (TestApp, SocketAddr, Daemon) {
+    let mut app = TestApp::with_smtp(smtp.addr);
+    let users = format!(
+        "\n[[web.users]]\nname = \"{}\"\npassword_hash = \"{}\"\nrole = \"editor\"\n\n[[web.users]]\nname = \"{}\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n",
+        EDITOR.0,
+        hash(&app, EDITOR.1),
+        VIEWER.0,
+        hash(&app, VIEWER.1)
+    );
+    app.own_config(|t| t.replacen("[log]", &format!("{users}\n[log]"), 1));
+    let addr = free_addr();
+    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    let day = chase_day();
+    let report = Calendar::default().add_working_days(day, -50).unwrap();
+    assert!(
+        app.import(
+            "authorities",
+            "a.csv",
+            "code,name,region,dcs_name,dcs_email,coordinator_email\nWES,Westmere Council,london,Dana Reed,dcs@westmere.example.gov.uk,\n",
+        )
+        .status
+        .success()
+    );
+    let cases = format!(
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nWES-1,WES,requires_improvement,{report},,hmi@ofsted.example.gov.uk,\n"
+    );
+    assert!(app.import("cases", "c.csv", &cases).status.success());
+    let daemon = start(&app, &[], &["run", "--now", &day.to_string()]);
+    assert!(
+        eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
+        "the console never listened:\n{}",
+        log_of(&app)
+    );
+    (app, addr, daemon)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).build()
+}
+
+/// Signs in and returns the session cookie.
+fn sign_in(addr: SocketAddr, (name, password): (&str, &str)) -> String {
+    let response = agent()
+        .post(&format!("http://{addr}/login"))
+        .send_form(&[("name", name), ("password", password)])
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.header("location"), Some("/"));
+    let cookie = response.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    cookie.split(';').next().unwrap().to_string()
+}
+
+fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> ureq::Response {
+    let mut request = agent().get(&format!("http://{addr}{path}"));
+    if let Some(c) = cookie {
+        request = request.set("Cookie", c);
+    }
+    match request.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn post(
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> ureq::Response {
+    let mut request = agent().post(&format!("http://{addr}{path}"));
+    if let Some(c) = cookie {
+        request = request.set("Cookie", c);
+    }
+    match request.send_form(form) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    page[at..at + 64].to_string()
+}
+
+fn chase_id(app: &TestApp) -> i64 {
+    app.count("SELECT id FROM outbox WHERE rule_id = 'plan-chase' AND subject = 'WES-1'")
+}
+
+#[test]
+fn nothing_is_seen_or_done_without_a_session_its_form_token_and_the_editor_role() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    assert!(eventually(Duration::from_secs(20), || chase_id(&app) > 0));
+    let id = chase_id(&app);
+
+    // Without a session every page and action goes to the sign-in page.
+    for path in ["/", "/agenda", &format!("/outbox/{id}")] {
+        let r = get(addr, path, None);
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.header("location"), Some("/login"), "{path}");
+    }
+    let r = post(
+        addr,
+        &format!("/outbox/{id}/confirm"),
+        None,
+        &[("csrf", "x")],
+    );
+    assert_eq!(r.header("location"), Some("/login"));
+    // The sign-in page itself is plain and framed by nobody.
+    let r = get(addr, "/login", None);
+    assert_eq!(r.status(), 200);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    // A wrong password is refused.
+    let r = post(
+        addr,
+        "/login",
+        None,
+        &[("name", EDITOR.0), ("password", "guess")],
+    );
+    assert_eq!(r.header("location"), Some("/login?failed"));
+
+    // Signed in, an action without the form's token is refused.
+    let editor = sign_in(addr, EDITOR);
+    let r = post(addr, &format!("/outbox/{id}/confirm"), Some(&editor), &[]);
+    assert_eq!(r.status(), 403);
+    // A viewer sees, but cannot act even with the token.
+    let viewer = sign_in(addr, VIEWER);
+    let page = get(addr, &format!("/outbox/{id}"), Some(&viewer))
+        .into_string()
+        .unwrap();
+    assert!(page.contains("awaiting confirmation"), "{page}");
+    assert!(!page.contains("/confirm\""), "no buttons for a viewer");
+    let r = post(
+        addr,
+        &format!("/outbox/{id}/confirm"),
+        Some(&viewer),
+        &[("csrf", &csrf(&page))],
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE id = {id} AND status = 'awaiting_confirmation'"
+        )),
+        1,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_non_loopback_console_needs_users() {
+    let mut app = TestApp::new();
+    app.set("KEYDATES__WEB__LISTEN", "0.0.0.0:8765");
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("web.listen") && err.contains("web.users"),
+        "{err}"
+    );
+}
+
+/// The text of the page's main part once `wanted` shows in it: a click that
+/// navigates replaces the page under the driver, so this asks again.
+async fn main_text_with(c: &fantoccini::Client, wanted: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(main) = c.find(fantoccini::Locator::Css("main")).await
+            && let Ok(text) = main.text().await
+        {
+            if text.contains(wanted) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{wanted}` never showed; the page said:\n{last}")
+}
+
+/// A support officer's morning in a real browser: sign in, see what waits,
+/// confirm the held chase, and see it go.
+#[test]
+fn in_a_browser_an_editor_confirms_a_held_chase_and_it_goes() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    assert!(eventually(Duration::from_secs(20), || chase_id(&app) > 0));
+    let driver_port = free_addr().port();
+    let mut driver = std::process::Command::new("chromedriver")
+        .arg(format!("--port={driver_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async {
+        use fantoccini::{ClientBuilder, Locator};
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"] }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut client = None;
+        for _ in 0..50 {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{driver_port}"))
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let c = client.expect("chromedriver answered");
+        let base = format!("http://{addr}");
+        c.goto(&format!("{base}/")).await?;
+        assert!(c.current_url().await?.as_str().ends_with("/login"));
+        c.find(Locator::Css("#name")).await?.send_keys(EDITOR.0).await?;
+        c.find(Locator::Css("#password")).await?.send_keys(EDITOR.1).await?;
+        c.find(Locator::Css("main button[type=submit]")).await?.click().await?;
+        let today = main_text_with(&c, "Waiting for a person").await;
+        assert!(today.contains("plan-chase") && today.contains("awaiting confirmation"), "{today}");
+        std::fs::create_dir_all(concat!(env!("CARGO_TARGET_TMPDIR"), "/console")).unwrap();
+        let shot = c.screenshot().await?;
+        std::fs::write(concat!(env!("CARGO_TARGET_TMPDIR"), "/console/today.png"), shot).unwrap();
+        c.find(Locator::LinkText("WES-1")).await?.click().await?;
+        main_text_with(&c, "History").await;
+        c.find(Locator::Css("form[action$='/confirm'] button")).await?.click().await?;
+        // The history names the action and who did it.
+        let page = main_text_with(&c, &format!("{} confirm", EDITOR.0)).await;
+        assert!(!page.contains("No changes."), "{page}");
+        // The daemon is woken, plans and sends at once.
+        let sent = eventually(Duration::from_secs(20), || {
+            smtp.received().iter().any(|m| m.to.iter().any(|t| t == "dcs@westmere.example.gov.uk"))
+        });
+        assert!(sent, "the confirmed chase went:\n{}", log_of(&app));
+        c.refresh().await?;
+        main_text_with(&c, "sent").await;
+        c.close().await
+    });
+    let _ = driver.kill();
+    let _ = driver.wait();
+    result.unwrap();
+}
