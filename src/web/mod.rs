@@ -5,6 +5,7 @@
 //! and wake the daemon so that a change is planned at once.
 
 pub mod auth;
+pub mod timeline;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +51,11 @@ fn pages() -> Environment<'static> {
         ("today.html", include_str!("templates/today.html")),
         ("agenda.html", include_str!("templates/agenda.html")),
         ("outbox.html", include_str!("templates/outbox.html")),
+        (
+            "authorities.html",
+            include_str!("templates/authorities.html"),
+        ),
+        ("authority.html", include_str!("templates/authority.html")),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are part of the program");
@@ -94,6 +100,15 @@ pub fn router(state: Shared) -> Router {
         .route("/agenda", get(agenda_page))
         .route("/outbox/{id}", get(outbox_page))
         .route("/outbox/{id}/{action}", post(outbox_action))
+        .route("/authorities", get(authorities_page))
+        .route("/authorities/{code}", get(authority_page))
+        .route("/cases/{case}/{action}", post(case_action))
+        .route("/visits/{case}/{no}/{action}", post(visit_action))
+        .route("/seminars/{seminar}/{action}", post(seminar_action))
+        .route(
+            "/seminars/{seminar}/conversation/{code}",
+            post(conversation_action),
+        )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/style.css", get(style))
@@ -413,4 +428,334 @@ async fn outbox_action(
     }
     state.wake.notify_one();
     Redirect::to(&format!("/outbox/{id}")).into_response()
+}
+
+async fn authorities_page(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let records = match records::store::load(&state.pool).await {
+        Ok(r) => r,
+        Err(e) => return failed_page(e),
+    };
+    let list: Vec<_> = records
+        .authorities
+        .values()
+        .map(|a| {
+            let cases: Vec<&str> = records
+                .cases
+                .values()
+                .filter(|c| c.authority_code == a.code)
+                .map(|c| c.case_ref.as_str())
+                .collect();
+            context! { code => a.code, name => a.name, region => a.region.name(), cases => cases }
+        })
+        .collect();
+    let ctx = base(&s, "authorities", "Authorities");
+    state.render("authorities.html", context! { authorities => list, ..ctx })
+}
+
+async fn authority_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let settings = state.settings.borrow().clone();
+    let records = match records::store::load(&state.pool).await {
+        Ok(r) => r,
+        Err(e) => return failed_page(e),
+    };
+    let Some(authority) = records.authorities.get(&code) else {
+        return (StatusCode::NOT_FOUND, "no such authority").into_response();
+    };
+    let items: Vec<AgendaItem> = match agenda_items(&state, Window::default()).await {
+        Ok(items) => items
+            .into_iter()
+            .filter(|i| i.authority.as_deref() == Some(code.as_str()))
+            .collect(),
+        Err(e) => return failed_page(e),
+    };
+    let calendar = settings.calendar();
+    let cases: Vec<_> = records
+        .cases
+        .values()
+        .filter(|c| c.authority_code == code)
+        .collect();
+    let mut entries: Vec<(NaiveDate, String, String, String)> = items
+        .iter()
+        .filter_map(|i| {
+            let status: &str = i.status.into();
+            Some((
+                i.due_on?,
+                i.rule.clone(),
+                status.to_string(),
+                i.rule.clone(),
+            ))
+        })
+        .collect();
+    let record = |d: NaiveDate, label: String| (d, label, "record".to_string(), String::new());
+    for c in &cases {
+        entries.push(record(
+            c.report_received_on,
+            format!("{}: report received", c.case_ref),
+        ));
+        if let Some(due) = plan::plan_due_on(&calendar, c.report_received_on) {
+            entries.push(record(due, format!("{}: plan due", c.case_ref)));
+        }
+        if let Some(on) = c.planning_event_on {
+            entries.push(record(on, format!("{}: planning event", c.case_ref)));
+        }
+    }
+    let visits: Vec<_> = records
+        .visits
+        .iter()
+        .filter(|v| cases.iter().any(|c| c.case_ref == v.case_ref))
+        .collect();
+    for v in &visits {
+        entries.push(record(v.starts_on, format!("visit {} starts", v.visit_no)));
+    }
+    let seminar_refs: std::collections::BTreeSet<&str> = records
+        .delegates
+        .iter()
+        .filter(|d| d.authority_code == code)
+        .map(|d| d.seminar_ref.as_str())
+        .collect();
+    let seminars: Vec<_> = seminar_refs
+        .iter()
+        .filter_map(|r| records.seminars.get(*r))
+        .collect();
+    for s in &seminars {
+        entries.push(record(s.held_on, format!("seminar {}", s.seminar_ref)));
+    }
+    let today = Utc::now().with_timezone(&settings.time_zone()).date_naive();
+    let case_views: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            let vs: Vec<_> = visits
+                .iter()
+                .filter(|v| v.case_ref == c.case_ref)
+                .map(|v| context! { visit_no => v.visit_no, starts_on => v.starts_on, cancelled => v.cancelled, audited_cases => v.audited_cases })
+                .collect();
+            context! { case_ref => c.case_ref, judgement => c.judgement.id(), visits => vs }
+        })
+        .collect();
+    let seminar_views: Vec<_> = seminars
+        .iter()
+        .map(|s| context! { seminar_ref => s.seminar_ref, title => s.title, held_on => s.held_on })
+        .collect();
+    let mut audit = Vec::new();
+    for target in cases.iter().map(|c| format!("case:{}", c.case_ref)).chain(
+        seminars
+            .iter()
+            .map(|s| format!("seminar:{}", s.seminar_ref)),
+    ) {
+        audit.extend(
+            audit::for_target(&state.pool, &target)
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    audit.sort_by(|a, b| b.at.cmp(&a.at));
+    let ctx = base(&s, "authorities", &authority.name);
+    state.render(
+        "authority.html",
+        context! {
+            authority => context! { code => authority.code, name => authority.name },
+            timeline => timeline::layout(entries, today),
+            items => items,
+            cases => case_views,
+            seminars => seminar_views,
+            can_act => s.role == WebRole::Editor,
+            audit => audit,
+            ..ctx
+        },
+    )
+}
+
+fn form_date(form: &HashMap<String, String>) -> Result<NaiveDate, Box<Response>> {
+    form.get("date")
+        .and_then(|d| crate::calendar::parse_date(d).ok())
+        .ok_or_else(|| {
+            Box::new(
+                (
+                    StatusCode::BAD_REQUEST,
+                    "give a date (YYYY-MM-DD) from 2000 to 2100",
+                )
+                    .into_response(),
+            )
+        })
+}
+
+/// After a record change: audit it, wake the daemon, and go back to the authority.
+async fn changed(
+    state: &WebState,
+    s: &Session,
+    result: Result<(), crate::records::edit::EditError>,
+    action: &str,
+    target: String,
+    detail: String,
+    back: &str,
+) -> Response {
+    if let Err(e) = result {
+        return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+    }
+    if let Err(e) = audit::record(&state.pool, Utc::now(), &s.user, action, &target, &detail).await
+    {
+        tracing::error!(error = format!("{e:#}"), "audit log not written");
+    }
+    state.wake.notify_one();
+    Redirect::to(&format!("/authorities/{back}")).into_response()
+}
+
+async fn authority_of_case(state: &WebState, case_ref: &str) -> String {
+    sqlx::query_scalar("SELECT authority_code FROM cases WHERE case_ref = ?")
+        .bind(case_ref)
+        .fetch_optional(&state.pool)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+async fn case_action(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((case_ref, action)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match acting(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let date = match form_date(&form) {
+        Ok(d) => d,
+        Err(bad) => return *bad,
+    };
+    let result = match action.as_str() {
+        "plan-received" => records::edit::plan_received(&state.pool, &case_ref, date).await,
+        "planning-event" => records::edit::set_planning_event(&state.pool, &case_ref, date).await,
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    };
+    let back = authority_of_case(&state, &case_ref).await;
+    changed(
+        &state,
+        &s,
+        result,
+        &action,
+        format!("case:{case_ref}"),
+        date.to_string(),
+        &back,
+    )
+    .await
+}
+
+async fn visit_action(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((case_ref, visit_no, action)): Path<(String, u32, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match acting(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let (result, detail) = match action.as_str() {
+        "move" => match form_date(&form) {
+            Ok(d) => (
+                records::edit::move_visit(&state.pool, &case_ref, visit_no, d).await,
+                d.to_string(),
+            ),
+            Err(bad) => return *bad,
+        },
+        "cancel" => (
+            records::edit::cancel_visit(&state.pool, &case_ref, visit_no).await,
+            String::new(),
+        ),
+        "audited" => {
+            let refs = vec![form.get("refs").cloned().unwrap_or_default()];
+            (
+                records::edit::set_audited(&state.pool, &case_ref, visit_no, &refs).await,
+                refs.join(";"),
+            )
+        }
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    };
+    let back = authority_of_case(&state, &case_ref).await;
+    let action = format!("visit {visit_no}: {action}");
+    changed(
+        &state,
+        &s,
+        result,
+        &action,
+        format!("case:{case_ref}"),
+        detail,
+        &back,
+    )
+    .await
+}
+
+async fn seminar_action(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((seminar_ref, action)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match acting(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let result = match action.as_str() {
+        "confirm" => records::edit::confirm_seminar(&state.pool, &seminar_ref).await,
+        "cancel" => records::edit::cancel_seminar(&state.pool, &seminar_ref).await,
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    };
+    // The authority page the form was on; a code, nothing else.
+    let back: String = form
+        .get("back")
+        .map(|b| {
+            b.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                .collect()
+        })
+        .unwrap_or_default();
+    changed(
+        &state,
+        &s,
+        result,
+        &action,
+        format!("seminar:{seminar_ref}"),
+        String::new(),
+        &back,
+    )
+    .await
+}
+
+async fn conversation_action(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((seminar_ref, code)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match acting(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let date = match form_date(&form) {
+        Ok(d) => d,
+        Err(bad) => return *bad,
+    };
+    let result = records::edit::record_conversation(&state.pool, &seminar_ref, &code, date).await;
+    changed(
+        &state,
+        &s,
+        result,
+        "conversation",
+        format!("seminar:{seminar_ref}"),
+        format!("{code} {date}"),
+        &code,
+    )
+    .await
 }

@@ -212,6 +212,64 @@ fn a_non_loopback_console_needs_users() {
     );
 }
 
+/// chromedriver on a free port, for a headless Chromium.
+fn chromedriver() -> (std::process::Child, u16) {
+    let port = free_addr().port();
+    let child = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+    (child, port)
+}
+
+/// A headless Chromium session through the chromedriver on `port`.
+async fn browser(port: u16) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"] }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    for _ in 0..50 {
+        if let Ok(c) = fantoccini::ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("chromedriver did not answer on port {port}")
+}
+
+/// Signs in through the form.
+async fn sign_in_browser(c: &fantoccini::Client, addr: SocketAddr) {
+    use fantoccini::Locator;
+    c.goto(&format!("http://{addr}/")).await.unwrap();
+    c.find(Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys(EDITOR.0)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(EDITOR.1)
+        .await
+        .unwrap();
+    c.find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    main_text_with(c, "Today,").await;
+}
+
 /// The text of the page's main part once `wanted` shows in it: a click that
 /// navigates replaces the page under the driver, so this asks again.
 async fn main_text_with(c: &fantoccini::Client, wanted: &str) -> String {
@@ -237,60 +295,55 @@ fn in_a_browser_an_editor_confirms_a_held_chase_and_it_goes() {
     let smtp = SmtpServer::start();
     let (app, addr, _daemon) = console(&smtp);
     assert!(eventually(Duration::from_secs(20), || chase_id(&app) > 0));
-    let driver_port = free_addr().port();
-    let mut driver = std::process::Command::new("chromedriver")
-        .arg(format!("--port={driver_port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+    let (mut driver, driver_port) = chromedriver();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let result = runtime.block_on(async {
-        use fantoccini::{ClientBuilder, Locator};
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"] }),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let mut client = None;
-        for _ in 0..50 {
-            match ClientBuilder::new(connector.clone())
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{driver_port}"))
-                .await
-            {
-                Ok(c) => {
-                    client = Some(c);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-        let c = client.expect("chromedriver answered");
+        use fantoccini::Locator;
+        let c = browser(driver_port).await;
         let base = format!("http://{addr}");
         c.goto(&format!("{base}/")).await?;
         assert!(c.current_url().await?.as_str().ends_with("/login"));
-        c.find(Locator::Css("#name")).await?.send_keys(EDITOR.0).await?;
-        c.find(Locator::Css("#password")).await?.send_keys(EDITOR.1).await?;
-        c.find(Locator::Css("main button[type=submit]")).await?.click().await?;
+        c.find(Locator::Css("#name"))
+            .await?
+            .send_keys(EDITOR.0)
+            .await?;
+        c.find(Locator::Css("#password"))
+            .await?
+            .send_keys(EDITOR.1)
+            .await?;
+        c.find(Locator::Css("main button[type=submit]"))
+            .await?
+            .click()
+            .await?;
         let today = main_text_with(&c, "Waiting for a person").await;
-        assert!(today.contains("plan-chase") && today.contains("awaiting confirmation"), "{today}");
+        assert!(
+            today.contains("plan-chase") && today.contains("awaiting confirmation"),
+            "{today}"
+        );
         std::fs::create_dir_all(concat!(env!("CARGO_TARGET_TMPDIR"), "/console")).unwrap();
         let shot = c.screenshot().await?;
-        std::fs::write(concat!(env!("CARGO_TARGET_TMPDIR"), "/console/today.png"), shot).unwrap();
+        std::fs::write(
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/console/today.png"),
+            shot,
+        )
+        .unwrap();
         c.find(Locator::LinkText("WES-1")).await?.click().await?;
         main_text_with(&c, "History").await;
-        c.find(Locator::Css("form[action$='/confirm'] button")).await?.click().await?;
+        c.find(Locator::Css("form[action$='/confirm'] button"))
+            .await?
+            .click()
+            .await?;
         // The history names the action and who did it.
         let page = main_text_with(&c, &format!("{} confirm", EDITOR.0)).await;
         assert!(!page.contains("No changes."), "{page}");
         // The daemon is woken, plans and sends at once.
         let sent = eventually(Duration::from_secs(20), || {
-            smtp.received().iter().any(|m| m.to.iter().any(|t| t == "dcs@westmere.example.gov.uk"))
+            smtp.received()
+                .iter()
+                .any(|m| m.to.iter().any(|t| t == "dcs@westmere.example.gov.uk"))
         });
         assert!(sent, "the confirmed chase went:\n{}", log_of(&app));
         c.refresh().await?;
@@ -300,4 +353,79 @@ fn in_a_browser_an_editor_confirms_a_held_chase_and_it_goes() {
     let _ = driver.kill();
     let _ = driver.wait();
     result.unwrap();
+}
+
+/// The authority's timeline follows a moved visit.
+#[test]
+fn in_a_browser_moving_a_visit_moves_it_on_the_timeline() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let starts = chase_day() + chrono::Days::new(40);
+    let cases = format!(
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nWES-2,WES,inadequate,{},,hmi@ofsted.example.gov.uk,\n",
+        chase_day() - chrono::Days::new(100)
+    );
+    assert!(app.import("cases", "c2.csv", &cases).status.success());
+    let visits = format!(
+        "case_ref,visit_no,starts_on,lead_inspector_email,audited_cases,cancelled\nWES-2,1,{starts},hmi@ofsted.example.gov.uk,,false\n"
+    );
+    assert!(app.import("visits", "v.csv", &visits).status.success());
+    let (mut driver, driver_port) = chromedriver();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async {
+        use fantoccini::Locator;
+        let c = browser(driver_port).await;
+        sign_in_browser(&c, addr).await;
+        c.goto(&format!("http://{addr}/authorities/WES")).await?;
+        main_text_with(&c, "Timeline").await;
+        let mark = |rule: &'static str| {
+            let c = c.clone();
+            async move {
+                c.find(Locator::Css(&format!("g.mark[data-rule='{rule}']")))
+                    .await?
+                    .attr("data-date")
+                    .await
+            }
+        };
+        let before = mark("child-data-request").await?.unwrap();
+        let moved = starts + chrono::Days::new(14);
+        let field = c.find(Locator::Css("#move-WES-2-1")).await?;
+        // A date input takes the date as typed in the browser's locale.
+        c.execute(
+            "arguments[0].value = arguments[1];",
+            vec![
+                serde_json::to_value(&field)?,
+                serde_json::Value::String(moved.to_string()),
+            ],
+        )
+        .await?;
+        c.find(Locator::Css("form[action='/visits/WES-2/1/move'] button"))
+            .await?
+            .click()
+            .await?;
+        main_text_with(&c, "visit 1: move").await;
+        let after = mark("child-data-request").await?.unwrap();
+        assert_ne!(before, after, "the data request moved with the visit");
+        let shot = c.screenshot().await?;
+        std::fs::create_dir_all(concat!(env!("CARGO_TARGET_TMPDIR"), "/console")).unwrap();
+        std::fs::write(
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/console/timeline.png"),
+            shot,
+        )
+        .unwrap();
+        c.close().await
+    });
+    let _ = driver.kill();
+    let _ = driver.wait();
+    result.unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM visits WHERE case_ref = 'WES-2' AND starts_on = '{}'",
+            starts + chrono::Days::new(14)
+        )),
+        1
+    );
 }
