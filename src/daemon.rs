@@ -67,7 +67,7 @@ pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
 /// logged and the old config stays in force.
 pub async fn run(
     pool: SqlitePool,
-    mut engine: Engine,
+    engine: Engine,
     config_path: PathBuf,
     clock: Clock,
     shutdown: CancellationToken,
@@ -75,13 +75,14 @@ pub async fn run(
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
     // The console, when configured: it reads the settings in force and wakes
     // this loop when someone changes a record.
-    let (settings_tx, settings_rx) = watch::channel(engine.settings.clone());
+    let mut engine = Arc::new(engine);
+    let (engine_tx, engine_rx) = watch::channel(engine.clone());
     let wake = Arc::new(Notify::new());
     if let Some(addr) = engine.settings.web.address().map_err(anyhow::Error::msg)? {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
-        let state = Arc::new(WebState::new(pool.clone(), settings_rx, wake.clone()));
+        let state = Arc::new(WebState::new(pool.clone(), engine_rx, wake.clone()));
         let stop = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::web::serve(listener, state, stop).await {
@@ -149,8 +150,8 @@ pub async fn run(
                             scheduler.remove(&job).await?;
                             job = poll_job(&scheduler, &new.settings.schedule.poll, tick_tx.clone()).await?;
                         }
-                        engine = new;
-                        let _ = settings_tx.send(engine.settings.clone());
+                        engine = Arc::new(new);
+                        let _ = engine_tx.send(engine.clone());
                         tracing::info!(rules = engine.settings.rules.len(), "config reloaded");
                         // A fixed relay setting takes effect at once for the emails waiting on it.
                         if let Err(e) = crate::relay::retry_waiting_now(&pool).await {

@@ -665,6 +665,24 @@ pub async fn retry_relay_waits(pool: &SqlitePool) -> anyhow::Result<u64> {
     .rows_affected())
 }
 
+/// One send of an email and what came of it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Attempt {
+    pub at: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// An email's sends, oldest first.
+pub async fn attempts(pool: &SqlitePool, id: i64) -> anyhow::Result<Vec<Attempt>> {
+    Ok(
+        sqlx::query_as("SELECT at, outcome, detail FROM attempts WHERE outbox_id = ? ORDER BY id")
+            .bind(id)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// The pending row that goes next, if any.
 pub async fn next_pending(pool: &SqlitePool) -> anyhow::Result<Option<OutboxRow>> {
     Ok(

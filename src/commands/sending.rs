@@ -131,8 +131,13 @@ pub async fn preview(
     print!("{}", composed.message.headers());
     println!();
     println!("{}", composed.rendered.text);
-    for (name, content_type, size) in &composed.attachments {
-        println!("[attachment] {name} ({content_type}, {size} bytes)");
+    for a in &composed.attachments {
+        println!(
+            "[attachment] {} ({}, {} bytes)",
+            a.name,
+            a.content_type,
+            a.bytes.len()
+        );
     }
     if composed.rendered.html.is_some() {
         println!("[alternative] text/html");

@@ -33,8 +33,15 @@ impl From<String> for ComposeError {
 pub struct Composed {
     pub message: Message,
     pub rendered: Rendered,
-    /// File name, content type and size of each attachment.
-    pub attachments: Vec<(String, String, usize)>,
+    pub attachments: Vec<AttachedFile>,
+}
+
+/// One attachment as it goes.
+#[derive(Debug, Clone)]
+pub struct AttachedFile {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Everything composing needs that does not change between messages.
@@ -104,7 +111,11 @@ impl Composer<'_> {
         for (name, content_type, bytes) in annexes {
             let ct = ContentType::parse(&content_type)
                 .map_err(|e| format!("annex {name}: bad content type {content_type}: {e}"))?;
-            attachments.push((name.clone(), content_type, bytes.len()));
+            attachments.push(AttachedFile {
+                name: name.clone(),
+                content_type,
+                bytes: bytes.clone(),
+            });
             mixed = mixed.singlepart(Attachment::new(name).body(bytes, ct));
         }
         let message = builder

@@ -22,7 +22,8 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::agenda::{self, AgendaItem, AgendaStatus, Window};
-use crate::config::{Settings, WebRole};
+use crate::config::WebRole;
+use crate::deliver::Engine;
 use crate::outbox::{self, Status};
 use crate::{audit, plan, records};
 use auth::{COOKIE, Session, Sessions};
@@ -30,8 +31,8 @@ use auth::{COOKIE, Session, Sessions};
 /// What every request may use.
 pub struct WebState {
     pub pool: SqlitePool,
-    /// The settings in force, replaced on reload.
-    pub settings: watch::Receiver<Arc<Settings>>,
+    /// The settings, templates and mailer in force, replaced on reload.
+    pub engine: watch::Receiver<Arc<Engine>>,
     /// Tells the daemon a record changed: plan now, not at the next poll.
     pub wake: Arc<Notify>,
     sessions: Sessions,
@@ -56,6 +57,7 @@ fn pages() -> Environment<'static> {
             include_str!("templates/authorities.html"),
         ),
         ("authority.html", include_str!("templates/authority.html")),
+        ("preview.html", include_str!("templates/preview.html")),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are part of the program");
@@ -66,12 +68,12 @@ fn pages() -> Environment<'static> {
 impl WebState {
     pub fn new(
         pool: SqlitePool,
-        settings: watch::Receiver<Arc<Settings>>,
+        engine: watch::Receiver<Arc<Engine>>,
         wake: Arc<Notify>,
     ) -> WebState {
         WebState {
             pool,
-            settings,
+            engine,
             wake,
             sessions: Sessions::default(),
             pages: pages(),
@@ -100,6 +102,9 @@ pub fn router(state: Shared) -> Router {
         .route("/agenda", get(agenda_page))
         .route("/outbox/{id}", get(outbox_page))
         .route("/outbox/{id}/{action}", post(outbox_action))
+        .route("/outbox/{id}/preview", get(preview_page))
+        .route("/outbox/{id}/preview.html", get(preview_html))
+        .route("/outbox/{id}/annex/{n}", get(annex_download))
         .route("/authorities", get(authorities_page))
         .route("/authorities/{code}", get(authority_page))
         .route("/cases/{case}/{action}", post(case_action))
@@ -117,12 +122,14 @@ pub fn router(state: Shared) -> Router {
 }
 
 async fn security_headers(mut response: Response) -> Response {
+    let csp = if response.extensions().get::<EmailPolicy>().is_some() {
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    } else {
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    };
     let h = response.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(csp));
     for (name, value) in [
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "no-referrer"),
         ("x-frame-options", "DENY"),
@@ -207,7 +214,7 @@ async fn login_page(
 }
 
 async fn login(State(state): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
-    let users = state.settings.borrow().web.users.clone();
+    let users = state.engine.borrow().settings.web.users.clone();
     let name = form.get("name").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     match state.sessions.login(&users, name, password).await {
@@ -251,7 +258,7 @@ async fn logout(
 
 /// The agenda as the command line shows it, as of now.
 async fn agenda_items(state: &WebState, window: Window) -> anyhow::Result<Vec<AgendaItem>> {
-    let settings = state.settings.borrow().clone();
+    let settings = state.engine.borrow().settings.clone();
     let records = records::store::load(&state.pool).await?;
     let planned = plan::plan(&records, &settings, &settings.calendar());
     let waiting = plan::waiting(&records, &settings);
@@ -280,7 +287,7 @@ async fn today(State(state): State<Shared>, headers: HeaderMap) -> Response {
         return to_login();
     };
     let today = Utc::now()
-        .with_timezone(&state.settings.borrow().time_zone())
+        .with_timezone(&state.engine.borrow().settings.time_zone())
         .date_naive();
     let items = match agenda_items(&state, Window::default()).await {
         Ok(items) => items,
@@ -381,6 +388,7 @@ async fn outbox_page(
     let audit = audit::for_target(&state.pool, &format!("outbox:{id}"))
         .await
         .unwrap_or_default();
+    let attempts = outbox::attempts(&state.pool, id).await.unwrap_or_default();
     let ctx = base(&s, "outbox", &format!("{} {}", row.rule, row.subject));
     state.render(
         "outbox.html",
@@ -389,6 +397,7 @@ async fn outbox_page(
             actions => actions_for(row.status),
             row => row,
             audit => audit,
+            attempts => attempts,
             ..ctx
         },
     )
@@ -463,7 +472,7 @@ async fn authority_page(
     let Some(s) = session(&state, &headers) else {
         return to_login();
     };
-    let settings = state.settings.borrow().clone();
+    let settings = state.engine.borrow().settings.clone();
     let records = match records::store::load(&state.pool).await {
         Ok(r) => r,
         Err(e) => return failed_page(e),
@@ -758,4 +767,111 @@ async fn conversation_action(
         &code,
     )
     .await
+}
+
+/// The email a row would send now, composed from the current records.
+async fn composed(state: &WebState, id: i64) -> Result<crate::mail::Composed, Response> {
+    let row = match outbox::get(&state.pool, id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Err((StatusCode::NOT_FOUND, "no such email").into_response()),
+        Err(e) => return Err(failed_page(e)),
+    };
+    let engine = state.engine.borrow().clone();
+    let records = crate::deliver::records_for(&engine, &state.pool, &row)
+        .await
+        .map_err(failed_page)?;
+    crate::deliver::compose_row(&engine, &records, &row).map_err(|e| {
+        (
+            StatusCode::CONFLICT,
+            format!("the email cannot be built: {e}"),
+        )
+            .into_response()
+    })
+}
+
+async fn preview_page(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let c = match composed(&state, id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let shown: Vec<(&str, String)> = ["From", "To", "Cc", "Reply-To", "Subject"]
+        .into_iter()
+        .filter_map(|name| Some((name, c.message.headers().get_raw(name)?.to_string())))
+        .collect();
+    let attachments: Vec<_> = c
+        .attachments
+        .iter()
+        .map(|a| context! { name => a.name, size => a.bytes.len() })
+        .collect();
+    let ctx = base(&s, "outbox", "Preview");
+    state.render(
+        "preview.html",
+        context! {
+            id => id, headers => shown, attachments => attachments,
+            has_html => c.rendered.html.is_some(), text => c.rendered.text,
+            ..ctx
+        },
+    )
+}
+
+/// Marks a response that shows an email's own HTML.
+#[derive(Clone, Copy)]
+struct EmailPolicy;
+
+/// The HTML alternative as recipients see it. Its own policy allows the
+/// email's inline styles and nothing else.
+async fn preview_html(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if session(&state, &headers).is_none() {
+        return to_login();
+    }
+    let c = match composed(&state, id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(html) = c.rendered.html else {
+        return (StatusCode::NOT_FOUND, "this email has no HTML version").into_response();
+    };
+    let mut response = Html(html).into_response();
+    response.extensions_mut().insert(EmailPolicy);
+    response
+}
+
+async fn annex_download(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path((id, n)): Path<(i64, usize)>,
+) -> Response {
+    if session(&state, &headers).is_none() {
+        return to_login();
+    }
+    let c = match composed(&state, id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(a) = c.attachments.get(n) else {
+        return (StatusCode::NOT_FOUND, "no such attachment").into_response();
+    };
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        a.name.replace(['"', '\\'], "_")
+    );
+    (
+        [
+            (header::CONTENT_TYPE, a.content_type.clone()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        a.bytes.clone(),
+    )
+        .into_response()
 }

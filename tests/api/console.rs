@@ -178,6 +178,36 @@ fn nothing_is_seen_or_done_without_a_session_its_form_token_and_the_editor_role(
     let editor = sign_in(addr, EDITOR);
     let r = post(addr, &format!("/outbox/{id}/confirm"), Some(&editor), &[]);
     assert_eq!(r.status(), 403);
+    // The email as it would go, with its annex to download; not without a session.
+    let preview = get(addr, &format!("/outbox/{id}/preview"), Some(&editor));
+    assert_eq!(preview.status(), 200);
+    let page = preview.into_string().unwrap();
+    assert!(
+        page.contains("dcs@westmere.example.gov.uk") && page.contains("planning-record-WES"),
+        "{page}"
+    );
+    let annex = get(addr, &format!("/outbox/{id}/annex/0"), Some(&editor));
+    assert_eq!(
+        annex.header("content-type"),
+        Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    );
+    assert!(
+        annex
+            .header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    for path in [
+        format!("/outbox/{id}/preview"),
+        format!("/outbox/{id}/annex/0"),
+        format!("/outbox/{id}/preview.html"),
+    ] {
+        assert_eq!(
+            get(addr, &path, None).header("location"),
+            Some("/login"),
+            "{path}"
+        );
+    }
     // A viewer sees, but cannot act even with the token.
     let viewer = sign_in(addr, VIEWER);
     let page = get(addr, &format!("/outbox/{id}"), Some(&viewer))
