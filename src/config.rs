@@ -231,6 +231,9 @@ pub struct WebSettings {
     pub listen: String,
     #[serde(default)]
     pub users: Vec<WebUser>,
+    /// Serve `/metrics` (Prometheus text, no login: counts only).
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 impl Default for WebSettings {
@@ -238,6 +241,7 @@ impl Default for WebSettings {
         WebSettings {
             listen: default_listen(),
             users: Vec::new(),
+            metrics: false,
         }
     }
 }

@@ -82,7 +82,17 @@ pub async fn run(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
-        let state = Arc::new(WebState::new(pool.clone(), engine_rx, wake.clone()));
+        let metrics = if engine.settings.web.metrics {
+            Some(crate::metrics::install()?)
+        } else {
+            None
+        };
+        let state = Arc::new(WebState::new(
+            pool.clone(),
+            engine_rx,
+            wake.clone(),
+            metrics,
+        ));
         let stop = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::web::serve(listener, state, stop).await {
@@ -152,6 +162,7 @@ pub async fn run(
                         }
                         engine = Arc::new(new);
                         let _ = engine_tx.send(engine.clone());
+                        crate::metrics::reloaded();
                         tracing::info!(rules = engine.settings.rules.len(), "config reloaded");
                         // A fixed relay setting takes effect at once for the emails waiting on it.
                         if let Err(e) = crate::relay::retry_waiting_now(&pool).await {

@@ -206,6 +206,7 @@ async fn send_and_record(
     match result {
         Ok(reply) => {
             outbox::mark_sent(pool, row.id, &reply, now).await?;
+            crate::metrics::send(&row.rule, "sent");
             tracing::info!(reply = %reply, attempts = row.attempts, "sent");
             relay::works(pool, now).await?;
             Ok(Outcome::Sent { id: row.id })
@@ -214,11 +215,13 @@ async fn send_and_record(
             let error = SendError::Relay(reason).to_string();
             let next = now + backoff(row.attempts);
             outbox::mark_retry(pool, row.id, &error, next, now).await?;
+            crate::metrics::send(&row.rule, "relay_fault");
             relay::fails(pool, &error, now).await?;
             Ok(Outcome::RelayFault { id: row.id, error })
         }
         Err(SendError::Permanent(error)) => {
             outbox::mark_failed(pool, row.id, &error, now).await?;
+            crate::metrics::send(&row.rule, "failed");
             tracing::error!(%error, "failed; not retried");
             Ok(Outcome::Failed { id: row.id, error })
         }
@@ -229,10 +232,12 @@ async fn send_and_record(
             if next - first > lifetime {
                 let error = format!("gave up after {} attempts: {error}", row.attempts);
                 outbox::mark_failed(pool, row.id, &error, now).await?;
+                crate::metrics::send(&row.rule, "failed");
                 tracing::error!(%error, "failed");
                 Ok(Outcome::Failed { id: row.id, error })
             } else {
                 outbox::mark_retry(pool, row.id, &error, next, now).await?;
+                crate::metrics::send(&row.rule, "retrying");
                 tracing::warn!(%error, next_attempt = %outbox::ts(next), "will retry");
                 Ok(Outcome::Retrying { id: row.id, error })
             }
@@ -409,6 +414,10 @@ pub async fn run_pass(
         report.digest = send_digest_if_due(engine, pool, clock.now()).await?;
     }
     state::set(pool, keys::LAST_PASS_AT, &outbox::ts(clock.now())).await?;
+    crate::metrics::pass_done(clock.now());
+    if let Err(e) = crate::metrics::outbox_gauges(pool, clock.now()).await {
+        tracing::warn!(error = format!("{e:#}"), "outbox figures not measured");
+    }
     Ok(report)
 }
 

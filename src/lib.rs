@@ -18,6 +18,7 @@ pub mod demo;
 pub mod domain;
 pub mod health;
 pub mod mail;
+pub mod metrics;
 pub mod offset;
 pub mod outbox;
 pub mod plan;

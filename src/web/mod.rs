@@ -37,6 +37,8 @@ pub struct WebState {
     pub wake: Arc<Notify>,
     sessions: Sessions,
     pages: Environment<'static>,
+    /// Renders `/metrics` when `web.metrics` is on.
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 type Shared = Arc<WebState>;
@@ -70,10 +72,12 @@ impl WebState {
         pool: SqlitePool,
         engine: watch::Receiver<Arc<Engine>>,
         wake: Arc<Notify>,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> WebState {
         WebState {
             pool,
             engine,
+            metrics,
             wake,
             sessions: Sessions::default(),
             pages: pages(),
@@ -117,6 +121,7 @@ pub fn router(state: Shared) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/style.css", get(style))
+        .route("/metrics", get(metrics_page))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -874,4 +879,19 @@ async fn annex_download(
         a.bytes.clone(),
     )
         .into_response()
+}
+
+/// Counts and ages for a monitoring system; no login, as it holds no personal data.
+async fn metrics_page(State(state): State<Shared>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are off (web.metrics)").into_response(),
+    }
 }

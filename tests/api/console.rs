@@ -459,3 +459,51 @@ fn in_a_browser_moving_a_visit_moves_it_on_the_timeline() {
         1
     );
 }
+
+#[test]
+fn metrics_are_served_without_a_login_when_switched_on() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    let addr = free_addr();
+    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    app.import_examples();
+    // Off by default.
+    let daemon = start(&app, &[], &["run", "--now", "2026-11-24"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    }));
+    assert_eq!(get(addr, "/metrics", None).status(), 404);
+    drop(daemon);
+
+    app.set("KEYDATES__WEB__METRICS", "true");
+    let addr = free_addr();
+    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    // Two days on, the audited-case notice goes.
+    let _daemon = start(&app, &[], &["run", "--now", "2026-11-26"]);
+    let mut body = String::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            body = std::net::TcpStream::connect(addr)
+                .ok()
+                .map(|_| {
+                    get(addr, "/metrics", None)
+                        .into_string()
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            body.contains("keydates_sends_total")
+        }),
+        "{body}\n{}",
+        log_of(&app)
+    );
+    for metric in [
+        "keydates_passes_total",
+        "keydates_last_pass_timestamp_seconds",
+        "keydates_outbox_rows{state=\"sent\"}",
+        "keydates_oldest_due_age_seconds{state=\"pending\"}",
+        "outcome=\"sent\"",
+    ] {
+        assert!(body.contains(metric), "{metric}:\n{body}");
+    }
+    assert!(!body.contains("@"), "no addresses in the figures");
+}
