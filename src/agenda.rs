@@ -164,3 +164,25 @@ pub fn build(
     });
     items
 }
+
+/// The agenda as of `now`, read from the database: the command line, the
+/// console and the calendar feeds all show this.
+pub async fn current(
+    pool: &sqlx::SqlitePool,
+    settings: &crate::config::Settings,
+    now: DateTime<Utc>,
+    window: Window,
+) -> anyhow::Result<Vec<AgendaItem>> {
+    let records = crate::records::store::load(pool).await?;
+    let planned = crate::plan::plan(&records, settings, &settings.calendar());
+    let waiting = crate::plan::waiting(&records, settings);
+    let rows = crate::outbox::list(pool, None).await?;
+    Ok(build(
+        &rows,
+        &planned,
+        &waiting,
+        now,
+        settings.time_zone(),
+        window,
+    ))
+}

@@ -87,6 +87,22 @@ pub enum Command {
     /// `[[web.users]]` entry's password_hash.
     HashPassword,
 
+    /// Write a lead inspector's or an authority's key dates as an iCalendar
+    /// feed to standard output; with web.calendar_secret set, say on standard
+    /// error the address to subscribe to.
+    Ics {
+        /// The lead inspector's email address.
+        #[arg(
+            long,
+            conflicts_with = "authority",
+            required_unless_present = "authority"
+        )]
+        inspector: Option<EmailAddress>,
+        /// The authority's code.
+        #[arg(long)]
+        authority: Option<String>,
+    },
+
     /// First look: write fictional records dated from today (authority DEMO),
     /// import them, and write the emails due on the next working day to the
     /// mail folder. Refuses to send through a mail server or to mix with real records.

@@ -234,6 +234,10 @@ pub struct WebSettings {
     /// Serve `/metrics` (Prometheus text, no login: counts only).
     #[serde(default)]
     pub metrics: bool,
+    /// The secret the calendar feeds' addresses are made from; change it to
+    /// revoke every address. No secret, no feeds.
+    #[serde(default)]
+    pub calendar_secret: Option<SecretString>,
 }
 
 impl Default for WebSettings {
@@ -242,6 +246,7 @@ impl Default for WebSettings {
             listen: default_listen(),
             users: Vec::new(),
             metrics: false,
+            calendar_secret: None,
         }
     }
 }
@@ -553,6 +558,11 @@ impl Settings {
                 format!("web.listen: {addr} is reachable from other machines, so the console needs [[web.users]]; add users or listen on 127.0.0.1"),
             ),
             _ => {}
+        }
+        if let Some(secret) = &self.web.calendar_secret
+            && secret.expose_secret().len() < 16
+        {
+            out.push("web.calendar_secret: use at least 16 characters, or leave it unset".into());
         }
         for (i, user) in self.web.users.iter().enumerate() {
             if argon2::PasswordHash::new(user.password_hash.expose_secret()).is_err() {

@@ -17,6 +17,7 @@ pub mod deliver;
 pub mod demo;
 pub mod domain;
 pub mod health;
+pub mod ics;
 pub mod mail;
 pub mod metrics;
 pub mod offset;

@@ -193,6 +193,8 @@ impl fmt::Display for SendUntil {
 pub enum AnnexSpec {
     Generated(AnnexKind),
     File(PathBuf),
+    /// `calendar`: the seminar as an invitation, or the visit's first day, as .ics.
+    Calendar,
 }
 
 impl FromStr for AnnexSpec {
@@ -205,9 +207,12 @@ impl FromStr for AnnexSpec {
             }
             return Ok(AnnexSpec::File(PathBuf::from(path.trim())));
         }
+        if s.trim() == "calendar" {
+            return Ok(AnnexSpec::Calendar);
+        }
         parse_named::<AnnexKind>("an annex", s)
             .map(AnnexSpec::Generated)
-            .map_err(|e| format!("{e}, or file:PATH"))
+            .map_err(|e| format!("{e}, calendar, or file:PATH"))
     }
 }
 

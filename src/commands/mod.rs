@@ -22,6 +22,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => setup::check_config(settings),
         Command::Demo => demo::run(settings).await,
         Command::HashPassword => setup::hash_password(),
+        Command::Ics {
+            inspector,
+            authority,
+        } => views::ics(&settings, inspector, authority).await,
         Command::Holidays { year, format } => setup::holidays(&settings, year, format),
         Command::Date { anchor, offset } => setup::date(&settings, anchor, &offset),
         Command::Import { kind, file } => records::import(&settings, kind, &file).await,

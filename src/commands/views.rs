@@ -12,7 +12,6 @@ use crate::config::Settings;
 use crate::db;
 use crate::outbox::{self, Status};
 use crate::plan;
-use crate::records::store;
 
 pub async fn agenda(
     settings: Settings,
@@ -23,18 +22,7 @@ pub async fn agenda(
 ) -> anyhow::Result<ExitCode> {
     let now = instant(now, &settings);
     let pool = db::connect(&settings).await?;
-    let records = store::load(&pool).await?;
-    let planned = plan::plan(&records, &settings, &settings.calendar());
-    let rows = outbox::list(&pool, None).await?;
-    let waiting = plan::waiting(&records, &settings);
-    let items = agenda::build(
-        &rows,
-        &planned,
-        &waiting,
-        now,
-        settings.time_zone(),
-        Window { from, to },
-    );
+    let items = agenda::current(&pool, &settings, now, Window { from, to }).await?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&items)?),
         Format::Table => print_table(
@@ -129,4 +117,41 @@ pub async fn status(settings: Settings, format: Format) -> anyhow::Result<ExitCo
     } else {
         ExitCode::from(2)
     })
+}
+
+pub async fn ics(
+    settings: &Settings,
+    inspector: Option<crate::domain::EmailAddress>,
+    authority: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use crate::ics::{self, Owner};
+    let owner = match (inspector, authority) {
+        (Some(e), _) => Owner::Inspector(e),
+        (None, Some(code)) => Owner::Authority(code),
+        (None, None) => anyhow::bail!("give --inspector EMAIL or --authority CODE"),
+    };
+    let pool = db::connect(settings).await?;
+    let records = crate::records::store::load(&pool).await?;
+    if !ics::owners(&records).contains(&owner) {
+        anyhow::bail!("no such lead inspector or authority in the records");
+    }
+    let items = agenda::current(&pool, settings, Utc::now(), Window::default()).await?;
+    print!(
+        "{}",
+        ics::feed(
+            "keydates",
+            &owner,
+            &items,
+            &settings.mail.message_id_domain,
+            Utc::now()
+        )
+    );
+    if let (Some(secret), Ok(Some(addr))) = (&settings.web.calendar_secret, settings.web.address())
+    {
+        eprintln!(
+            "subscribe at http://{addr}/calendar/{}.ics",
+            ics::token(secret, &owner)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

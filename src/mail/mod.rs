@@ -155,6 +155,11 @@ impl Composer<'_> {
                         annex::generate(*kind, &facts, self.renderer).map_err(|e| e.to_string())?;
                     out.push((a.filename, a.content_type.to_string(), a.bytes));
                 }
+                AnnexSpec::Calendar => {
+                    if let Some(ics) = self.calendar_file(draft) {
+                        out.push(ics);
+                    }
+                }
                 AnnexSpec::File(path) => {
                     // Checked again at each send: the folder may have changed.
                     let full = self
@@ -179,6 +184,43 @@ impl Composer<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+impl Composer<'_> {
+    /// The seminar as an invitation to its delegate, or the visit's first
+    /// on-site day; nothing for other subjects.
+    fn calendar_file(&self, draft: &Draft) -> Option<(String, String, Vec<u8>)> {
+        let domain = &self.settings.mail.message_id_domain;
+        let now = chrono::Utc::now();
+        let s = draft.subject;
+        if let (Some(seminar), Some(delegate)) = (s.seminar, s.delegate) {
+            let organiser = s
+                .region()
+                .and_then(|r| self.settings.region(r))
+                .map(|c| c.support_team.clone())?;
+            let ics =
+                crate::ics::seminar_invitation(seminar, &organiser, &delegate.email, domain, now);
+            return Some((
+                "seminar.ics".into(),
+                "text/calendar; method=REQUEST; charset=utf-8".into(),
+                ics.into_bytes(),
+            ));
+        }
+        let visit = s.visit?;
+        let ics = crate::ics::visit_event(
+            &visit.subject(),
+            s.authority.map_or("", |a| a.name.as_str()),
+            visit.visit_no,
+            visit.starts_on,
+            domain,
+            now,
+        );
+        Some((
+            "visit.ics".into(),
+            "text/calendar; charset=utf-8".into(),
+            ics.into_bytes(),
+        ))
     }
 }
 

@@ -122,6 +122,7 @@ pub fn router(state: Shared) -> Router {
         .route("/logout", post(logout))
         .route("/static/style.css", get(style))
         .route("/metrics", get(metrics_page))
+        .route("/calendar/{file}", get(calendar_feed))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -264,18 +265,7 @@ async fn logout(
 /// The agenda as the command line shows it, as of now.
 async fn agenda_items(state: &WebState, window: Window) -> anyhow::Result<Vec<AgendaItem>> {
     let settings = state.engine.borrow().settings.clone();
-    let records = records::store::load(&state.pool).await?;
-    let planned = plan::plan(&records, &settings, &settings.calendar());
-    let waiting = plan::waiting(&records, &settings);
-    let rows = outbox::list(&state.pool, None).await?;
-    Ok(agenda::build(
-        &rows,
-        &planned,
-        &waiting,
-        Utc::now(),
-        settings.time_zone(),
-        window,
-    ))
+    agenda::current(&state.pool, &settings, Utc::now(), window).await
 }
 
 fn failed_page(e: anyhow::Error) -> Response {
@@ -894,4 +884,39 @@ async fn metrics_page(State(state): State<Shared>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are off (web.metrics)").into_response(),
     }
+}
+
+/// A calendar feed, for Outlook or Google to subscribe to: no session (the
+/// address's token is the key), nothing without `web.calendar_secret`.
+async fn calendar_feed(State(state): State<Shared>, Path(file): Path<String>) -> Response {
+    let engine = state.engine.borrow().clone();
+    let (Some(secret), Some(token)) = (
+        &engine.settings.web.calendar_secret,
+        file.strip_suffix(".ics"),
+    ) else {
+        return (StatusCode::NOT_FOUND, "no such calendar").into_response();
+    };
+    let records = match records::store::load(&state.pool).await {
+        Ok(r) => r,
+        Err(e) => return failed_page(e),
+    };
+    let Some(owner) = crate::ics::owner_for(&records, secret, token) else {
+        return (StatusCode::NOT_FOUND, "no such calendar").into_response();
+    };
+    let items = match agenda_items(&state, Window::default()).await {
+        Ok(items) => items,
+        Err(e) => return failed_page(e),
+    };
+    let body = crate::ics::feed(
+        "keydates",
+        &owner,
+        &items,
+        &engine.settings.mail.message_id_domain,
+        Utc::now(),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -71,8 +71,9 @@ fn the_audited_case_notice_arrives_complete_with_its_annex() {
         assert!(body.contains("Thursday 3 December 2026"), "{body}");
     }
     let files = attachments(&m);
-    assert_eq!(files.len(), 1);
+    assert_eq!(files.len(), 2, "the notice and the visit's date");
     assert!(files[0].0.ends_with(".docx"), "{}", files[0].0);
+    assert_eq!(files[1].0, "visit.ics");
     let doc = zip_part(&files[0].1, "word/document.xml");
     assert!(doc.contains("Riverton City Council"));
     assert!(doc.contains("RIV-C-1187"));
@@ -87,8 +88,9 @@ fn the_data_request_carries_the_return_template_and_no_data() {
     app.pass("2026-11-24");
     let m = message_to(&smtp, "child-level data");
     let files = attachments(&m);
-    assert_eq!(files.len(), 1);
+    assert_eq!(files.len(), 2, "the return template and the visit's date");
     assert!(files[0].0.ends_with(".xlsx"), "{}", files[0].0);
+    assert_eq!(files[1].0, "visit.ics");
     let sheet = zip_part(&files[0].1, "xl/worksheets/sheet1.xml");
     let strings = zip_part(&files[0].1, "xl/sharedStrings.xml");
     assert!(

@@ -395,7 +395,7 @@ fn a_dry_run_renders_what_is_due_and_records_nothing() {
         out.contains("would send child-data-request RIV-2026-01#1"),
         "{out}"
     );
-    assert!(out.contains("1 attachment"), "{out}");
+    assert!(out.contains("2 attachment"), "{out}");
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox"), 0);
     assert!(smtp.received().is_empty());
 }

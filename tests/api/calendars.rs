@@ -1,0 +1,192 @@
+//! Key dates in people's own calendars: the feeds, read back by an
+//! independent iCalendar parser, and the invitations attached to emails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::daemon::{eventually, log_of, start};
+use crate::helpers::{SmtpServer, TestApp, free_addr};
+
+/// Each event's UID and start date, as the `ical` crate reads the text.
+fn events(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for calendar in ical::IcalParser::new(std::io::BufReader::new(text.as_bytes())) {
+        let calendar = calendar.expect("valid iCalendar");
+        for event in calendar.events {
+            let value = |name: &str| {
+                event
+                    .properties
+                    .iter()
+                    .find(|p| p.name == name)
+                    .and_then(|p| p.value.clone())
+                    .unwrap_or_default()
+            };
+            out.insert(value("UID"), value("DTSTART"));
+        }
+    }
+    out
+}
+
+/// The due dates of the agenda's lines that copy or address `who`.
+fn agenda_dates(app: &TestApp, who: &str) -> Vec<String> {
+    let mut dates: Vec<String> = app
+        .agenda("2026-11-23T08:00:00Z")
+        .iter()
+        .filter(|i| {
+            ["to", "cc"]
+                .iter()
+                .any(|k| i[*k].as_array().unwrap().iter().any(|a| a == who))
+        })
+        .filter_map(|i| i["due_on"].as_str().map(|d| d.replace('-', "")))
+        .collect();
+    dates.sort();
+    dates
+}
+
+#[test]
+fn an_inspectors_feed_holds_exactly_their_agenda_and_keeps_its_uids_when_a_visit_moves() {
+    let app = TestApp::new();
+    app.import_examples();
+    app.pass("2026-11-23");
+    let who = "dev.hmi@ofsted.example.gov.uk";
+    let feed = app.ok(&["ics", "--inspector", who]);
+    let before = events(&feed);
+    assert!(!before.is_empty());
+    let mut dates: Vec<String> = before.values().cloned().collect();
+    dates.sort();
+    assert_eq!(
+        dates,
+        agenda_dates(&app, who),
+        "the agenda's dates, no more, no fewer"
+    );
+
+    app.ok(&["move-visit", "RIV-2026-01", "2", "2027-03-16"]);
+    let after = events(&app.ok(&["ics", "--inspector", who]));
+    let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(
+        keys(&before),
+        keys(&after),
+        "the same events, moved, not added"
+    );
+    let moved: Vec<_> = before
+        .iter()
+        .filter(|(uid, start)| after[*uid] != **start)
+        .collect();
+    assert!(!moved.is_empty(), "the second visit's dates moved");
+    assert!(
+        moved.iter().all(|(uid, _)| uid.contains("RIV-2026-01_2")),
+        "{moved:?}"
+    );
+
+    let err = app.fails(&["ics", "--inspector", "nobody@ofsted.example.gov.uk"]);
+    assert!(err.contains("no such"), "{err}");
+}
+
+#[test]
+fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    let addr = free_addr();
+    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    app.set(
+        "KEYDATES__WEB__CALENDAR_SECRET",
+        "a long enough first secret",
+    );
+    app.import_examples();
+    let out = app.run(&["ics", "--authority", "RIV"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let url = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .to_string();
+    let daemon = start(&app, &[], &["run", "--now", "2026-11-23"]);
+    assert!(
+        eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
+        "{}",
+        log_of(&app)
+    );
+    let response = ureq::get(&url).call().unwrap();
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/calendar; charset=utf-8")
+    );
+    let body = response.into_string().unwrap();
+    assert!(events(&body).len() > 3, "{body}");
+    assert!(body.contains("RIV"));
+    let wrong = url.replace(".ics", "0.ics");
+    assert!(matches!(
+        ureq::get(&wrong).call(),
+        Err(ureq::Error::Status(404, _))
+    ));
+    drop(daemon);
+
+    app.set(
+        "KEYDATES__WEB__CALENDAR_SECRET",
+        "a different, rotated secret",
+    );
+    let addr2 = free_addr();
+    app.set("KEYDATES__WEB__LISTEN", &addr2.to_string());
+    let _daemon = start(&app, &[], &["run", "--now", "2026-11-23"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr2).is_ok()
+    }));
+    let old = url.replace(&addr.to_string(), &addr2.to_string());
+    assert!(
+        matches!(ureq::get(&old).call(), Err(ureq::Error::Status(404, _))),
+        "the old address is revoked"
+    );
+}
+
+#[test]
+fn the_seminar_invitation_carries_a_calendar_request_and_visit_emails_the_visit() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2027-01-06");
+    let invitation = smtp
+        .received()
+        .into_iter()
+        .find(|m| {
+            m.parsed()
+                .subject()
+                .unwrap_or_default()
+                .starts_with("Invitation:")
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&invitation.data).to_string();
+    assert!(text.contains("seminar.ics"), "attached");
+    let parsed = invitation.parsed();
+    let ics = parsed
+        .attachments()
+        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("seminar.ics"))
+        .unwrap();
+    let body = String::from_utf8_lossy(ics.contents()).to_string();
+    assert!(body.contains("METHOD:REQUEST"), "{body}");
+    assert_eq!(events(&body).values().next().unwrap(), "20270127");
+
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    let request = smtp
+        .received()
+        .into_iter()
+        .find(|m| {
+            m.parsed()
+                .subject()
+                .unwrap_or_default()
+                .contains("child-level data for monitoring visit 1")
+        })
+        .unwrap();
+    let parsed = request.parsed();
+    let ics = parsed
+        .attachments()
+        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("visit.ics"))
+        .unwrap();
+    let body = String::from_utf8_lossy(ics.contents()).to_string();
+    assert_eq!(events(&body).values().next().unwrap(), "20261208", "{body}");
+}
