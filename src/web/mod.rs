@@ -107,6 +107,7 @@ pub fn router(state: Shared) -> Router {
         .route("/outbox/{id}", get(outbox_page))
         .route("/outbox/{id}/{action}", post(outbox_action))
         .route("/outbox/{id}/preview", get(preview_page))
+        .route("/preview", get(planned_preview))
         .route("/outbox/{id}/preview.html", get(preview_html))
         .route("/outbox/{id}/annex/{n}", get(annex_download))
         .route("/authorities", get(authorities_page))
@@ -336,6 +337,21 @@ async fn agenda_page(
             .map(|v| v.trim().to_ascii_lowercase())
             .filter(|v| !v.is_empty())
     };
+    if let Some(region) = wanted("region") {
+        let codes: std::collections::HashSet<String> = match records::store::load(&state.pool).await
+        {
+            Ok(r) => r
+                .authorities
+                .values()
+                .filter(|a| {
+                    a.region.id() == region || a.region.name().to_ascii_lowercase() == region
+                })
+                .map(|a| a.code.clone())
+                .collect(),
+            Err(e) => return failed_page(e),
+        };
+        items.retain(|i| i.authority.as_ref().is_some_and(|a| codes.contains(a)));
+    }
     if let Some(a) = wanted("authority") {
         items.retain(|i| {
             i.authority
@@ -349,10 +365,16 @@ async fn agenda_page(
     if let Some(st) = wanted("status") {
         items.retain(|i| <&str>::from(i.status) == st.replace(' ', "_"));
     }
+    // Every filter present, so the form can show what was asked.
+    let filters: std::collections::BTreeMap<&str, String> =
+        ["authority", "region", "rule", "status", "from", "to"]
+            .into_iter()
+            .map(|k| (k, q.get(k).cloned().unwrap_or_default()))
+            .collect();
     let ctx = base(&s, "agenda", "Agenda");
     state.render(
         "agenda.html",
-        context! { items => items, filters => q, ..ctx },
+        context! { items => items, filters => filters, ..ctx },
     )
 }
 
@@ -771,6 +793,13 @@ async fn composed(state: &WebState, id: i64) -> Result<crate::mail::Composed, Re
         Ok(None) => return Err((StatusCode::NOT_FOUND, "no such email").into_response()),
         Err(e) => return Err(failed_page(e)),
     };
+    compose(state, row).await
+}
+
+async fn compose(
+    state: &WebState,
+    row: outbox::OutboxRow,
+) -> Result<crate::mail::Composed, Response> {
     let engine = state.engine.borrow().clone();
     let records = crate::deliver::records_for(&engine, &state.pool, &row)
         .await
@@ -784,6 +813,35 @@ async fn composed(state: &WebState, id: i64) -> Result<crate::mail::Composed, Re
     })
 }
 
+/// An email that is planned but not yet in the outbox, by rule and subject.
+async fn planned_preview(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(s) = session(&state, &headers) else {
+        return to_login();
+    };
+    let engine = state.engine.borrow().clone();
+    let (Some(rule), Some(subject)) = (q.get("rule"), q.get("subject")) else {
+        return (StatusCode::BAD_REQUEST, "give rule and subject").into_response();
+    };
+    let records = match records::store::load(&state.pool).await {
+        Ok(r) => r,
+        Err(e) => return failed_page(e),
+    };
+    let Some(planned) = plan::plan(&records, &engine.settings, &engine.calendar)
+        .into_iter()
+        .find(|a| a.rule_id == *rule && a.subject.to_string() == *subject)
+    else {
+        return (StatusCode::NOT_FOUND, "the records plan no such email").into_response();
+    };
+    match compose(&state, outbox::OutboxRow::from_planned(&planned)).await {
+        Ok(c) => show_preview(&state, &s, 0, c),
+        Err(r) => r,
+    }
+}
+
 async fn preview_page(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -792,10 +850,13 @@ async fn preview_page(
     let Some(s) = session(&state, &headers) else {
         return to_login();
     };
-    let c = match composed(&state, id).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    match composed(&state, id).await {
+        Ok(c) => show_preview(&state, &s, id, c),
+        Err(r) => r,
+    }
+}
+
+fn show_preview(state: &WebState, s: &Session, id: i64, c: crate::mail::Composed) -> Response {
     let shown: Vec<(&str, String)> = ["From", "To", "Cc", "Reply-To", "Subject"]
         .into_iter()
         .filter_map(|name| Some((name, c.message.headers().get_raw(name)?.to_string())))
@@ -805,7 +866,7 @@ async fn preview_page(
         .iter()
         .map(|a| context! { name => a.name, size => a.bytes.len() })
         .collect();
-    let ctx = base(&s, "outbox", "Preview");
+    let ctx = base(s, "outbox", "Preview");
     state.render(
         "preview.html",
         context! {

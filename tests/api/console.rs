@@ -145,18 +145,31 @@ fn nothing_is_seen_or_done_without_a_session_its_form_token_and_the_editor_role(
     let id = chase_id(&app);
 
     // Without a session every page and action goes to the sign-in page.
-    for path in ["/", "/agenda", &format!("/outbox/{id}")] {
+    for path in [
+        "/",
+        "/agenda",
+        &format!("/outbox/{id}"),
+        "/authorities",
+        "/authorities/WES",
+        "/preview?rule=plan-deadline&subject=WES-1",
+    ] {
         let r = get(addr, path, None);
         assert_eq!(r.status(), 303, "{path}");
         assert_eq!(r.header("location"), Some("/login"), "{path}");
     }
-    let r = post(
-        addr,
-        &format!("/outbox/{id}/confirm"),
-        None,
-        &[("csrf", "x")],
-    );
-    assert_eq!(r.header("location"), Some("/login"));
+    for action in [
+        format!("/outbox/{id}/confirm"),
+        "/cases/WES-1/plan-received".to_string(),
+        "/seminars/X/cancel".to_string(),
+    ] {
+        let r = post(
+            addr,
+            &action,
+            None,
+            &[("csrf", "x"), ("date", "2026-12-01")],
+        );
+        assert_eq!(r.header("location"), Some("/login"), "{action}");
+    }
     // The sign-in page itself is plain and framed by nobody.
     let r = get(addr, "/login", None);
     assert_eq!(r.status(), 200);
@@ -178,6 +191,25 @@ fn nothing_is_seen_or_done_without_a_session_its_form_token_and_the_editor_role(
     let editor = sign_in(addr, EDITOR);
     let r = post(addr, &format!("/outbox/{id}/confirm"), Some(&editor), &[]);
     assert_eq!(r.status(), 403);
+    // The agenda filters by region; a planned email can be previewed.
+    let london = get(addr, "/agenda?region=london", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(london.contains("WES-1"), "{london}");
+    let north = get(addr, "/agenda?region=north-west", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(
+        !north.contains("WES-1") && north.contains("Nothing."),
+        "{north}"
+    );
+    let planned = get(
+        addr,
+        "/preview?rule=plan-deadline&subject=WES-1",
+        Some(&editor),
+    );
+    assert_eq!(planned.status(), 200);
+    assert!(planned.into_string().unwrap().contains("Overdue"));
     // The email as it would go, with its annex to download; not without a session.
     let preview = get(addr, &format!("/outbox/{id}/preview"), Some(&editor));
     assert_eq!(preview.status(), 200);
@@ -349,6 +381,16 @@ fn in_a_browser_an_editor_confirms_a_held_chase_and_it_goes() {
             .click()
             .await?;
         let today = main_text_with(&c, "Waiting for a person").await;
+        // A phone's width: nothing runs off the side.
+        c.set_window_size(390, 844).await?;
+        let fits = c
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(fits, serde_json::Value::Bool(true), "fits a phone");
+        c.set_window_size(1200, 900).await?;
         assert!(
             today.contains("plan-chase") && today.contains("awaiting confirmation"),
             "{today}"
