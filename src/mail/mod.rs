@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod render;
+pub mod smtp;
 pub mod transport;
 
 use chrono::NaiveDate;

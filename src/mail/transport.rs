@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use lettre::transport::smtp::PoolConfig;
+use lettre::Message;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use secrecy::ExposeSecret;
+
+use super::smtp::{Relay, RelayError, Security};
 
 use crate::config::{Settings, TlsMode, TransportKind};
 
@@ -35,7 +36,7 @@ const RELAY_CODES: [&str; 6] = ["421", "454", "530", "534", "535", "538"];
 
 pub enum Mailer {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        relay: Relay,
         timeout: Duration,
     },
     File {
@@ -89,11 +90,11 @@ impl Mailer {
     #[tracing::instrument(skip_all)]
     pub async fn send(&self, message: &Message) -> Result<String, SendError> {
         match self {
-            Mailer::Smtp { transport, timeout } => {
+            Mailer::Smtp { relay, timeout } => {
                 // One deadline for the whole send (connecting, TLS, every
                 // command and the message): a relay that is silent or trickles
                 // cannot hold a pass longer than this.
-                match tokio::time::timeout(*timeout, transport.send(message.clone())).await {
+                match tokio::time::timeout(*timeout, relay.send(message)).await {
                     Err(_) => Err(SendError::Relay(format!(
                         "no complete answer from the mail server within {}s",
                         timeout.as_secs()
@@ -103,7 +104,8 @@ impl Mailer {
                         response.code(),
                         response.message().collect::<Vec<_>>().join(" ")
                     )),
-                    Ok(Err(e)) => Err(classify(&e)),
+                    Ok(Err(RelayError::Smtp(e))) => Err(classify(&e)),
+                    Ok(Err(e @ RelayError::Connect(_))) => Err(SendError::Relay(e.to_string())),
                 }
             }
             Mailer::File { dir } => write_eml(dir, message).await,
@@ -133,10 +135,7 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
 
 fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
     let s = &settings.mail.smtp;
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-        .port(s.port)
-        .timeout(Some(Duration::from_secs(s.timeout_secs)))
-        .pool_config(PoolConfig::new().max_size(s.pool_size));
+    let mut security = Security::None;
     if s.tls != TlsMode::None {
         let mut params = TlsParameters::builder(s.host.clone());
         if let Some(ca) = &s.ca_file {
@@ -154,11 +153,12 @@ fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
         let params = params
             .build_rustls()
             .context("while setting up TLS for mail.smtp")?;
-        builder = builder.tls(match s.tls {
-            TlsMode::Tls => Tls::Wrapper(params),
-            _ => Tls::Required(params),
-        });
+        security = match s.tls {
+            TlsMode::Tls => Security::Implicit(params),
+            _ => Security::StartTls(params),
+        };
     }
+    let mut credentials = None;
     if let Some(user) = &s.username {
         if s.tls == TlsMode::None {
             if !s.allow_plaintext_auth {
@@ -179,13 +179,19 @@ fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
                     "mail.smtp.username is set but the password is missing or empty: set KEYDATES__MAIL__SMTP__PASSWORD, mail.smtp.password_file, or the credential smtp-password"
                 )
             })?;
-        builder = builder.credentials(Credentials::new(
+        credentials = Some(Credentials::new(
             user.clone(),
             password.expose_secret().to_string(),
         ));
     }
     Ok(Mailer::Smtp {
-        transport: builder.build(),
+        relay: Relay::new(
+            s.host.clone(),
+            s.port,
+            security,
+            credentials,
+            s.pool_size as usize,
+        ),
         timeout: Duration::from_secs(s.timeout_secs),
     })
 }
