@@ -194,6 +194,73 @@ pub struct Calendar {
     holidays: BTreeSet<NaiveDate>,
     added: BTreeSet<NaiveDate>,
     removed: BTreeSet<NaiveDate>,
+    index: WorkingDayIndex,
+}
+
+/// Every day of the precomputed years, so that any working-day offset there
+/// is two array lookups instead of a walk day by day.
+#[derive(Debug, Clone)]
+struct WorkingDayIndex {
+    first: NaiveDate,
+    /// Per day: the number of working days from `first` up to it, inclusive.
+    counted: Vec<u32>,
+    /// The days (as offsets from `first`) that are working days, in order.
+    working: Vec<u32>,
+}
+
+impl WorkingDayIndex {
+    fn new(is_working: impl Fn(NaiveDate) -> bool) -> WorkingDayIndex {
+        let first = NaiveDate::from_ymd_opt(*PRECOMPUTED.start(), 1, 1).expect("a valid date");
+        let last = NaiveDate::from_ymd_opt(*PRECOMPUTED.end(), 12, 31).expect("a valid date");
+        let mut counted = Vec::new();
+        let mut working = Vec::new();
+        let mut n = 0u32;
+        for (i, day) in (0u32..).zip(first.iter_days().take_while(|d| *d <= last)) {
+            if is_working(day) {
+                n += 1;
+                working.push(i);
+            }
+            counted.push(n);
+        }
+        WorkingDayIndex {
+            first,
+            counted,
+            working,
+        }
+    }
+
+    fn offset(&self, date: NaiveDate) -> Option<usize> {
+        let i = usize::try_from((date - self.first).num_days()).ok()?;
+        (i < self.counted.len()).then_some(i)
+    }
+
+    /// Whether a day in the index is a working day; `None` outside it.
+    fn is_working(&self, date: NaiveDate) -> Option<bool> {
+        let i = self.offset(date)?;
+        Some(if i == 0 {
+            self.counted[0] == 1
+        } else {
+            self.counted[i] != self.counted[i - 1]
+        })
+    }
+
+    /// `Calendar::add_working_days` inside the index, or `None` outside it.
+    fn add(&self, date: NaiveDate, n: i64) -> Option<NaiveDate> {
+        let i = self.offset(date)?;
+        if n == 0 {
+            return Some(date);
+        }
+        let upto = i64::from(self.counted[i]);
+        let is_working = self.is_working(date)?;
+        // The position (1-based) among all working days of the one wanted.
+        let k = if n >= 0 {
+            upto + n
+        } else {
+            upto - i64::from(is_working) + n + 1
+        };
+        let at = *self.working.get(usize::try_from(k - 1).ok()?)?;
+        self.first.checked_add_days(Days::new(u64::from(at)))
+    }
 }
 
 impl Default for Calendar {
@@ -215,10 +282,14 @@ impl Calendar {
         for d in &removed {
             holidays.remove(d);
         }
+        let index = WorkingDayIndex::new(|d| {
+            !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !holidays.contains(&d)
+        });
         Calendar {
             holidays,
             added,
             removed,
+            index,
         }
     }
 
@@ -232,7 +303,9 @@ impl Calendar {
     }
 
     pub fn is_working_day(&self, date: NaiveDate) -> bool {
-        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.is_holiday(date)
+        self.index.is_working(date).unwrap_or_else(|| {
+            !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.is_holiday(date)
+        })
     }
 
     /// The bank holidays of one year, in date order.
@@ -255,6 +328,10 @@ impl Calendar {
     /// The `n`th working day after `date` (before it when `n` is negative),
     /// not counting `date` itself. `n == 0` gives `date` unchanged.
     pub fn add_working_days(&self, date: NaiveDate, n: i64) -> Option<NaiveDate> {
+        if let Some(d) = self.index.add(date, n) {
+            return Some(d);
+        }
+        // Outside the precomputed years: a walk, day by day.
         let mut d = date;
         for _ in 0..n.unsigned_abs() {
             loop {
@@ -495,6 +572,47 @@ mod tests {
         assert_eq!(
             cal.add_working_days(d("2026-11-23"), -1),
             Some(d("2026-11-20"))
+        );
+    }
+
+    #[test]
+    fn the_index_agrees_with_a_walk_day_by_day() {
+        let cal = Calendar::new(&[d("2027-06-07")], &[d("2027-05-31")]);
+        let walk = |date: NaiveDate, n: i64| {
+            let mut x = date;
+            for _ in 0..n.unsigned_abs() {
+                loop {
+                    x = if n >= 0 {
+                        x.succ_opt().unwrap()
+                    } else {
+                        x.pred_opt().unwrap()
+                    };
+                    if cal.is_working_day(x) {
+                        break;
+                    }
+                }
+            }
+            x
+        };
+        let mut date = d("2026-11-01");
+        while date < d("2028-03-01") {
+            for n in [-70, -15, -8, -3, -1, 0, 1, 3, 8, 15, 50, 70, 71] {
+                assert_eq!(
+                    cal.add_working_days(date, n),
+                    Some(walk(date, n)),
+                    "{date} {n}"
+                );
+            }
+            date = date.succ_opt().unwrap();
+        }
+        // At the edges of the index the walk takes over.
+        assert_eq!(
+            cal.add_working_days(d("2100-12-31"), 5),
+            Some(walk(d("2100-12-31"), 5))
+        );
+        assert_eq!(
+            cal.add_working_days(d("1990-01-01"), -5),
+            Some(walk(d("1990-01-01"), -5))
         );
     }
 

@@ -35,13 +35,8 @@ pub enum SendError {
 const RELAY_CODES: [&str; 6] = ["421", "454", "530", "534", "535", "538"];
 
 pub enum Mailer {
-    Smtp {
-        relay: Relay,
-        timeout: Duration,
-    },
-    File {
-        dir: PathBuf,
-    },
+    Smtp { relay: Relay, timeout: Duration },
+    File { dir: PathBuf },
 }
 
 impl std::fmt::Debug for Mailer {
