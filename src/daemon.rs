@@ -45,6 +45,16 @@ async fn poll_job(
     Ok(scheduler.add(job).await?)
 }
 
+/// Hands memory freed after a large plan back to the system: the allocator
+/// would otherwise keep the first full plan's peak for the daemon's life.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A token cancelled on SIGTERM or SIGINT: the sends in hand finish and are
 /// recorded, then the pass stops.
 pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
@@ -133,6 +143,9 @@ pub async fn run(
             };
             match result {
                 Ok(report) => {
+                    if report.reconcile != Default::default() {
+                        release_freed_memory();
+                    }
                     if report.sent + report.failed + report.retrying > 0
                         || report.reconcile.added > 0
                     {
