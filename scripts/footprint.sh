@@ -18,6 +18,7 @@ trap cleanup EXIT
 export KEYDATES__DATABASE__URL="$work/keydates.db"
 export KEYDATES__MAIL__SPOOL_DIR="$work/mail"
 export KEYDATES__LOG__LEVEL=warn
+export KEYDATES__WEB__LISTEN=
 
 # Ten cases per authority, reports spread over the past year so that the
 # daemon has a real mix of pending, missed and future actions.

@@ -29,9 +29,17 @@ async fn update_one<'q>(
     Ok(())
 }
 
-pub async fn plan_received(
+/// A date recorded on a case, never before its report arrived.
+#[derive(Debug, Clone, Copy)]
+enum CaseDate {
+    PlanReceived,
+    PlanningEvent,
+}
+
+async fn set_case_date(
     pool: &SqlitePool,
     case_ref: &str,
+    which: CaseDate,
     on: NaiveDate,
 ) -> Result<(), EditError> {
     let report: Option<String> =
@@ -48,10 +56,20 @@ pub async fn plan_received(
             "{on} is before the report was received ({report})"
         )));
     }
-    let q = sqlx::query("UPDATE cases SET plan_received_on = ? WHERE case_ref = ?")
-        .bind(on.to_string())
-        .bind(case_ref);
+    let sql = match which {
+        CaseDate::PlanReceived => "UPDATE cases SET plan_received_on = ? WHERE case_ref = ?",
+        CaseDate::PlanningEvent => "UPDATE cases SET planning_event_on = ? WHERE case_ref = ?",
+    };
+    let q = sqlx::query(sql).bind(on.to_string()).bind(case_ref);
     update_one(pool, "case", case_ref.to_string(), q).await
+}
+
+pub async fn plan_received(
+    pool: &SqlitePool,
+    case_ref: &str,
+    on: NaiveDate,
+) -> Result<(), EditError> {
+    set_case_date(pool, case_ref, CaseDate::PlanReceived, on).await
 }
 
 pub async fn close_case(pool: &SqlitePool, case_ref: &str) -> Result<(), EditError> {
@@ -117,24 +135,7 @@ pub async fn set_planning_event(
     case_ref: &str,
     on: NaiveDate,
 ) -> Result<(), EditError> {
-    let report: Option<String> =
-        sqlx::query_scalar("SELECT report_received_on FROM cases WHERE case_ref = ?")
-            .bind(case_ref)
-            .fetch_optional(pool)
-            .await?;
-    let report = report.ok_or_else(|| EditError::NotFound {
-        what: "case",
-        key: case_ref.to_string(),
-    })?;
-    if on.to_string() < report {
-        return Err(EditError::Invalid(format!(
-            "{on} is before the report was received ({report})"
-        )));
-    }
-    let q = sqlx::query("UPDATE cases SET planning_event_on = ? WHERE case_ref = ?")
-        .bind(on.to_string())
-        .bind(case_ref);
-    update_one(pool, "case", case_ref.to_string(), q).await
+    set_case_date(pool, case_ref, CaseDate::PlanningEvent, on).await
 }
 
 /// Records the day the senior HMI's six-month conversation with the DCS of
