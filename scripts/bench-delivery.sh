@@ -56,6 +56,7 @@ export KEYDATES__MAIL__SMTP__HOST=127.0.0.1
 export KEYDATES__MAIL__SMTP__PORT=$PORT
 export KEYDATES__MAIL__SMTP__TLS=none
 export KEYDATES__LOG__LEVEL=${KEYDATES__LOG__LEVEL:-warn}
+export KEYDATES__WEB__LISTEN=
 
 kd() { "$BIN" "$@"; }
 now_s() { date +%s.%N; }
@@ -112,6 +113,7 @@ t0=$(now_s)
 KEYDATES__MAIL__TRANSPORT="file" kd run --once --now "$PREV"
 t1=$(now_s)
 PLAN_S=$(elapsed "$t0" "$t1")
+confirm_all_chases "$TEMPLATE_DB"
 # Fold the WAL into the main file so one cp makes a faithful copy.
 python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA wal_checkpoint(TRUNCATE)"); c.close()' "$TEMPLATE_DB"
 DUE=$(python3 -c '

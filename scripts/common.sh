@@ -47,3 +47,17 @@ write_same_day_cases() {
         done
     } >"$dir/cases.csv"
 }
+
+# The plan chases wait for the lead inspector's and SHMI's confirmation
+# (000 §28). Confirms every held one in database $1 at once, as
+# `keydates confirm ID` does for one.
+confirm_all_chases() {
+    python3 - "$1" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE outbox SET status = 'pending', confirmed_by = 'scripts'"
+          " WHERE rule_id = 'plan-chase' AND status = 'awaiting_confirmation'")
+c.commit()
+c.close()
+PY
+}

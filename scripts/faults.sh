@@ -280,6 +280,7 @@ at() { date -u -d "TZ=\"Europe/London\" $DAY $1" +%Y-%m-%dT%H:%M:%SZ; }
 # Plan once, the day before; the IMS digest for the earlier expired rules goes
 # to the file spool, so only plan-chase mail reaches the sinks below.
 KEYDATES__MAIL__TRANSPORT="file" kd run --once --now "$PREV" >/dev/null
+confirm_all_chases "$TEMPLATE_DB"
 python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA wal_checkpoint(TRUNCATE)"); c.close()' "$TEMPLATE_DB"
 export KEYDATES__MAIL__TRANSPORT=smtp
 log "plan-chase due on $DAY for $N cases; pool size $POOL"
