@@ -143,12 +143,7 @@ pub fn compose_row(
 
 /// Only the records one row's email is about (its case with its visits, or
 /// its seminar with its delegates): cheap however many records there are.
-pub async fn records_for(
-    engine: &Engine,
-    pool: &SqlitePool,
-    row: &OutboxRow,
-) -> anyhow::Result<Records> {
-    let _ = engine;
+pub async fn records_for(pool: &SqlitePool, row: &OutboxRow) -> anyhow::Result<Records> {
     match &row.subject {
         SubjectKey::Case(case_ref) | SubjectKey::Visit { case_ref, .. } => {
             records::store::load_subjects(pool, std::slice::from_ref(case_ref), &[]).await
@@ -187,7 +182,7 @@ async fn send_and_record(
     row: OutboxRow,
     clock: Clock,
 ) -> anyhow::Result<Outcome> {
-    let records = records_for(engine, pool, &row)
+    let records = records_for(pool, &row)
         .await
         .context("while reading the records for an email")?;
     let result = match compose_row(engine, &records, &row) {

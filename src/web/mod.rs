@@ -801,7 +801,7 @@ async fn compose(
     row: outbox::OutboxRow,
 ) -> Result<crate::mail::Composed, Response> {
     let engine = state.engine.borrow().clone();
-    let records = crate::deliver::records_for(&engine, &state.pool, &row)
+    let records = crate::deliver::records_for(&state.pool, &row)
         .await
         .map_err(failed_page)?;
     crate::deliver::compose_row(&engine, &records, &row).map_err(|e| {
