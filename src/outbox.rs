@@ -720,12 +720,10 @@ pub async fn retry(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(),
     .bind(id)
     .execute(pool)
     .await?;
-    if done.rows_affected() == 1 {
-        return Ok(());
-    }
-    refused(
+    changed_or_refused(
         pool,
         id,
+        done,
         "only failed, missed or cancelled rows can be retried",
     )
     .await
@@ -750,12 +748,10 @@ pub async fn confirm(
     .bind(id)
     .execute(pool)
     .await?;
-    if done.rows_affected() == 1 {
-        return Ok(());
-    }
-    refused(
+    changed_or_refused(
         pool,
         id,
+        done,
         "only an email awaiting confirmation can be confirmed",
     )
     .await
@@ -785,10 +781,21 @@ pub async fn cancel(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<()
     .bind(id)
     .execute(pool)
     .await?;
+    changed_or_refused(pool, id, done, "it has been sent or is being sent now").await
+}
+
+/// An admin's change took when it touched its row; otherwise say why not.
+async fn changed_or_refused(
+    pool: &SqlitePool,
+    id: i64,
+    done: sqlx::sqlite::SqliteQueryResult,
+    why: &'static str,
+) -> Result<(), AdminError> {
     if done.rows_affected() == 1 {
-        return Ok(());
+        Ok(())
+    } else {
+        refused(pool, id, why).await
     }
-    refused(pool, id, "it has been sent or is being sent now").await
 }
 
 async fn refused(pool: &SqlitePool, id: i64, why: &'static str) -> Result<(), AdminError> {

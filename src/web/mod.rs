@@ -652,14 +652,11 @@ async fn case_action(
     Path((case_ref, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let s = match acting(&state, &headers, &form) {
-        Ok(s) => s,
-        Err(refused) => return *refused,
-    };
-    let date = match form_date(&form) {
-        Ok(d) => d,
-        Err(bad) => return *bad,
-    };
+    let (s, date) =
+        match acting(&state, &headers, &form).and_then(|s| form_date(&form).map(|d| (s, d))) {
+            Ok(both) => both,
+            Err(refused) => return *refused,
+        };
     let result = match action.as_str() {
         "plan-received" => records::edit::plan_received(&state.pool, &case_ref, date).await,
         "planning-event" => records::edit::set_planning_event(&state.pool, &case_ref, date).await,
@@ -765,14 +762,11 @@ async fn conversation_action(
     Path((seminar_ref, code)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let s = match acting(&state, &headers, &form) {
-        Ok(s) => s,
-        Err(refused) => return *refused,
-    };
-    let date = match form_date(&form) {
-        Ok(d) => d,
-        Err(bad) => return *bad,
-    };
+    let (s, date) =
+        match acting(&state, &headers, &form).and_then(|s| form_date(&form).map(|d| (s, d))) {
+            Ok(both) => both,
+            Err(refused) => return *refused,
+        };
     let result = records::edit::record_conversation(&state.pool, &seminar_ref, &code, date).await;
     changed(
         &state,

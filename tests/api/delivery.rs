@@ -115,14 +115,7 @@ fn a_server_that_stalls_times_out_and_is_retried() {
 #[test]
 fn starttls_with_a_password_sends() {
     let (smtp, tls) = SmtpServer::start_tls("keydates", "s3cret-pass");
-    let mut app = TestApp::with_smtp(smtp.addr);
-    app.set("KEYDATES__MAIL__SMTP__TLS", "starttls");
-    app.set(
-        "KEYDATES__MAIL__SMTP__CA_FILE",
-        &tls.dir.path().join("cert.pem").display().to_string(),
-    );
-    app.set("KEYDATES__MAIL__SMTP__USERNAME", "keydates");
-    app.set("KEYDATES__MAIL__SMTP__PASSWORD", "s3cret-pass");
+    let mut app = TestApp::with_starttls(&smtp, &tls, "keydates", "s3cret-pass");
     let out = app.ok(&["send-test", "--to", "admin@example.org"]);
     assert!(out.starts_with("sent: 250"), "{out}");
     assert_eq!(smtp.received().len(), 1);

@@ -76,6 +76,19 @@ impl TestApp {
         app
     }
 
+    /// Through `smtp` with STARTTLS (trusting its certificate) and a login.
+    pub fn with_starttls(smtp: &SmtpServer, tls: &Tls, user: &str, password: &str) -> TestApp {
+        let mut app = TestApp::with_smtp(smtp.addr);
+        app.set("KEYDATES__MAIL__SMTP__TLS", "starttls");
+        app.set(
+            "KEYDATES__MAIL__SMTP__CA_FILE",
+            &tls.dir.path().join("cert.pem").display().to_string(),
+        );
+        app.set("KEYDATES__MAIL__SMTP__USERNAME", user);
+        app.set("KEYDATES__MAIL__SMTP__PASSWORD", password);
+        app
+    }
+
     pub fn set(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_string(), value.to_string()));

@@ -36,14 +36,7 @@ fn assert_status_names_the_relay(app: &TestApp) {
 #[test]
 fn a_refused_login_keeps_the_emails_waiting_until_the_password_is_fixed() {
     let (smtp, tls) = SmtpServer::start_tls("keydates", "new-pass");
-    let mut app = TestApp::with_smtp(smtp.addr);
-    app.set("KEYDATES__MAIL__SMTP__TLS", "starttls");
-    app.set(
-        "KEYDATES__MAIL__SMTP__CA_FILE",
-        &tls.dir.path().join("cert.pem").display().to_string(),
-    );
-    app.set("KEYDATES__MAIL__SMTP__USERNAME", "keydates");
-    app.set("KEYDATES__MAIL__SMTP__PASSWORD", "old-pass");
+    let mut app = TestApp::with_starttls(&smtp, &tls, "keydates", "old-pass");
     app.import_examples();
     app.pass("2026-11-24");
     assert_waiting(&app);
