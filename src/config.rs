@@ -186,6 +186,14 @@ pub struct ScheduleSettings {
     /// `status` reports unhealthy when the last pass is older than this.
     #[serde(default = "default_stale")]
     pub stale_after_secs: u64,
+    /// How many days ahead the outbox holds due emails. Those further ahead
+    /// are computed from the records whenever they are shown.
+    #[serde(default = "default_horizon")]
+    pub horizon_days: u32,
+}
+
+fn default_horizon() -> u32 {
+    7
 }
 
 fn default_lease() -> u64 {
@@ -474,6 +482,9 @@ impl Settings {
         }
         if self.schedule.send_hour > 23 {
             out.push("schedule.send_hour: must be 0-23".into());
+        }
+        if !(1..=366).contains(&self.schedule.horizon_days) {
+            out.push("schedule.horizon_days: must be 1-366 (days the outbox holds ahead)".into());
         }
         if self.schedule.digest_hour > 23 {
             out.push("schedule.digest_hour: must be 0-23".into());

@@ -253,17 +253,65 @@ pub struct PassReport {
     pub digest: bool,
 }
 
+/// How many cases a plan of every record reads at a time.
+const CASE_BATCH: u32 = 20_000;
+
+/// The actions the outbox may hold, planned from every record a batch of
+/// cases at a time: its memory follows the horizon, not the number of cases.
+#[tracing::instrument(skip_all)]
+pub async fn plan_every_record(
+    engine: &Engine,
+    pool: &SqlitePool,
+    horizon: &plan::Horizon,
+) -> anyhow::Result<Vec<plan::PlannedAction>> {
+    let (settings, calendar) = (&engine.settings, &engine.calendar);
+    let mut records = records::store::load_without_cases(pool)
+        .await
+        .context("while reading the records")?;
+    let mut planned = plan::plan_within(
+        &records,
+        settings,
+        calendar,
+        SubjectKind::OF_SEMINARS,
+        Some(horizon),
+    );
+    let mut after = String::new();
+    loop {
+        let (cases, visits) = records::store::load_cases_after(pool, &after, CASE_BATCH)
+            .await
+            .context("while reading the cases")?;
+        let Some(last) = cases.keys().next_back().cloned() else {
+            break;
+        };
+        (records.cases, records.visits) = (cases, visits);
+        planned.extend(plan::plan_within(
+            &records,
+            settings,
+            calendar,
+            SubjectKind::OF_CASES,
+            Some(horizon),
+        ));
+        after = last;
+    }
+    planned.sort_by(|a, b| (a.send_at, &a.key).cmp(&(b.send_at, &b.key)));
+    Ok(planned)
+}
+
 /// Plans from all the current records and brings the whole outbox into line.
 pub async fn plan_and_reconcile(
     engine: &Engine,
     pool: &SqlitePool,
     now: DateTime<Utc>,
+    reach: outbox::Reach,
 ) -> anyhow::Result<ReconcileReport> {
-    let records = records::store::load(pool)
-        .await
-        .context("while reading the records")?;
-    let planned = plan::plan(&records, &engine.settings, &engine.calendar);
-    outbox::reconcile(pool, &planned, now)
+    let (cases, seminars) = outbox::followed_subjects(pool).await?;
+    let horizon = plan::Horizon {
+        until: reach.until,
+        cases,
+        seminars,
+    };
+    let planned = plan_every_record(engine, pool, &horizon).await?;
+    outbox::reconcile(pool, &planned, now, reach)
         .await
         .context("while reconciling the outbox")
 }
@@ -272,10 +320,33 @@ pub async fn plan_and_reconcile(
 /// is then cheaper than planning them one by one.
 const INCREMENTAL_LIMIT: usize = 2_000;
 
+/// The last day the outbox should hold emails for, as of `now`.
+pub fn horizon_end(settings: &Settings, now: DateTime<Utc>) -> NaiveDate {
+    let today = now.with_timezone(&settings.time_zone()).date_naive();
+    today + chrono::Days::new(u64::from(settings.schedule.horizon_days))
+}
+
+/// How far the outbox reaches now, and how far the last plan of every record did.
+async fn reach(
+    engine: &Engine,
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<outbox::Reach> {
+    let watermark = state::get(pool, keys::PLANNED_UNTIL)
+        .await?
+        .and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+    let until = horizon_end(&engine.settings, now);
+    Ok(outbox::Reach {
+        // Never shorter than before: a clock set back keeps what is held.
+        until: watermark.map_or(until, |w| w.max(until)),
+        watermark,
+    })
+}
+
 /// Plans what changed since the last plan and reconciles it: nothing when
 /// nothing changed, just the changed cases and seminars when few did, and
-/// everything when the planning settings changed or many records did.
-/// `None` when nothing needed planning.
+/// everything when the planning settings changed, many records did, or the
+/// horizon moved on to a new day. `None` when nothing needed planning.
 pub async fn plan_if_changed(
     engine: &Engine,
     pool: &SqlitePool,
@@ -291,18 +362,21 @@ pub async fn plan_if_changed(
             .then_some(seq.parse::<i64>().ok())
             .flatten()
     });
+    let reach = reach(engine, pool, now).await?;
+    let moved_on = reach.watermark != Some(reach.until);
     let report = match previous {
-        Some(seq) if seq == upto => return Ok(None),
-        Some(seq) => {
+        Some(seq) if seq == upto && !moved_on => return Ok(None),
+        Some(seq) if !moved_on => {
             let (cases, seminars) = records::store::changed_subjects(pool, seq, upto).await?;
             if cases.len() + seminars.len() > INCREMENTAL_LIMIT {
-                plan_and_reconcile(engine, pool, now).await?
+                plan_and_reconcile(engine, pool, now, reach).await?
             } else {
-                plan_subjects(engine, pool, now, &cases, &seminars).await?
+                plan_subjects(engine, pool, now, reach, &cases, &seminars).await?
             }
         }
-        None => plan_and_reconcile(engine, pool, now).await?,
+        _ => plan_and_reconcile(engine, pool, now, reach).await?,
     };
+    state::set(pool, keys::PLANNED_UNTIL, &reach.until.to_string()).await?;
     state::set(
         pool,
         keys::PLANNED_THROUGH,
@@ -318,12 +392,14 @@ async fn plan_subjects(
     engine: &Engine,
     pool: &SqlitePool,
     now: DateTime<Utc>,
+    reach: outbox::Reach,
     cases: &[String],
     seminars: &[String],
 ) -> anyhow::Result<ReconcileReport> {
     let records = records::store::load_subjects(pool, cases, seminars)
         .await
         .context("while reading the changed records")?;
+    // All their actions: their open rows follow them however far ahead.
     let planned = plan::plan(&records, &engine.settings, &engine.calendar);
     let ids = |kinds: &[SubjectKind]| -> std::collections::HashSet<String> {
         engine
@@ -334,16 +410,13 @@ async fn plan_subjects(
             .map(|r| r.id.clone())
             .collect()
     };
-    let case_rules = ids(&[SubjectKind::Case, SubjectKind::Visit]);
-    let seminar_rules = ids(&[
-        SubjectKind::Seminar,
-        SubjectKind::Delegate,
-        SubjectKind::SeminarAuthority,
-    ]);
+    let case_rules = ids(SubjectKind::OF_CASES);
+    let seminar_rules = ids(SubjectKind::OF_SEMINARS);
     outbox::reconcile_scoped(
         pool,
         &planned,
         now,
+        reach,
         outbox::ReconcileScope::Subjects {
             cases,
             seminars,
@@ -486,8 +559,9 @@ pub async fn dry_run(
         .await
         .context("while reading the records")?;
     let planned = plan::plan(&records, &engine.settings, &engine.calendar);
+    let reach = reach(engine, pool, now).await?;
     let mut tx = pool.begin().await?;
-    outbox::reconcile_in(&mut tx, &planned, now, outbox::ReconcileScope::All).await?;
+    outbox::reconcile_in(&mut tx, &planned, now, reach, outbox::ReconcileScope::All).await?;
     let due = outbox::due(&mut tx, now).await?;
     tx.rollback().await?;
     Ok(due

@@ -198,7 +198,22 @@ pub struct ReconcileReport {
     pub updated: usize,
     pub cancelled: usize,
     pub revived: usize,
+    /// Past their limit before keydates knew of them (old records imported):
+    /// shown as missed from the plan, never stored, never sent.
     pub missed_on_arrival: usize,
+    /// Fell due and passed their limit while no pass ran: stored as missed,
+    /// for the digest.
+    pub missed_while_stopped: usize,
+}
+
+/// How far ahead the outbox holds actions, and how far the last plan of
+/// every record reached (the watermark). An action recorded from a day
+/// after the watermark was not in the outbox's reach before, so if its limit
+/// has passed it was missed while keydates was stopped, not before it knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    pub until: NaiveDate,
+    pub watermark: Option<NaiveDate>,
 }
 
 struct Existing {
@@ -244,8 +259,9 @@ pub async fn reconcile(
     pool: &SqlitePool,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
+    reach: Reach,
 ) -> anyhow::Result<ReconcileReport> {
-    reconcile_scoped(pool, planned, now, ReconcileScope::All).await
+    reconcile_scoped(pool, planned, now, reach, ReconcileScope::All).await
 }
 
 /// `reconcile_scoped` in one write transaction.
@@ -253,19 +269,49 @@ pub async fn reconcile_scoped(
     pool: &SqlitePool,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
+    reach: Reach,
     scope: ReconcileScope<'_>,
 ) -> anyhow::Result<ReconcileReport> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let report = reconcile_in(&mut tx, planned, now, scope).await?;
+    let report = reconcile_in(&mut tx, planned, now, reach, scope).await?;
     tx.commit().await?;
     Ok(report)
 }
 
 // `+status` keeps SQLite off the status index, so that the subject index
 // serves the scoped lookups.
+// Rows a plan can still change: open ones, and those the plan cancelled,
+// which come back if their action holds again.
 const OPEN_ROWS: &str =
     "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
-     FROM outbox WHERE +status IN ('pending', 'awaiting_confirmation', 'cancelled')";
+     FROM outbox WHERE (+status IN ('pending', 'awaiting_confirmation')
+       OR (+status = 'cancelled' AND cancelled_by = 'plan'))";
+
+/// The cases and seminars with rows a plan can still change: a plan for the
+/// outbox plans all of their actions, however far ahead, so that those rows
+/// follow their records.
+pub async fn followed_subjects(
+    pool: &SqlitePool,
+) -> anyhow::Result<(HashSet<String>, HashSet<String>)> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT subject_type, subject FROM outbox
+         WHERE status IN ('pending', 'awaiting_confirmation')
+            OR (status = 'cancelled' AND cancelled_by = 'plan')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let (mut cases, mut seminars) = (HashSet::new(), HashSet::new());
+    for (subject_type, subject) in rows {
+        if subject_type == <&str>::from(SubjectType::Seminar) {
+            seminars.insert(subject);
+        } else {
+            // A visit is `CASE#N`.
+            let case = subject.split_once('#').map_or(&*subject, |(c, _)| c);
+            cases.insert(case.to_string());
+        }
+    }
+    Ok((cases, seminars))
+}
 
 /// `reconcile`, limited to the rows in `scope`, on a connection whose
 /// transaction the caller owns (a dry run rolls it back).
@@ -273,6 +319,7 @@ pub async fn reconcile_in(
     tx: &mut SqliteConnection,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
+    reach: Reach,
     scope: ReconcileScope<'_>,
 ) -> anyhow::Result<ReconcileReport> {
     let now_s = ts(now);
@@ -358,10 +405,17 @@ pub async fn reconcile_in(
                 report.revived += 1;
             }
             Some(_) => {}
+            None if a.record_from > reach.until => {}
+            None if a.send_until <= now && reach.watermark.is_none_or(|w| a.record_from <= w) => {
+                // Past its limit before keydates knew of it (old records
+                // imported): the plan shows it as missed; nothing to store.
+                report.missed_on_arrival += 1;
+            }
             None => {
-                // Planned for the first time after its limit (old records
-                // imported): record it as missed, never send it.
-                let late = a.send_until <= now;
+                // Fell due and passed its limit while no pass ran: record it
+                // as missed, for the digest, and never send it. A held email
+                // has no limit until it is confirmed: it waits as ever.
+                let late = a.send_until <= now && !a.held;
                 let result = sqlx::query(
                     "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
                        anchor_on, due_on, send_at, send_until, recipients, status, last_error,
@@ -385,15 +439,15 @@ pub async fn reconcile_in(
                 } else {
                     Status::first(a).as_str()
                 })
-                .bind(late.then_some("already past its limit when first planned"))
-                .bind(late.then_some(&now_s))
+                .bind(late.then_some("fell due and passed its limit while keydates was stopped"))
+                .bind(None::<&str>)
                 .bind(&now_s)
                 .bind(&now_s)
                 .execute(&mut *tx)
                 .await?;
                 if result.rows_affected() == 1 {
                     if late {
-                        report.missed_on_arrival += 1;
+                        report.missed_while_stopped += 1;
                     } else {
                         report.added += 1;
                     }

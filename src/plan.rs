@@ -3,7 +3,7 @@
 //! clock and touches no database, so `agenda`, `run --dry-run` and the daemon
 //! all see the same plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -56,6 +56,33 @@ pub struct PlannedAction {
     pub recipients: Recipients,
     /// Waits for someone to confirm it may go.
     pub held: bool,
+    /// The day from which the outbox holds it: its due date, or for a held
+    /// email the day its confirmation is asked for (the request names it).
+    pub record_from: NaiveDate,
+}
+
+/// How far ahead the outbox holds actions. Dates cost little to plan; an
+/// action's key, recipients and strings cost the most, so a plan for the
+/// outbox builds in full only the actions it may store: those recorded from
+/// `until` at the latest, and every action of a case or seminar that has
+/// open rows to follow.
+#[derive(Debug, Clone, Default)]
+pub struct Horizon {
+    pub until: NaiveDate,
+    pub cases: HashSet<String>,
+    pub seminars: HashSet<String>,
+}
+
+impl Horizon {
+    fn keeps(&self, subject: &Subject, record_from: NaiveDate) -> bool {
+        record_from <= self.until
+            || match subject.case {
+                Some(c) if subject.seminar.is_none() => self.cases.contains(&c.case_ref),
+                _ => subject
+                    .seminar
+                    .is_some_and(|s| self.seminars.contains(&s.seminar_ref)),
+            }
+    }
 }
 
 /// The records one action is about: what templates and annexes are filled from.
@@ -307,18 +334,28 @@ pub fn local_instant(date: NaiveDate, hour: u32, tz: Tz) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// Plans one rule for one subject, or says why it gives nothing.
+/// Plans one rule for one subject, or says why it gives nothing. With a
+/// horizon, an action beyond it gives nothing either.
 pub fn plan_one(
     rule: &Rule,
     subject: &Subject,
     settings: &Settings,
     calendar: &Calendar,
+    horizon: Option<&Horizon>,
 ) -> Option<PlannedAction> {
     if !rule.when.iter().all(|c| subject.holds(*c)) {
         return None;
     }
     let anchor_on = subject.anchor(rule.anchor)?;
     let due_on = rule.offset.apply(anchor_on, calendar)?;
+    let asked_on = match &rule.confirmation {
+        Some(c) if rule.held => c.ask.apply(due_on, calendar),
+        _ => None,
+    };
+    let record_from = asked_on.map_or(due_on, |a| a.min(due_on));
+    if horizon.is_some_and(|h| !h.keeps(subject, record_from)) {
+        return None;
+    }
     let tz = settings.time_zone();
     let send_at = local_instant(due_on, settings.schedule.send_hour, tz);
     let last_day_end = match rule.send_until() {
@@ -344,21 +381,34 @@ pub fn plan_one(
         send_until,
         recipients,
         held: rule.held,
+        record_from,
     })
 }
 
 /// Every action the records and enabled rules call for, in send order.
 pub fn plan(records: &Records, settings: &Settings, calendar: &Calendar) -> Vec<PlannedAction> {
+    plan_within(records, settings, calendar, SubjectKind::ALL, None)
+}
+
+/// The actions of rules on these kinds of subject, within the horizon if
+/// one is given, in send order.
+pub fn plan_within(
+    records: &Records,
+    settings: &Settings,
+    calendar: &Calendar,
+    kinds: &[SubjectKind],
+    horizon: Option<&Horizon>,
+) -> Vec<PlannedAction> {
     let mut actions = Vec::new();
     let mut by_kind: BTreeMap<&str, Vec<Subject>> = BTreeMap::new();
-    for rule in settings.enabled_rules() {
+    for rule in settings.enabled_rules().filter(|r| kinds.contains(&r.on)) {
         let subjects = by_kind
             .entry(rule.on.name())
             .or_insert_with(|| subjects(records, rule.on));
         actions.extend(
             subjects
                 .iter()
-                .filter_map(|s| plan_one(rule, s, settings, calendar)),
+                .filter_map(|s| plan_one(rule, s, settings, calendar, horizon)),
         );
     }
     actions.sort_by(|a, b| (a.send_at, &a.key).cmp(&(b.send_at, &b.key)));

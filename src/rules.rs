@@ -30,6 +30,22 @@ pub enum SubjectKind {
 }
 
 impl SubjectKind {
+    pub const ALL: &'static [SubjectKind] = &[
+        SubjectKind::Case,
+        SubjectKind::Visit,
+        SubjectKind::Seminar,
+        SubjectKind::Delegate,
+        SubjectKind::SeminarAuthority,
+    ];
+    /// The kinds planned from a case and its visits.
+    pub const OF_CASES: &'static [SubjectKind] = &[SubjectKind::Case, SubjectKind::Visit];
+    /// The kinds planned from a seminar and its delegates.
+    pub const OF_SEMINARS: &'static [SubjectKind] = &[
+        SubjectKind::Seminar,
+        SubjectKind::Delegate,
+        SubjectKind::SeminarAuthority,
+    ];
+
     pub fn name(self) -> &'static str {
         self.into()
     }

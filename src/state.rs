@@ -11,6 +11,8 @@ pub mod keys {
     pub const LAST_DIGEST_ON: &str = "last_digest_on";
     /// `SEQ:FINGERPRINT`: the record changes and settings the outbox was last planned from.
     pub const PLANNED_THROUGH: &str = "planned_through";
+    /// The last day (local) up to which every record was planned into the outbox.
+    pub const PLANNED_UNTIL: &str = "planned_until";
     /// JSON: the mail relay fault in force.
     pub const RELAY_FAULT: &str = "relay_fault";
     /// JSON: a relay fault that has ended, until the digest reports it.

@@ -48,23 +48,26 @@ async fn rows(
 /// means the file was edited by hand: say which.
 #[tracing::instrument(skip_all)]
 pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
-    let mut records = Records::default();
-    for row in rows(pool, "SELECT * FROM authorities", &[]).await? {
-        let a = authority(&row)?;
-        records.authorities.insert(a.code.clone(), a);
-    }
+    let mut records = load_without_cases(pool).await?;
     for row in rows(pool, "SELECT * FROM cases", &[]).await? {
         let c = case(&row)?;
         records.cases.insert(c.case_ref.clone(), c);
     }
-    for row in rows(
-        pool,
-        "SELECT * FROM visits ORDER BY case_ref, visit_no",
-        &[],
-    )
-    .await?
-    {
+    let visits = "SELECT * FROM visits ORDER BY case_ref, visit_no";
+    for row in rows(pool, visits, &[]).await? {
         records.visits.push(visit(&row)?);
+    }
+    Ok(records)
+}
+
+/// Every record except cases and visits: what planning needs alongside
+/// each batch of cases (`load_cases_after`).
+#[tracing::instrument(skip_all)]
+pub async fn load_without_cases(pool: &SqlitePool) -> anyhow::Result<Records> {
+    let mut records = Records::default();
+    for row in rows(pool, "SELECT * FROM authorities", &[]).await? {
+        let a = authority(&row)?;
+        records.authorities.insert(a.code.clone(), a);
     }
     for row in rows(pool, "SELECT * FROM seminars", &[]).await? {
         let s = seminar(&row)?;
@@ -78,6 +81,41 @@ pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
         conversation(&row, &mut records)?;
     }
     Ok(records)
+}
+
+/// Up to `limit` cases after `after` in reference order, with their visits:
+/// a plan of every case reads them a batch at a time, so that its memory
+/// does not grow with the number of cases.
+pub async fn load_cases_after(
+    pool: &SqlitePool,
+    after: &str,
+    limit: u32,
+) -> anyhow::Result<(std::collections::BTreeMap<String, Case>, Vec<Visit>)> {
+    let mut cases = std::collections::BTreeMap::new();
+    let found = sqlx::query("SELECT * FROM cases WHERE case_ref > ? ORDER BY case_ref LIMIT ?")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    for row in &found {
+        let c = case(row)?;
+        cases.insert(c.case_ref.clone(), c);
+    }
+    let mut visits = Vec::new();
+    if let (Some(first), Some(last)) = (cases.keys().next(), cases.keys().next_back()) {
+        for row in sqlx::query(
+            "SELECT * FROM visits WHERE case_ref >= ? AND case_ref <= ?
+             ORDER BY case_ref, visit_no",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(pool)
+        .await?
+        {
+            visits.push(visit(&row)?);
+        }
+    }
+    Ok((cases, visits))
 }
 
 fn conversation(row: &sqlx::sqlite::SqliteRow, records: &mut Records) -> anyhow::Result<()> {

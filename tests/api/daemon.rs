@@ -131,6 +131,8 @@ fn ready_and_watchdog_reach_the_notify_socket_and_sigterm_exits_zero() {
 fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
     let mut app = TestApp::new();
     app.own_config(|t| t);
+    // Far enough ahead for the outbox to hold January's chase.
+    app.set("KEYDATES__SCHEDULE__HORIZON_DAYS", "120");
     app.import_examples();
     let mut child = start_daemon(&app, &[]);
     // Read from the database: the CLI refuses the broken config too.

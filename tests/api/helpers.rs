@@ -271,6 +271,11 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<String> {
         self.parsed().header_raw(name).map(|s| s.trim().to_string())
     }
+
+    /// The plain-text body.
+    pub fn text(&self) -> String {
+        self.parsed().body_text(0).unwrap().to_string()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,6 +511,14 @@ pub fn zip_part(bytes: &[u8], name: &str) -> String {
 }
 
 /// Finds rows in JSON output by field values.
+/// The agenda line of one rule for one subject.
+pub fn agenda_item<'a>(agenda: &'a [Value], rule: &str, subject: &str) -> &'a Value {
+    agenda
+        .iter()
+        .find(|a| a["rule"] == rule && a["subject"] == subject)
+        .unwrap_or_else(|| panic!("no agenda line for {rule} on {subject}"))
+}
+
 pub fn rows_where<'a>(rows: &'a [Value], rule: &str, subject: &str) -> Vec<&'a Value> {
     rows.iter()
         .filter(|r| r["rule"] == rule && r["subject"] == subject)

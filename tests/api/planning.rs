@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{Days, NaiveDate};
 
-use crate::helpers::{SmtpServer, TestApp, rows_where};
+use crate::helpers::{SmtpServer, TestApp, agenda_item, rows_where};
 
 /// Messages addressed to Riverton's visit coordinator.
 fn to_riverton(smtp: &SmtpServer) -> usize {
@@ -149,7 +149,9 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
 #[test]
 fn record_changes_move_and_cancel_the_right_rows() {
     let smtp = SmtpServer::start();
-    let app = TestApp::with_smtp(smtp.addr);
+    let mut app = TestApp::with_smtp(smtp.addr);
+    // Far enough ahead for the outbox to hold January's chase and deadline.
+    app.set("KEYDATES__SCHEDULE__HORIZON_DAYS", "120");
     app.import_examples();
     app.pass("2026-11-23");
     let before = app.outbox();
@@ -266,6 +268,37 @@ fn downtime_across_a_due_date_catches_up_once_and_past_the_limit_misses() {
         2,
         "the second install sent Riverton nothing"
     );
+
+    // Down for eight weeks, far past the outbox's horizon: what fell due
+    // meanwhile is found all the same; what passed its limit is recorded as
+    // missed and reported to IMS, and nothing of it is sent.
+    let long = TestApp::with_smtp(smtp.addr);
+    long.import_examples();
+    long.pass("2026-11-23");
+    let before = smtp.received().len();
+    long.pass("2027-01-20T12:00:00Z");
+    let rows = long.outbox();
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r["status"] == "missed" && r["due_on"].as_str().unwrap() > "2026-11-30")
+        .collect();
+    assert!(!missed.is_empty(), "{rows:#?}");
+    for r in &missed {
+        assert!(r["last_error"].as_str().unwrap().contains("stopped"), "{r}");
+    }
+    let digest: Vec<_> = smtp.received()[before..]
+        .iter()
+        .filter(|m| m.to == ["ims@example.org"])
+        .map(crate::helpers::Received::text)
+        .collect();
+    assert_eq!(digest.len(), 1, "one digest");
+    for r in &missed {
+        assert!(
+            digest[0].contains(r["rule"].as_str().unwrap()),
+            "{}",
+            digest[0]
+        );
+    }
 }
 
 #[test]
@@ -303,10 +336,7 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
     let app = TestApp::new();
     app.import_examples();
     let agenda = app.agenda("2026-11-23T08:00:00Z");
-    let chase = agenda
-        .iter()
-        .find(|a| a["rule"] == "plan-chase" && a["subject"] == "SOU-2026-01")
-        .unwrap();
+    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
     assert_eq!(chase["status"], "planned");
     assert_eq!(chase["authority"], "SOU");
     assert_eq!(chase["due_on"], "2027-01-14");
@@ -321,18 +351,12 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
     );
     app.pass("2026-11-23");
     let agenda = app.agenda("2026-11-23T10:00:00Z");
-    let chase = agenda
-        .iter()
-        .find(|a| a["rule"] == "plan-chase" && a["subject"] == "SOU-2026-01")
-        .unwrap();
-    // Held until the lead inspector and SHMI confirm (000 §28), with its row id.
-    assert_eq!(chase["status"], "awaiting_confirmation");
-    assert!(chase["id"].as_i64().is_some());
+    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
+    // Seven weeks ahead: beyond the outbox's horizon, so planned, with no row.
+    assert_eq!(chase["status"], "planned");
+    assert!(chase["id"].is_null());
     // With no planning event date recorded, the final agenda waits for one.
-    let waiting = agenda
-        .iter()
-        .find(|a| a["rule"] == "planning-agenda" && a["subject"] == "SOU-2026-01")
-        .unwrap();
+    let waiting = agenda_item(&agenda, "planning-agenda", "SOU-2026-01");
     assert_eq!(waiting["status"], "waiting");
     assert!(waiting["due_on"].is_null());
     assert!(
@@ -356,6 +380,15 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
         let d = a["due_on"].as_str().unwrap();
         ("2026-11-24"..="2026-11-30").contains(&d)
     }));
+
+    // Once its confirmation is asked for (three working days ahead), the
+    // chase has a row, held until the lead inspector and SHMI confirm
+    // (000 §28), and the request can name its id.
+    app.pass("2027-01-05");
+    let agenda = app.agenda("2027-01-05T10:00:00Z");
+    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
+    assert_eq!(chase["status"], "awaiting_confirmation");
+    assert!(chase["id"].as_i64().is_some());
 }
 
 #[test]

@@ -29,6 +29,17 @@ fn records(n: usize, shifts: &[(u8, bool, bool)]) -> Records {
     r
 }
 
+/// The examples imported into a fresh database, and an engine on it.
+fn examples_with_engine() -> (crate::helpers::TestApp, keydates::deliver::Engine) {
+    let app = crate::helpers::TestApp::new();
+    app.import_examples();
+    let mut settings = settings();
+    settings.database.url = app.db_path().display().to_string();
+    settings.mail.spool_dir = app.spool();
+    let engine = keydates::deliver::Engine::new(settings).unwrap();
+    (app, engine)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -45,6 +56,7 @@ proptest! {
         shifts in prop::collection::vec((0u8..200, any::<bool>(), any::<bool>()), 1..12),
         later in prop::collection::vec((0u8..200, any::<bool>(), any::<bool>()), 1..12),
         day in 0u64..300,
+        horizon in 1u64..400,
     ) {
         let settings = settings();
         let calendar = settings.calendar();
@@ -63,14 +75,20 @@ proptest! {
             .unwrap();
             let now = Utc.with_ymd_and_hms(2026, 9, 1, 8, 0, 0).unwrap()
                 + chrono::Duration::days(day as i64);
-            outbox::reconcile(&pool, &planned, now).await.unwrap();
-            let again = outbox::reconcile(&pool, &planned, now).await.unwrap();
-            assert_eq!(again, outbox::ReconcileReport::default(), "a second reconcile changes nothing");
+            let until = now.date_naive() + Days::new(horizon);
+            let reach = outbox::Reach { until, watermark: None };
+            let first = outbox::reconcile(&pool, &planned, now, reach).await.unwrap();
+            let again = outbox::reconcile(&pool, &planned, now, reach).await.unwrap();
+            assert_eq!(
+                again,
+                outbox::ReconcileReport { missed_on_arrival: first.missed_on_arrival, ..Default::default() },
+                "a second reconcile changes nothing"
+            );
 
             // The records change; reconciling the new plan keeps one row per key.
             let changed = records(n, &later);
             let replanned = plan::plan(&changed, &settings, &calendar);
-            outbox::reconcile(&pool, &replanned, now).await.unwrap();
+            outbox::reconcile(&pool, &replanned, now, reach).await.unwrap();
             let dupes: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM (SELECT key FROM outbox GROUP BY key HAVING COUNT(*) > 1)",
             )
@@ -78,14 +96,24 @@ proptest! {
             .await
             .unwrap();
             assert_eq!(dupes, 0);
-            // Every planned key is there, and every pending row is planned.
+            // Every planned key within reach and not already past its limit
+            // is there; every pending row is planned; no row was ever out of reach.
             let rows = outbox::list(&pool, None).await.unwrap();
             let keys: std::collections::HashSet<_> = replanned.iter().map(|a| a.key.as_str()).collect();
-            for a in &replanned {
+            for a in replanned.iter().filter(|a| a.record_from <= until && a.send_until > now) {
                 assert!(rows.iter().any(|r| r.key == a.key), "{} missing", a.key);
             }
             for r in rows.iter().filter(|r| r.status == outbox::Status::Pending) {
                 assert!(keys.contains(r.key.as_str()), "{} pending but not planned", r.key);
+            }
+            let reached: std::collections::HashSet<_> = planned
+                .iter()
+                .chain(&replanned)
+                .filter(|a| a.record_from <= until && a.send_until > now)
+                .map(|a| a.key.as_str())
+                .collect();
+            for r in &rows {
+                assert!(reached.contains(r.key.as_str()), "{} stored out of reach", r.key);
             }
             pool.close().await;
         });
@@ -94,13 +122,7 @@ proptest! {
 
 #[test]
 fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
-    let app = crate::helpers::TestApp::new();
-    app.import_examples();
-    let settings = Settings::load(&crate::helpers::shipped_config()).unwrap();
-    let mut settings = settings;
-    settings.database.url = app.db_path().display().to_string();
-    settings.mail.spool_dir = app.spool();
-    let engine = keydates::deliver::Engine::new(settings).unwrap();
+    let (app, engine) = examples_with_engine();
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap();
     runtime().block_on(async {
         let pool = keydates::db::open(&app.db_path(), std::time::Duration::from_secs(5))
@@ -118,7 +140,8 @@ fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
             &pool,
             "RIV-2026-01",
             1,
-            NaiveDate::from_ymd_opt(2026, 12, 15).unwrap(),
+            // A day earlier: its data request falls due today, in the horizon.
+            NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
         )
         .await
         .unwrap();
@@ -165,12 +188,7 @@ proptest! {
         edits in prop::collection::vec(edit(), 1..8),
         day in 0u64..200,
     ) {
-        let app = crate::helpers::TestApp::new();
-        app.import_examples();
-        let mut settings = settings();
-        settings.database.url = app.db_path().display().to_string();
-        settings.mail.spool_dir = app.spool();
-        let engine = keydates::deliver::Engine::new(settings).unwrap();
+        let (app, engine) = examples_with_engine();
         let now = Utc.with_ymd_and_hms(2026, 9, 1, 8, 0, 0).unwrap() + chrono::Duration::days(day as i64);
         let cases = ["SOU-2026-01", "NOR-2026-01", "EAS-2026-01", "RIV-2026-01"];
         let visits = [("RIV-2026-01", 1), ("RIV-2026-01", 2), ("SOU-2026-01", 1)];
@@ -196,9 +214,61 @@ proptest! {
             }
             let all = keydates::records::store::load(&pool).await.unwrap();
             let planned = plan::plan(&all, &engine.settings, &engine.calendar);
-            let full = outbox::reconcile(&pool, &planned, now).await.unwrap();
-            assert_eq!(full, outbox::ReconcileReport::default(), "after {edits:?}");
+            let until = keydates::deliver::horizon_end(&engine.settings, now);
+            let reach = outbox::Reach { until, watermark: Some(until) };
+            let full = outbox::reconcile(&pool, &planned, now, reach).await.unwrap();
+            assert_eq!(
+                full,
+                outbox::ReconcileReport { missed_on_arrival: full.missed_on_arrival, ..Default::default() },
+                "after {edits:?}"
+            );
             pool.close().await;
         });
+    }
+}
+
+/// Runs `plan_if_changed` on these days, one after another, against a fresh
+/// copy of the examples; then expires what passed its limit by the last day.
+/// Gives each key with its status.
+fn outbox_after_passes(days: &[chrono::DateTime<Utc>]) -> Vec<(String, outbox::Status)> {
+    let (app, engine) = examples_with_engine();
+    runtime().block_on(async {
+        let pool = keydates::db::open(&app.db_path(), std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        for day in days {
+            keydates::deliver::plan_if_changed(&engine, &pool, *day)
+                .await
+                .unwrap();
+        }
+        outbox::expire(&pool, *days.last().unwrap()).await.unwrap();
+        let mut rows: Vec<_> = outbox::list(&pool, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.status))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        pool.close().await;
+        rows
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// A daemon stopped for any stretch catches up to the outbox a daemon
+    /// that ran every day would have: every email that fell due meanwhile is
+    /// there, as missed if its limit has passed, and nothing beyond the horizon.
+    #[test]
+    fn catching_up_after_a_stop_matches_running_every_day(
+        start in 0i64..200,
+        stopped in 1i64..60,
+    ) {
+        let first = Utc.with_ymd_and_hms(2026, 9, 1, 8, 0, 0).unwrap() + chrono::Duration::days(start);
+        let every_day: Vec<_> = (0..=stopped).map(|d| first + chrono::Duration::days(d)).collect();
+        let ran = outbox_after_passes(&every_day);
+        let caught_up = outbox_after_passes(&[first, *every_day.last().unwrap()]);
+        prop_assert_eq!(ran, caught_up);
     }
 }
