@@ -32,6 +32,35 @@ fn planning(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // What a pass plans: only the actions due in the next seven days, seen
+    // from the middle of the records' dates, with no open rows to follow.
+    let mut group = c.benchmark_group("plan-horizon");
+    group.sample_size(10);
+    let today = start + chrono::Days::new(180);
+    let horizon = plan::Horizon {
+        until: today + chrono::Days::new(7),
+        today,
+        watermark: Some(today + chrono::Days::new(6)),
+        ..plan::Horizon::default()
+    };
+    for n in [100_000usize, 1_000_000] {
+        let records = sample::generate(n, start);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &records, |b, r| {
+            b.iter(|| {
+                plan::plan_within(
+                    black_box(r),
+                    &settings,
+                    &calendar,
+                    keydates::rules::SubjectKind::ALL,
+                    Some(&horizon),
+                )
+                .len()
+            })
+        });
+    }
+    group.finish();
 }
 
 fn working_days(c: &mut Criterion) {

@@ -88,6 +88,29 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
+fn rss_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Gives freed memory back and restarts the peak, so that the next peak is
+/// the next step's own.
+fn reset_peak() {
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 async fn measure(n: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::load(std::path::Path::new(concat!(
@@ -100,9 +123,10 @@ async fn measure(n: usize) -> anyhow::Result<()> {
     let db = settings.database_path();
     let engine = Engine::new(settings)?;
     let pool = keydates::db::open(&db, Duration::from_secs(30)).await?;
+    // The records' reports spread over 300 days from `start`; `now` is in
+    // the middle, so the outbox holds what falls due in the next week.
     let start = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
-    // Before anything falls due, so a pass is pure bookkeeping.
-    let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+    let now = Utc.with_ymd_and_hms(2027, 2, 26, 7, 0, 0).unwrap();
 
     let records = sample::generate(n, start);
     let t = Instant::now();
@@ -111,14 +135,47 @@ async fn measure(n: usize) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let planned = plan::plan(&records, &engine.settings, &engine.calendar);
-    let plan_only = t.elapsed();
+    let plan_all = t.elapsed();
     let actions = planned.len();
     drop(planned);
+    let today = now.date_naive();
+    let horizon = plan::Horizon {
+        until: keydates::deliver::horizon_end(&engine.settings, now),
+        today,
+        ..plan::Horizon::default()
+    };
+    let t = Instant::now();
+    let within = plan::plan_within(
+        &records,
+        &engine.settings,
+        &engine.calendar,
+        keydates::rules::SubjectKind::ALL,
+        Some(&horizon),
+    );
+    let plan_horizon = t.elapsed();
+    drop(within);
     drop(records);
 
     let t = Instant::now();
+    drop(records::store::load(&pool).await?);
+    let read_all = t.elapsed();
+    let t = Instant::now();
+    drop(keydates::deliver::plan_every_record(&engine, &pool, &horizon).await?);
+    let read_and_plan = t.elapsed();
+
+    reset_peak();
+    let t = Instant::now();
     plan_if_changed(&engine, &pool, now).await?;
     let first = t.elapsed();
+    let first_peak = rss_mib("VmHWM:");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&pool)
+        .await?;
+    // As if the due ones had gone, so that the next pass finds nothing to send.
+    sqlx::query("UPDATE outbox SET status = 'sent' WHERE status = 'pending' AND send_at <= ?")
+        .bind(outbox::ts(now))
+        .execute(&pool)
+        .await?;
 
     // A pass in which nothing changed: the planning check, releasing stale
     // claims, expiry, and looking for a due row.
@@ -134,20 +191,31 @@ async fn measure(n: usize) -> anyhow::Result<()> {
         &pool,
         "C0000000",
         1,
-        NaiveDate::from_ymd_opt(2027, 2, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
     )
     .await?;
     let t = Instant::now();
     plan_if_changed(&engine, &pool, now).await?;
     let one_change = t.elapsed();
 
+    // The next morning: the horizon moves on a day, and every record is
+    // planned again for the day that came into reach.
+    let t = Instant::now();
+    plan_if_changed(&engine, &pool, now + chrono::Duration::days(1)).await?;
+    let next_day = t.elapsed();
+
     println!(
-        "| {n} | {actions} | {} | {} | {} | {} | {} | {:.0} |",
+        "| {n} | {actions} | {rows} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.0} |",
         ms(write),
-        ms(plan_only),
+        ms(plan_all),
+        ms(plan_horizon),
+        ms(read_all),
+        ms(read_and_plan),
         ms(first),
+        first_peak,
         ms(idle),
         ms(one_change),
+        ms(next_day),
         peak_rss_mib()
     );
     pool.close().await;
@@ -169,9 +237,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!(
-        "| cases | actions | write records ms | plan (pure) ms | first pass: load+plan+reconcile ms | pass, nothing changed ms | pass after one change ms | peak RSS MiB |"
+        "| cases | actions | outbox rows | write records ms | plan everything (pure) ms | plan the horizon (pure) ms | read every record ms | read and plan the horizon in batches ms | first pass: load+plan+reconcile ms | first pass peak RSS MiB | pass, nothing changed ms | pass after one change ms | next day's pass ms | process peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         rt.block_on(measure(n))?;
     }

@@ -77,7 +77,7 @@ pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
 /// logged and the old config stays in force.
 pub async fn run(
     pool: SqlitePool,
-    engine: Engine,
+    engine: Arc<Engine>,
     config_path: PathBuf,
     clock: Clock,
     shutdown: CancellationToken,
@@ -85,7 +85,7 @@ pub async fn run(
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
     // The console, when configured: it reads the settings in force and wakes
     // this loop when someone changes a record.
-    let mut engine = Arc::new(engine);
+    let mut engine = engine;
     let (engine_tx, engine_rx) = watch::channel(engine.clone());
     let wake = Arc::new(Notify::new());
     if let Some(addr) = engine.settings.web.address().map_err(anyhow::Error::msg)? {

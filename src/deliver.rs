@@ -154,7 +154,7 @@ pub async fn records_for(pool: &SqlitePool, row: &OutboxRow) -> anyhow::Result<R
     }
 }
 
-/// Claims and sends at most one due row.
+/// Claims and sends at most one due row, and records what became of it.
 #[tracing::instrument(skip_all)]
 pub async fn try_deliver_one(
     engine: &Engine,
@@ -169,75 +169,121 @@ pub async fn try_deliver_one(
     else {
         return Ok(Outcome::Idle);
     };
-    let span = tracing::info_span!("send", id = row.id, rule = %row.rule, subject = %row.subject,
-        message_id = row.message_id.as_deref().unwrap_or(""));
-    send_and_record(engine, pool, row, clock)
-        .instrument(span)
-        .await
+    let (outcome, settlement) = send_claimed(engine, pool, row, clock).await?;
+    record(pool, &[(outcome.clone(), settlement)]).await?;
+    Ok(outcome)
 }
 
-async fn send_and_record(
+/// Composes and sends one claimed row; says what became of it, to record.
+async fn send_claimed(
     engine: &Engine,
     pool: &SqlitePool,
     row: OutboxRow,
     clock: Clock,
-) -> anyhow::Result<Outcome> {
-    let records = records_for(pool, &row)
-        .await
-        .context("while reading the records for an email")?;
-    let result = match compose_row(engine, &records, &row) {
-        Ok(composed) => engine.mailer.send(&composed.message).await,
-        Err(reason) => Err(SendError::Permanent(reason.to_string())),
-    };
-    let now = clock.now();
-    let backoff = |attempts| {
-        let s = &engine.settings.schedule;
-        outbox::backoff(
-            attempts,
+) -> anyhow::Result<(Outcome, outbox::Settlement)> {
+    let span = tracing::info_span!("send", id = row.id, rule = %row.rule, subject = %row.subject,
+        message_id = row.message_id.as_deref().unwrap_or(""));
+    async {
+        let records = records_for(pool, &row)
+            .await
+            .context("while reading the records for an email")?;
+        let result = match compose_row(engine, &records, &row) {
+            Ok(composed) => engine.mailer.send(&composed.message).await,
+            Err(reason) => Err(SendError::Permanent(reason.to_string())),
+        };
+        Ok(settle_send(engine, &row, result, clock.now()))
+    }
+    .instrument(span)
+    .await
+}
+
+/// What a send's result means for its row: sent, retried after a back-off,
+/// or failed once its retries have run out.
+fn settle_send(
+    engine: &Engine,
+    row: &OutboxRow,
+    result: Result<String, SendError>,
+    now: DateTime<Utc>,
+) -> (Outcome, outbox::Settlement) {
+    use outbox::Settled;
+    let s = &engine.settings.schedule;
+    let next = now
+        + outbox::backoff(
+            row.attempts,
             Duration::seconds(s.backoff_initial_secs as i64),
             Duration::seconds(s.backoff_max_secs as i64),
-        )
-    };
-    match result {
+        );
+    let id = row.id;
+    let (outcome, settled, metric) = match result {
         Ok(reply) => {
-            outbox::mark_sent(pool, row.id, &reply, now).await?;
-            crate::metrics::send(&row.rule, "sent");
             tracing::info!(reply = %reply, attempts = row.attempts, "sent");
-            relay::works(pool, now).await?;
-            Ok(Outcome::Sent { id: row.id })
+            (Outcome::Sent { id }, Settled::Sent { reply }, "sent")
         }
         Err(SendError::Relay(reason)) => {
             let error = SendError::Relay(reason).to_string();
-            let next = now + backoff(row.attempts);
-            outbox::mark_retry(pool, row.id, &error, next, now).await?;
-            crate::metrics::send(&row.rule, "relay_fault");
-            relay::fails(pool, &error, now).await?;
-            Ok(Outcome::RelayFault { id: row.id, error })
+            tracing::warn!(%error, "the relay could not be used; the email waits");
+            let settled = Settled::Retry {
+                error: error.clone(),
+                next,
+            };
+            (Outcome::RelayFault { id, error }, settled, "relay_fault")
         }
         Err(SendError::Permanent(error)) => {
-            outbox::mark_failed(pool, row.id, &error, now).await?;
-            crate::metrics::send(&row.rule, "failed");
             tracing::error!(%error, "failed; not retried");
-            Ok(Outcome::Failed { id: row.id, error })
+            let settled = Settled::Failed {
+                error: error.clone(),
+            };
+            (Outcome::Failed { id, error }, settled, "failed")
         }
         Err(SendError::Transient(error)) => {
             let first = row.first_attempt_at.unwrap_or(now);
-            let lifetime = Duration::hours(engine.settings.schedule.retry_lifetime_hours as i64);
-            let next = now + backoff(row.attempts);
+            let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
             if next - first > lifetime {
                 let error = format!("gave up after {} attempts: {error}", row.attempts);
-                outbox::mark_failed(pool, row.id, &error, now).await?;
-                crate::metrics::send(&row.rule, "failed");
                 tracing::error!(%error, "failed");
-                Ok(Outcome::Failed { id: row.id, error })
+                let settled = Settled::Failed {
+                    error: error.clone(),
+                };
+                (Outcome::Failed { id, error }, settled, "failed")
             } else {
-                outbox::mark_retry(pool, row.id, &error, next, now).await?;
-                crate::metrics::send(&row.rule, "retrying");
                 tracing::warn!(%error, next_attempt = %outbox::ts(next), "will retry");
-                Ok(Outcome::Retrying { id: row.id, error })
+                let settled = Settled::Retry {
+                    error: error.clone(),
+                    next,
+                };
+                (Outcome::Retrying { id, error }, settled, "retrying")
             }
         }
+    };
+    crate::metrics::send(&row.rule, metric);
+    (
+        outcome,
+        outbox::Settlement {
+            id,
+            at: now,
+            settled,
+        },
+    )
+}
+
+/// Records a group of outcomes in one commit, then what they say of the relay.
+async fn record(pool: &SqlitePool, group: &[(Outcome, outbox::Settlement)]) -> anyhow::Result<()> {
+    let settlements: Vec<_> = group.iter().map(|(_, s)| s.clone()).collect();
+    outbox::settle(pool, &settlements)
+        .await
+        .context("while recording what became of the sends")?;
+    // The latest word on the relay wins.
+    let relay = group.iter().rev().find_map(|(o, s)| match o {
+        Outcome::Sent { .. } => Some((None, s.at)),
+        Outcome::RelayFault { error, .. } => Some((Some(error), s.at)),
+        _ => None,
+    });
+    match relay {
+        Some((None, at)) => relay::works(pool, at).await?,
+        Some((Some(error), at)) => relay::fails(pool, error, at).await?,
+        None => {}
     }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -307,6 +353,8 @@ pub async fn plan_and_reconcile(
     let (cases, seminars) = outbox::followed_subjects(pool).await?;
     let horizon = plan::Horizon {
         until: reach.until,
+        today: now.with_timezone(&engine.settings.time_zone()).date_naive(),
+        watermark: reach.watermark,
         cases,
         seminars,
     };
@@ -434,7 +482,7 @@ async fn plan_subjects(
 /// its own rows, so one slow exchange does not hold up the rest.
 #[tracing::instrument(skip_all)]
 pub async fn run_pass(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     pool: &SqlitePool,
     clock: Clock,
     stop: &CancellationToken,
@@ -454,29 +502,35 @@ pub async fn run_pass(
         crate::config::TransportKind::Smtp => engine.settings.mail.smtp.pool_size.max(1),
         crate::config::TransportKind::File => 1,
     };
-    let deliver = |_| async {
-        let mut tally = PassReport::default();
-        while !stop.is_cancelled() {
-            match try_deliver_one(engine, pool, &worker, clock).await? {
-                Outcome::Idle => break,
-                Outcome::Sent { .. } => tally.sent += 1,
-                Outcome::Retrying { .. } => tally.retrying += 1,
-                Outcome::Failed { .. } => tally.failed += 1,
-                Outcome::RelayFault { .. } => {
-                    // The next email would meet the same relay: leave them all waiting.
-                    tally.relay_faults += 1;
-                    break;
-                }
+    let (recorder, writer) = Recorder::start(pool.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        tasks.spawn(deliver_due(
+            engine.clone(),
+            pool.clone(),
+            worker.clone(),
+            clock,
+            stop.clone(),
+            recorder.clone(),
+        ));
+    }
+    drop(recorder);
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done.context("a sending task stopped")? {
+            Ok(tally) => {
+                report.sent += tally.sent;
+                report.retrying += tally.retrying;
+                report.failed += tally.failed;
+                report.relay_faults += tally.relay_faults;
             }
+            Err(e) => failure = failure.or(Some(e)),
         }
-        anyhow::Ok(tally)
-    };
-    for tally in futures_util::future::join_all((0..workers).map(deliver)).await {
-        let tally = tally?;
-        report.sent += tally.sent;
-        report.retrying += tally.retrying;
-        report.failed += tally.failed;
-        report.relay_faults += tally.relay_faults;
+    }
+    // The writer's own error, when it has one, is the cause of the workers'.
+    writer.await.context("the outcome writer stopped")??;
+    if let Some(e) = failure {
+        return Err(e);
     }
     if !stop.is_cancelled() {
         report.digest = send_digest_if_due(engine, pool, clock.now()).await?;
@@ -487,6 +541,85 @@ pub async fn run_pass(
         tracing::warn!(error = format!("{e:#}"), "outbox figures not measured");
     }
     Ok(report)
+}
+
+/// Rows a worker claims at a time once its connection has carried an email;
+/// until then it claims one, so a relay that is down costs one try per
+/// worker, as ever. Claimed rows a worker does not get to (the pass stops,
+/// or the relay fails) are given back at once.
+const CLAIM_BATCH: u32 = 8;
+
+/// One sending worker: claims due rows a few at a time, sends them one by
+/// one on its own connection, and hands each outcome to the recorder.
+async fn deliver_due(
+    engine: Arc<Engine>,
+    pool: SqlitePool,
+    worker: String,
+    clock: Clock,
+    stop: CancellationToken,
+    recorder: Recorder,
+) -> anyhow::Result<PassReport> {
+    let mut tally = PassReport::default();
+    let domain = &engine.settings.mail.message_id_domain;
+    'claiming: while !stop.is_cancelled() {
+        let batch = if tally.sent > 0 { CLAIM_BATCH } else { 1 };
+        let rows = outbox::claim_batch(&pool, clock.now(), &worker, domain, batch)
+            .await
+            .context("while claiming due emails")?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
+            let (outcome, settlement) = send_claimed(&engine, &pool, row, clock).await?;
+            let relay_fault = matches!(outcome, Outcome::RelayFault { .. });
+            match outcome {
+                Outcome::Sent { .. } => tally.sent += 1,
+                Outcome::Retrying { .. } => tally.retrying += 1,
+                Outcome::Failed { .. } => tally.failed += 1,
+                Outcome::RelayFault { .. } => tally.relay_faults += 1,
+                Outcome::Idle => {}
+            }
+            let recorded = recorder.record(outcome, settlement);
+            // The next email would meet the same relay: leave them all waiting.
+            if !recorded || relay_fault || stop.is_cancelled() {
+                let rest: Vec<i64> = rows.map(|r| r.id).collect();
+                outbox::unclaim(&pool, &rest).await?;
+                break 'claiming;
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Records the workers' outcomes: whatever arrives while one commit is on
+/// its way to disk goes into the next, so a busy pass commits once for many
+/// sends while a quiet one commits each at once.
+#[derive(Clone)]
+struct Recorder(tokio::sync::mpsc::UnboundedSender<(Outcome, outbox::Settlement)>);
+
+impl Recorder {
+    fn start(pool: SqlitePool) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let writer = tokio::spawn(async move {
+            let mut group = Vec::new();
+            while receiver.recv_many(&mut group, 512).await > 0 {
+                if let Err(e) = record(&pool, &group).await {
+                    // Closing tells the workers to stop at once.
+                    receiver.close();
+                    return Err(e);
+                }
+                group.clear();
+            }
+            Ok(())
+        });
+        (Recorder(sender), writer)
+    }
+
+    /// False once the writer has stopped: the worker should stop too.
+    fn record(&self, outcome: Outcome, settlement: outbox::Settlement) -> bool {
+        self.0.send((outcome, settlement)).is_ok()
+    }
 }
 
 /// Once a day, from the digest hour, tells IMS about failed and missed actions.

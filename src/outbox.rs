@@ -221,10 +221,14 @@ struct Existing {
     status: Status,
     cancelled_by: Option<String>,
     forced: bool,
-    fields: (String, String, String, String),
+    fields: Fields,
 }
 
-fn fields_of(a: &PlannedAction) -> (String, String, String, String) {
+/// The stored forms of what a plan can change in a row: due date, send
+/// time, limit and recipients.
+type Fields = (String, String, String, String);
+
+fn fields_of(a: &PlannedAction) -> Fields {
     (
         a.due_on.to_string(),
         ts(a.send_at),
@@ -382,6 +386,7 @@ pub async fn reconcile_in(
         );
     }
     let mut planned_keys = HashSet::with_capacity(planned.len());
+    let mut new = Vec::new();
     for a in planned {
         planned_keys.insert(a.key.as_str());
         let fields = fields_of(a);
@@ -411,47 +416,15 @@ pub async fn reconcile_in(
                 // imported): the plan shows it as missed; nothing to store.
                 report.missed_on_arrival += 1;
             }
-            None => {
-                // Fell due and passed its limit while no pass ran: record it
-                // as missed, for the digest, and never send it. A held email
-                // has no limit until it is confirmed: it waits as ever.
-                let late = a.send_until <= now && !a.held;
-                let result = sqlx::query(
-                    "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
-                       anchor_on, due_on, send_at, send_until, recipients, status, last_error,
-                       reported_at, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(&a.key)
-                .bind(&a.rule_id)
-                .bind(<&str>::from(a.subject.subject_type()))
-                .bind(a.subject.to_string())
-                .bind(&a.authority)
-                .bind(a.delegate.as_ref().map(EmailAddress::as_str))
-                .bind(a.anchor_on.to_string())
-                .bind(&fields.0)
-                .bind(&fields.1)
-                .bind(&fields.2)
-                .bind(&fields.3)
-                .bind(if late {
-                    Status::Missed.as_str()
-                } else {
-                    Status::first(a).as_str()
-                })
-                .bind(late.then_some("fell due and passed its limit while keydates was stopped"))
-                .bind(None::<&str>)
-                .bind(&now_s)
-                .bind(&now_s)
-                .execute(&mut *tx)
-                .await?;
-                if result.rows_affected() == 1 {
-                    if late {
-                        report.missed_while_stopped += 1;
-                    } else {
-                        report.added += 1;
-                    }
-                }
+            None => new.push((a, fields)),
+        }
+    }
+    for batch in new.chunks(INSERT_BATCH) {
+        for status in insert_batch(tx, batch, now, &now_s).await? {
+            if status == Status::Missed {
+                report.missed_while_stopped += 1;
+            } else {
+                report.added += 1;
             }
         }
     }
@@ -472,10 +445,63 @@ pub async fn reconcile_in(
     Ok(report)
 }
 
+/// Rows per INSERT: 16 values each, well inside SQLite's limit on bound values.
+const INSERT_BATCH: usize = 500;
+
+/// Inserts new rows in one statement; gives the status of each row that was
+/// new (a key already there, say sent, is left alone).
+async fn insert_batch(
+    tx: &mut SqliteConnection,
+    batch: &[(&PlannedAction, Fields)],
+    now: DateTime<Utc>,
+    now_s: &str,
+) -> anyhow::Result<Vec<Status>> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
+           anchor_on, due_on, send_at, send_until, recipients, status, last_error,
+           reported_at, created_at, updated_at) ",
+    );
+    insert.push_values(batch, |mut row, (a, fields)| {
+        // Fell due and passed its limit while no pass ran: recorded as
+        // missed, for the digest, and never sent. A held email has no limit
+        // until it is confirmed: it waits as ever.
+        let late = a.send_until <= now && !a.held;
+        row.push_bind(&a.key)
+            .push_bind(&a.rule_id)
+            .push_bind(<&str>::from(a.subject.subject_type()))
+            .push_bind(a.subject.to_string())
+            .push_bind(&a.authority)
+            .push_bind(a.delegate.as_ref().map(EmailAddress::as_str))
+            .push_bind(a.anchor_on.to_string())
+            .push_bind(&fields.0)
+            .push_bind(&fields.1)
+            .push_bind(&fields.2)
+            .push_bind(&fields.3)
+            .push_bind(if late {
+                Status::Missed.as_str()
+            } else {
+                Status::first(a).as_str()
+            })
+            .push_bind(late.then_some("fell due and passed its limit while keydates was stopped"))
+            .push_bind(None::<&str>)
+            .push_bind(now_s)
+            .push_bind(now_s);
+    });
+    insert.push(" ON CONFLICT (key) DO NOTHING RETURNING status");
+    let statuses: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+    statuses
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|_| anyhow::anyhow!("outbox.status holds `{s}`"))
+        })
+        .collect()
+}
+
 async fn update_fields(
     tx: &mut SqliteConnection,
     id: i64,
-    fields: &(String, String, String, String),
+    fields: &Fields,
     now: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -561,34 +587,69 @@ const DUE: &str = "status = 'pending' AND send_at <= ?1
     AND (send_until > ?1 OR forced = 1)
     AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)";
 
-/// Takes the next due row for this worker, or none. One statement, so two
-/// processes can never take the same row; inside an explicit transaction and
-/// read to the end, so that a claim that could not be written (a full disk)
-/// is an error here rather than a row that seems taken but is not.
-#[tracing::instrument(skip(pool))]
+/// Claims the next due row, if any (`claim_batch` of one).
 pub async fn claim(
     pool: &SqlitePool,
     now: DateTime<Utc>,
     worker: &str,
     message_id_domain: &str,
 ) -> anyhow::Result<Option<OutboxRow>> {
+    Ok(claim_batch(pool, now, worker, message_id_domain, 1)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Claims up to `limit` due rows in one transaction, in send order, each
+/// with its Message-ID stored (made here unless a previous attempt left one).
+pub async fn claim_batch(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    worker: &str,
+    message_id_domain: &str,
+    limit: u32,
+) -> anyhow::Result<Vec<OutboxRow>> {
     let now_s = ts(now);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+    // The same form as `domain::message_id`, made by SQLite once per row.
+    let mut rows: Vec<OutboxRow> = sqlx::query_as(&format!(
         "UPDATE outbox SET status = 'sending', claimed_at = ?1, claimed_by = ?2,
            attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?1),
-           message_id = COALESCE(message_id, ?3), updated_at = ?1
-         WHERE id = (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT 1)
+           message_id = COALESCE(message_id,
+             '<keydates.outbox.' || lower(hex(randomblob(8))) || '@' || ?3 || '>'),
+           updated_at = ?1
+         WHERE id IN (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT ?4)
            AND status = 'pending'
          RETURNING *"
     ))
     .bind(&now_s)
     .bind(worker)
-    .bind(crate::domain::message_id("outbox", message_id_domain))
+    .bind(message_id_domain)
+    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(rows.into_iter().next())
+    rows.sort_by_key(|r| (r.send_at, r.id));
+    Ok(rows)
+}
+
+/// Gives back claimed rows whose sends were never started (the pass stopped,
+/// or the relay failed first), as if they had not been claimed.
+pub async fn unclaim(pool: &SqlitePool, ids: &[i64]) -> anyhow::Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for id in ids {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL,
+               attempts = attempts - 1,
+               first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END
+             WHERE id = ? AND status = 'sending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The rows a pass would claim now, in claim order, without claiming them.
@@ -604,73 +665,75 @@ pub async fn due(
     .await?)
 }
 
-/// The outcome of a send must land on the row claimed for it; anything else
-/// means the claim was lost, and carrying on could send the email again.
-fn expect_one(done: sqlx::sqlite::SqliteQueryResult, id: i64) -> anyhow::Result<()> {
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        anyhow::bail!("outbox row {id} was no longer claimed when its send finished")
+/// What became of a claimed row's send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    Sent {
+        reply: String,
+    },
+    /// Goes back to pending, to be tried again from `next`.
+    Retry {
+        error: String,
+        next: DateTime<Utc>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// A claimed row's outcome, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub settled: Settled,
+}
+
+/// Records outcomes, all in one transaction: a group commit pays for the
+/// disk once for many sends. Each must land on the row claimed for it;
+/// anything else means the claim was lost, and carrying on could send the
+/// email again, so nothing of the group is recorded.
+pub async fn settle(pool: &SqlitePool, outcomes: &[Settlement]) -> anyhow::Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for s in outcomes {
+        // ?1 the reply or error, ?2 the time, ?3 the row, ?4 the next attempt.
+        let (sql, text, next) = match &s.settled {
+            Settled::Sent { reply } => (
+                "UPDATE outbox SET status = 'sent', server_reply = ?1, sent_at = ?2,
+                   last_error = NULL, next_attempt_at = ?4",
+                reply,
+                None,
+            ),
+            Settled::Retry { error, next } => (
+                "UPDATE outbox SET status = 'pending', last_error = ?1, next_attempt_at = ?4,
+                   claimed_at = NULL",
+                error,
+                Some(ts(*next)),
+            ),
+            Settled::Failed { error } => (
+                "UPDATE outbox SET status = 'failed', last_error = ?1, next_attempt_at = ?4",
+                error,
+                None,
+            ),
+        };
+        let done = sqlx::query(&format!(
+            "{sql}, updated_at = ?2, claimed_by = NULL WHERE id = ?3 AND status = 'sending'"
+        ))
+        .bind(text)
+        .bind(ts(s.at))
+        .bind(s.id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            anyhow::bail!(
+                "outbox row {} was no longer claimed when its send finished",
+                s.id
+            );
+        }
     }
-}
-
-pub async fn mark_sent(
-    pool: &SqlitePool,
-    id: i64,
-    reply: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'sent', server_reply = ?, sent_at = ?, updated_at = ?,
-           last_error = NULL, claimed_by = NULL
-         WHERE id = ? AND status = 'sending'",
-    )
-    .bind(reply)
-    .bind(ts(now))
-    .bind(ts(now))
-    .bind(id)
-    .execute(pool)
-    .await?;
-    expect_one(done, id)
-}
-
-pub async fn mark_retry(
-    pool: &SqlitePool,
-    id: i64,
-    error: &str,
-    next_attempt_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, updated_at = ?,
-           claimed_by = NULL, claimed_at = NULL
-         WHERE id = ? AND status = 'sending'",
-    )
-    .bind(error)
-    .bind(ts(next_attempt_at))
-    .bind(ts(now))
-    .bind(id)
-    .execute(pool)
-    .await?;
-    expect_one(done, id)
-}
-
-pub async fn mark_failed(
-    pool: &SqlitePool,
-    id: i64,
-    error: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ?, claimed_by = NULL
-         WHERE id = ? AND status = 'sending'",
-    )
-    .bind(error)
-    .bind(ts(now))
-    .bind(id)
-    .execute(pool)
-    .await?;
-    expect_one(done, id)
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The wait before attempt `attempts + 1`: doubling from `initial`, capped at

@@ -61,21 +61,30 @@ pub struct PlannedAction {
     pub record_from: NaiveDate,
 }
 
-/// How far ahead the outbox holds actions. Dates cost little to plan; an
+/// Which actions the outbox may hold. Dates cost little to plan; an
 /// action's key, recipients and strings cost the most, so a plan for the
 /// outbox builds in full only the actions it may store: those recorded from
-/// `until` at the latest, and every action of a case or seminar that has
-/// open rows to follow.
+/// `until` at the latest and not past their limit before keydates knew of
+/// them, and every action of a case or seminar that has open rows to follow.
 #[derive(Debug, Clone, Default)]
 pub struct Horizon {
+    /// The last day whose actions the outbox holds.
     pub until: NaiveDate,
+    /// Today, local: an action whose last day was before it is past its limit.
+    pub today: NaiveDate,
+    /// How far the previous plan of every record reached: an action past its
+    /// limit is still wanted (as missed) if it was recorded from after this.
+    pub watermark: Option<NaiveDate>,
     pub cases: HashSet<String>,
     pub seminars: HashSet<String>,
 }
 
 impl Horizon {
-    fn keeps(&self, subject: &Subject, record_from: NaiveDate) -> bool {
-        record_from <= self.until
+    /// `end` is the day the action's limit runs out (its sending ends as
+    /// that day begins). The outbox decides exactly; this keeps a superset.
+    fn keeps(&self, subject: &Subject, record_from: NaiveDate, end: NaiveDate) -> bool {
+        let current = end >= self.today || self.watermark.is_some_and(|w| record_from > w);
+        (record_from <= self.until && current)
             || match subject.case {
                 Some(c) if subject.seminar.is_none() => self.cases.contains(&c.case_ref),
                 _ => subject
@@ -210,58 +219,82 @@ impl Subject<'_> {
 
 /// Every subject a rule of `kind` applies to.
 pub fn subjects<'a>(records: &'a Records, kind: SubjectKind) -> Vec<Subject<'a>> {
+    let mut out = Vec::new();
+    for_each_subject(records, kind, |s| out.push(s));
+    out
+}
+
+/// Calls `f` with every subject a rule of `kind` applies to, one at a time:
+/// a plan of many cases holds no list of them.
+pub fn for_each_subject<'a>(
+    records: &'a Records,
+    kind: SubjectKind,
+    mut f: impl FnMut(Subject<'a>),
+) {
     let authority = |code: &str| records.authorities.get(code);
     match kind {
-        SubjectKind::Case => records
-            .cases
-            .values()
-            .map(|c| Subject {
-                authority: authority(&c.authority_code),
-                case: Some(c),
-                ..Subject::default()
-            })
-            .collect(),
-        SubjectKind::Visit => records
-            .visits
-            .iter()
-            .filter_map(|v| {
-                let case = records.cases.get(&v.case_ref)?;
-                Some(Subject {
-                    authority: authority(&case.authority_code),
-                    case: Some(case),
-                    visit: Some(v),
+        SubjectKind::Case => {
+            for c in records.cases.values() {
+                f(Subject {
+                    authority: authority(&c.authority_code),
+                    case: Some(c),
                     ..Subject::default()
-                })
-            })
-            .collect(),
+                });
+            }
+        }
+        SubjectKind::Visit => {
+            // Visits come in case order: look each case up once.
+            let mut current: Option<(&str, Option<&Case>, Option<&Authority>)> = None;
+            for v in &records.visits {
+                let (_, case, authority) = match current {
+                    Some(found) if found.0 == v.case_ref => found,
+                    _ => {
+                        let case = records.cases.get(&v.case_ref);
+                        let found = (
+                            v.case_ref.as_str(),
+                            case,
+                            case.and_then(|c| authority(&c.authority_code)),
+                        );
+                        current = Some(found);
+                        found
+                    }
+                };
+                if let Some(case) = case {
+                    f(Subject {
+                        authority,
+                        case: Some(case),
+                        visit: Some(v),
+                        ..Subject::default()
+                    });
+                }
+            }
+        }
         SubjectKind::Seminar => {
             let by_seminar = delegates_by_seminar(records);
-            records
-                .seminars
-                .values()
-                .map(|s| Subject {
+            for s in records.seminars.values() {
+                f(Subject {
                     seminar: Some(s),
                     delegates: by_seminar
                         .get(s.seminar_ref.as_str())
                         .cloned()
                         .unwrap_or_default(),
                     ..Subject::default()
-                })
-                .collect()
+                });
+            }
         }
-        SubjectKind::Delegate => records
-            .delegates
-            .iter()
-            .filter_map(|d| {
-                Some(Subject {
-                    authority: authority(&d.authority_code),
-                    seminar: Some(records.seminars.get(&d.seminar_ref)?),
-                    delegate: Some(d),
-                    delegates: vec![d],
-                    ..Subject::default()
-                })
-            })
-            .collect(),
+        SubjectKind::Delegate => {
+            for d in &records.delegates {
+                if let Some(seminar) = records.seminars.get(&d.seminar_ref) {
+                    f(Subject {
+                        authority: authority(&d.authority_code),
+                        seminar: Some(seminar),
+                        delegate: Some(d),
+                        delegates: vec![d],
+                        ..Subject::default()
+                    });
+                }
+            }
+        }
         SubjectKind::SeminarAuthority => {
             let mut groups: BTreeMap<(&str, &str), Vec<&Delegate>> = BTreeMap::new();
             for d in &records.delegates {
@@ -270,21 +303,22 @@ pub fn subjects<'a>(records: &'a Records, kind: SubjectKind) -> Vec<Subject<'a>>
                     .or_default()
                     .push(d);
             }
-            groups
-                .into_iter()
-                .filter_map(|((seminar, code), delegates)| {
-                    Some(Subject {
-                        authority: Some(authority(code)?),
-                        seminar: Some(records.seminars.get(seminar)?),
+            for ((seminar, code), delegates) in groups {
+                if let (Some(authority), Some(seminar_record)) =
+                    (authority(code), records.seminars.get(seminar))
+                {
+                    f(Subject {
+                        authority: Some(authority),
+                        seminar: Some(seminar_record),
                         delegates,
                         conversation_on: records
                             .conversations
                             .get(&(seminar.to_string(), code.to_string()))
                             .copied(),
                         ..Subject::default()
-                    })
-                })
-                .collect()
+                    });
+                }
+            }
         }
     }
 }
@@ -353,17 +387,17 @@ pub fn plan_one(
         _ => None,
     };
     let record_from = asked_on.map_or(due_on, |a| a.min(due_on));
-    if horizon.is_some_and(|h| !h.keeps(subject, record_from)) {
-        return None;
-    }
-    let tz = settings.time_zone();
-    let send_at = local_instant(due_on, settings.schedule.send_hour, tz);
     let last_day_end = match rule.send_until() {
         SendUntil::Anchor => anchor_on,
         SendUntil::AfterDue(offset) => offset
             .apply(due_on, calendar)?
             .checked_add_days(Days::new(1))?,
     };
+    if horizon.is_some_and(|h| !h.keeps(subject, record_from, last_day_end)) {
+        return None;
+    }
+    let tz = settings.time_zone();
+    let send_at = local_instant(due_on, settings.schedule.send_hour, tz);
     let send_until = local_instant(last_day_end, 0, tz);
     let recipients = subject.recipients(rule, settings);
     if recipients.to.is_empty() {
@@ -400,16 +434,18 @@ pub fn plan_within(
     horizon: Option<&Horizon>,
 ) -> Vec<PlannedAction> {
     let mut actions = Vec::new();
-    let mut by_kind: BTreeMap<&str, Vec<Subject>> = BTreeMap::new();
-    for rule in settings.enabled_rules().filter(|r| kinds.contains(&r.on)) {
-        let subjects = by_kind
-            .entry(rule.on.name())
-            .or_insert_with(|| subjects(records, rule.on));
-        actions.extend(
-            subjects
-                .iter()
-                .filter_map(|s| plan_one(rule, s, settings, calendar, horizon)),
-        );
+    for &kind in kinds {
+        let rules: Vec<&Rule> = settings.enabled_rules().filter(|r| r.on == kind).collect();
+        if rules.is_empty() {
+            continue;
+        }
+        for_each_subject(records, kind, |subject| {
+            actions.extend(
+                rules
+                    .iter()
+                    .filter_map(|rule| plan_one(rule, &subject, settings, calendar, horizon)),
+            );
+        });
     }
     actions.sort_by(|a, b| (a.send_at, &a.key).cmp(&(b.send_at, &b.key)));
     actions

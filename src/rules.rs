@@ -322,14 +322,16 @@ fn yes() -> bool {
 }
 
 impl Rule {
-    pub fn send_until(&self) -> SendUntil {
-        self.send_until.clone().unwrap_or_else(|| {
-            if self.offset.is_before() {
-                SendUntil::Anchor
-            } else {
-                SendUntil::AfterDue("10 working days".parse().expect("a valid offset"))
-            }
-        })
+    pub fn send_until(&self) -> &SendUntil {
+        static ANCHOR: SendUntil = SendUntil::Anchor;
+        static TEN_WORKING_DAYS: std::sync::LazyLock<SendUntil> = std::sync::LazyLock::new(|| {
+            SendUntil::AfterDue("10 working days".parse().expect("a valid offset"))
+        });
+        match &self.send_until {
+            Some(until) => until,
+            None if self.offset.is_before() => &ANCHOR,
+            None => &TEN_WORKING_DAYS,
+        }
     }
 
     /// Checks what serde cannot: that the anchor fits the subject and ids are sane.

@@ -31,7 +31,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             settings.database_path().display()
         );
     }
-    let engine = Engine::new(settings)?;
+    let engine = std::sync::Arc::new(Engine::new(settings)?);
     let calendar = &engine.calendar;
     let today = Local::now().date_naive();
     let day = calendar

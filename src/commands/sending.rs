@@ -28,7 +28,7 @@ pub async fn run(
         None => Clock::System,
     };
     let pool = db::connect(&settings).await?;
-    let engine = Engine::new(settings)?;
+    let engine = std::sync::Arc::new(Engine::new(settings)?);
     if dry_run {
         let due = deliver::dry_run(&engine, &pool, clock.now()).await?;
         for (row, composed) in &due {
@@ -63,7 +63,7 @@ pub async fn run(
         report.sent,
         report.retrying,
         report.failed,
-        report.expired + report.reconcile.missed_on_arrival as u64,
+        report.expired + report.reconcile.missed_while_stopped as u64,
     ))
 }
 
