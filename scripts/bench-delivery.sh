@@ -131,7 +131,7 @@ RCPTS=4
 log "one keydates message is $MSG_BYTES bytes, $RCPTS recipients"
 
 export KEYDATES__MAIL__TRANSPORT=smtp
-declare -A KD_RATES SRC_RATES KD_TIMES KD_RECV KD_SENT KD_CAPPED
+declare -A KD_RATES SRC_RATES KD_TIMES KD_RECV KD_SENT KD_CAPPED KD_PEAK
 for pool in $POOLS; do
     for ((run = 1; run <= RUNS; run++)); do
         dir=$WORK/p$pool-r$run
@@ -143,7 +143,10 @@ for pool in $POOLS; do
         start_sink "$dir/sink-kd.txt"
         t0=$(now_s)
         rc=0
-        timeout -s TERM "$RUN_CAP" "$BIN" run --once --now "$DAY" >/dev/null || rc=$?
+        # GNU time reports the largest resident size of what it waited for:
+        # here, through timeout, the sending process.
+        /usr/bin/time -f %M -o "$dir/peak-kib.txt" \
+            timeout -s TERM "$RUN_CAP" "$BIN" run --once --now "$DAY" >/dev/null || rc=$?
         t1=$(now_s)
         case $rc in
         0) capped=no ;;
@@ -156,6 +159,7 @@ for pool in $POOLS; do
         recv=$(sink_count "$dir/sink-kd.txt")
         sent=$(sent_rows)
         kd_rate=$(rate "$recv" "$kd_s")
+        peak_mib=$(awk '/^[0-9]+$/ {printf "%.0f", $1 / 1024}' "$dir/peak-kib.txt")
 
         start_sink "$dir/sink-src.txt"
         t0=$(now_s)
@@ -169,12 +173,13 @@ for pool in $POOLS; do
         src_recv=$(sink_count "$dir/sink-src.txt")
         src_rate=$(rate "$src_recv" "$src_s")
 
-        log "pool $pool run $run: keydates ${kd_s}s (capped: $capped) sink=$recv outbox sent=$sent -> $kd_rate msg/s; smtp-source ${src_s}s sink=$src_recv -> $src_rate msg/s"
+        log "pool $pool run $run: keydates ${kd_s}s (capped: $capped, peak ${peak_mib} MiB) sink=$recv outbox sent=$sent -> $kd_rate msg/s; smtp-source ${src_s}s sink=$src_recv -> $src_rate msg/s"
         KD_RATES[$pool]+="$kd_rate "
         SRC_RATES[$pool]+="$src_rate "
         KD_TIMES[$pool]+="$kd_s "
         KD_RECV[$pool]+="$recv "
         KD_SENT[$pool]+="$sent "
+        KD_PEAK[$pool]+="$peak_mib "
         [[ $capped == yes ]] && KD_CAPPED[$pool]=$((${KD_CAPPED[$pool]:-0} + 1))
         rm -rf "$dir"
     done
@@ -190,8 +195,8 @@ echo "- import ${IMPORT_S}s; planning pass (run --once --now $PREV) ${PLAN_S}s; 
 echo
 echo "- a timed pass is stopped after ${RUN_CAP}s (RUN_CAP); its rate is then what the sink received in that time"
 echo
-echo "| pool size | keydates s (median) | keydates msg/s (median) | smtp-source msg/s (median) | keydates / smtp-source | sink received per run | outbox sent per run | runs stopped at cap |"
-echo "|---:|---:|---:|---:|---:|---|---|---:|"
+echo "| pool size | keydates s (median) | keydates msg/s (median) | smtp-source msg/s (median) | keydates / smtp-source | keydates peak RSS MiB (median) | sink received per run | outbox sent per run | runs stopped at cap |"
+echo "|---:|---:|---:|---:|---:|---:|---|---|---:|"
 for pool in $POOLS; do
     # shellcheck disable=SC2086 # word splitting of the collected figures is wanted
     kd_med=$(median ${KD_RATES[$pool]})
@@ -199,6 +204,8 @@ for pool in $POOLS; do
     src_med=$(median ${SRC_RATES[$pool]})
     # shellcheck disable=SC2086
     t_med=$(median ${KD_TIMES[$pool]})
+    # shellcheck disable=SC2086
+    peak_med=$(median ${KD_PEAK[$pool]})
     ratio=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.3f}")' "$kd_med" "$src_med")
-    echo "| $pool | $t_med | $kd_med | $src_med | $ratio | ${KD_RECV[$pool]% } | ${KD_SENT[$pool]% } | ${KD_CAPPED[$pool]:-0}/$RUNS |"
+    echo "| $pool | $t_med | $kd_med | $src_med | $ratio | $peak_med | ${KD_RECV[$pool]% } | ${KD_SENT[$pool]% } | ${KD_CAPPED[$pool]:-0}/$RUNS |"
 done

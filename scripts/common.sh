@@ -10,6 +10,11 @@ need_postfix_tools() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
 }
 
+# GNU time, for a process's peak resident memory.
+need_gnu_time() {
+    [[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+}
+
 need_python() {
     command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 }
@@ -18,6 +23,7 @@ need_python() {
 prepare() {
     need_postfix_tools
     need_python
+    need_gnu_time
     build_unless_named
 }
 

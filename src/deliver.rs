@@ -303,47 +303,52 @@ pub struct PassReport {
 const CASE_BATCH: u32 = 20_000;
 
 /// The actions the outbox may hold, planned from every record a batch of
-/// cases at a time: its memory follows the horizon, not the number of cases.
+/// cases at a time and handed to `take` batch by batch: memory follows the
+/// horizon and the batch, not the number of cases.
 #[tracing::instrument(skip_all)]
 pub async fn plan_every_record(
     engine: &Engine,
     pool: &SqlitePool,
     horizon: &plan::Horizon,
-) -> anyhow::Result<Vec<plan::PlannedAction>> {
+    mut take: impl AsyncFnMut(Vec<plan::PlannedAction>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let (settings, calendar) = (&engine.settings, &engine.calendar);
     let mut records = records::store::load_without_cases(pool)
         .await
         .context("while reading the records")?;
-    let mut planned = plan::plan_within(
+    let kinds = SubjectKind::OF_SEMINARS;
+    take(plan::plan_within(
         &records,
         settings,
         calendar,
-        SubjectKind::OF_SEMINARS,
+        kinds,
         Some(horizon),
-    );
+    ))
+    .await?;
     let mut after = String::new();
     loop {
         let (cases, visits) = records::store::load_cases_after(pool, &after, CASE_BATCH)
             .await
             .context("while reading the cases")?;
         let Some(last) = cases.keys().next_back().cloned() else {
-            break;
+            return Ok(());
         };
         (records.cases, records.visits) = (cases, visits);
-        planned.extend(plan::plan_within(
+        let kinds = SubjectKind::OF_CASES;
+        take(plan::plan_within(
             &records,
             settings,
             calendar,
-            SubjectKind::OF_CASES,
+            kinds,
             Some(horizon),
-        ));
+        ))
+        .await?;
         after = last;
     }
-    planned.sort_by(|a, b| (a.send_at, &a.key).cmp(&(b.send_at, &b.key)));
-    Ok(planned)
 }
 
-/// Plans from all the current records and brings the whole outbox into line.
+/// Plans from all the current records and brings the whole outbox into line,
+/// in one transaction.
 pub async fn plan_and_reconcile(
     engine: &Engine,
     pool: &SqlitePool,
@@ -358,10 +363,17 @@ pub async fn plan_and_reconcile(
         cases,
         seminars,
     };
-    let planned = plan_every_record(engine, pool, &horizon).await?;
-    outbox::reconcile(pool, &planned, now, reach)
-        .await
-        .context("while reconciling the outbox")
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut reconciler =
+        outbox::Reconciler::start(&mut tx, now, reach, outbox::ReconcileScope::All).await?;
+    plan_every_record(engine, pool, &horizon, async |batch| {
+        reconciler.apply(&mut tx, &batch).await
+    })
+    .await
+    .context("while reconciling the outbox")?;
+    let report = reconciler.finish(&mut tx).await?;
+    tx.commit().await?;
+    Ok(report)
 }
 
 /// More changed records than this and a pass plans everything again, which

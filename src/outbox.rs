@@ -222,6 +222,8 @@ struct Existing {
     cancelled_by: Option<String>,
     forced: bool,
     fields: Fields,
+    /// Called for by the plan so far.
+    planned: bool,
 }
 
 /// The stored forms of what a plan can change in a row: due date, send
@@ -326,123 +328,168 @@ pub async fn reconcile_in(
     reach: Reach,
     scope: ReconcileScope<'_>,
 ) -> anyhow::Result<ReconcileReport> {
-    let now_s = ts(now);
-    let mut report = ReconcileReport::default();
-    let mut rows = Vec::new();
-    match scope {
-        ReconcileScope::All => rows = sqlx::query(OPEN_ROWS).fetch_all(&mut *tx).await?,
-        ReconcileScope::Subjects {
-            cases,
-            seminars,
-            case_rules,
-            seminar_rules,
-        } => {
-            // A case's rows and its visits' (`CASE#N`): a range on the
-            // subject index, '$' being the character after '#'.
-            let by_case = format!(
-                "{OPEN_ROWS} AND (subject = ?1 OR (subject >= ?1 || '#' AND subject < ?1 || '$'))"
-            );
-            for case in cases {
-                let found = sqlx::query(&by_case).bind(case).fetch_all(&mut *tx).await?;
-                rows.extend(
-                    found
-                        .into_iter()
-                        .filter(|r| case_rules.contains(r.get::<&str, _>("rule_id"))),
+    let mut reconciler = Reconciler::start(tx, now, reach, scope).await?;
+    reconciler.apply(tx, planned).await?;
+    reconciler.finish(tx).await
+}
+
+/// A reconcile taken in steps, for a plan that comes a batch at a time:
+/// `start` reads the rows the plan may change, `apply` takes each batch of
+/// planned actions, and `finish` cancels the open rows no batch called for.
+pub struct Reconciler {
+    existing: HashMap<String, Existing>,
+    now: DateTime<Utc>,
+    now_s: String,
+    reach: Reach,
+    report: ReconcileReport,
+}
+
+impl Reconciler {
+    pub async fn start(
+        tx: &mut SqliteConnection,
+        now: DateTime<Utc>,
+        reach: Reach,
+        scope: ReconcileScope<'_>,
+    ) -> anyhow::Result<Reconciler> {
+        let mut rows = Vec::new();
+        match scope {
+            ReconcileScope::All => rows = sqlx::query(OPEN_ROWS).fetch_all(&mut *tx).await?,
+            ReconcileScope::Subjects {
+                cases,
+                seminars,
+                case_rules,
+                seminar_rules,
+            } => {
+                // A case's rows and its visits' (`CASE#N`): a range on the
+                // subject index, '$' being the character after '#'.
+                let by_case = format!(
+                    "{OPEN_ROWS} AND (subject = ?1 OR (subject >= ?1 || '#' AND subject < ?1 || '$'))"
                 );
-            }
-            let by_seminar = format!("{OPEN_ROWS} AND subject = ?1");
-            for seminar in seminars {
-                let found = sqlx::query(&by_seminar)
-                    .bind(seminar)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                rows.extend(
-                    found
-                        .into_iter()
-                        .filter(|r| seminar_rules.contains(r.get::<&str, _>("rule_id"))),
-                );
-            }
-        }
-    }
-    let mut existing: HashMap<String, Existing> = HashMap::new();
-    for row in rows {
-        let status: String = row.get("status");
-        existing.insert(
-            row.get("key"),
-            Existing {
-                id: row.get("id"),
-                status: status
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("outbox.status holds `{status}`"))?,
-                cancelled_by: row.get("cancelled_by"),
-                forced: row.get("forced"),
-                fields: (
-                    row.get("due_on"),
-                    row.get("send_at"),
-                    row.get("send_until"),
-                    row.get("recipients"),
-                ),
-            },
-        );
-    }
-    let mut planned_keys = HashSet::with_capacity(planned.len());
-    let mut new = Vec::new();
-    for a in planned {
-        planned_keys.insert(a.key.as_str());
-        let fields = fields_of(a);
-        match existing.get(&a.key) {
-            Some(e) if e.status.is_open() => {
-                if e.fields != fields && !e.forced {
-                    update_fields(tx, e.id, &fields, &now_s).await?;
-                    report.updated += 1;
+                for case in cases {
+                    let found = sqlx::query(&by_case).bind(case).fetch_all(&mut *tx).await?;
+                    rows.extend(
+                        found
+                            .into_iter()
+                            .filter(|r| case_rules.contains(r.get::<&str, _>("rule_id"))),
+                    );
+                }
+                let by_seminar = format!("{OPEN_ROWS} AND subject = ?1");
+                for seminar in seminars {
+                    let found = sqlx::query(&by_seminar)
+                        .bind(seminar)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    rows.extend(
+                        found
+                            .into_iter()
+                            .filter(|r| seminar_rules.contains(r.get::<&str, _>("rule_id"))),
+                    );
                 }
             }
-            Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
-                update_fields(tx, e.id, &fields, &now_s).await?;
+        }
+        let mut existing = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let status: String = row.get("status");
+            existing.insert(
+                row.get("key"),
+                Existing {
+                    id: row.get("id"),
+                    status: status
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("outbox.status holds `{status}`"))?,
+                    cancelled_by: row.get("cancelled_by"),
+                    forced: row.get("forced"),
+                    fields: (
+                        row.get("due_on"),
+                        row.get("send_at"),
+                        row.get("send_until"),
+                        row.get("recipients"),
+                    ),
+                    planned: false,
+                },
+            );
+        }
+        Ok(Reconciler {
+            existing,
+            now,
+            now_s: ts(now),
+            reach,
+            report: ReconcileReport::default(),
+        })
+    }
+
+    /// Brings the rows of these planned actions into line.
+    pub async fn apply(
+        &mut self,
+        tx: &mut SqliteConnection,
+        planned: &[PlannedAction],
+    ) -> anyhow::Result<()> {
+        let (now, reach, report) = (self.now, self.reach, &mut self.report);
+        let mut new = Vec::new();
+        for a in planned {
+            let fields = fields_of(a);
+            match self.existing.get_mut(&a.key) {
+                Some(e) if e.status.is_open() => {
+                    e.planned = true;
+                    if e.fields != fields && !e.forced {
+                        update_fields(tx, e.id, &fields, &self.now_s).await?;
+                        report.updated += 1;
+                    }
+                }
+                Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
+                    update_fields(tx, e.id, &fields, &self.now_s).await?;
+                    sqlx::query(
+                        "UPDATE outbox SET status = ?, cancelled_by = NULL, last_error = NULL
+                         WHERE id = ?",
+                    )
+                    .bind(Status::first(a).as_str())
+                    .bind(e.id)
+                    .execute(&mut *tx)
+                    .await?;
+                    report.revived += 1;
+                }
+                Some(_) => {}
+                None if a.record_from > reach.until => {}
+                None if a.send_until <= now
+                    && reach.watermark.is_none_or(|w| a.record_from <= w) =>
+                {
+                    // Past its limit before keydates knew of it (old records
+                    // imported): the plan shows it as missed; nothing to store.
+                    report.missed_on_arrival += 1;
+                }
+                None => new.push((a, fields)),
+            }
+        }
+        for batch in new.chunks(INSERT_BATCH) {
+            for status in insert_batch(tx, batch, now, &self.now_s).await? {
+                if status == Status::Missed {
+                    report.missed_while_stopped += 1;
+                } else {
+                    report.added += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels the open rows that no batch called for.
+    pub async fn finish(mut self, tx: &mut SqliteConnection) -> anyhow::Result<ReconcileReport> {
+        for e in self.existing.values() {
+            if e.status.is_open() && !e.planned {
                 sqlx::query(
-                    "UPDATE outbox SET status = ?, cancelled_by = NULL, last_error = NULL
-                     WHERE id = ?",
+                    "UPDATE outbox SET status = 'cancelled', cancelled_by = 'plan',
+                       last_error = 'no longer applies to the records', updated_at = ?
+                     WHERE id = ? AND status IN ('pending', 'awaiting_confirmation')",
                 )
-                .bind(Status::first(a).as_str())
+                .bind(&self.now_s)
                 .bind(e.id)
                 .execute(&mut *tx)
                 .await?;
-                report.revived += 1;
-            }
-            Some(_) => {}
-            None if a.record_from > reach.until => {}
-            None if a.send_until <= now && reach.watermark.is_none_or(|w| a.record_from <= w) => {
-                // Past its limit before keydates knew of it (old records
-                // imported): the plan shows it as missed; nothing to store.
-                report.missed_on_arrival += 1;
-            }
-            None => new.push((a, fields)),
-        }
-    }
-    for batch in new.chunks(INSERT_BATCH) {
-        for status in insert_batch(tx, batch, now, &now_s).await? {
-            if status == Status::Missed {
-                report.missed_while_stopped += 1;
-            } else {
-                report.added += 1;
+                self.report.cancelled += 1;
             }
         }
+        Ok(self.report)
     }
-    for (key, e) in &existing {
-        if e.status.is_open() && !planned_keys.contains(key.as_str()) {
-            sqlx::query(
-                "UPDATE outbox SET status = 'cancelled', cancelled_by = 'plan',
-                   last_error = 'no longer applies to the records', updated_at = ?
-                 WHERE id = ? AND status IN ('pending', 'awaiting_confirmation')",
-            )
-            .bind(&now_s)
-            .bind(e.id)
-            .execute(&mut *tx)
-            .await?;
-            report.cancelled += 1;
-        }
-    }
-    Ok(report)
 }
 
 /// Rows per INSERT: 16 values each, well inside SQLite's limit on bound values.
