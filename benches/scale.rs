@@ -184,14 +184,20 @@ async fn measure(n: usize) -> anyhow::Result<()> {
         .await?;
 
     // A pass in which nothing changed: the planning check, releasing stale
-    // claims, expiry, and looking for a due row.
-    let t = Instant::now();
-    let skipped = plan_if_changed(&engine, &pool, now).await?;
-    outbox::release_interrupted(&pool, now, chrono::Duration::seconds(300)).await?;
-    outbox::expire(&pool, now).await?;
-    let claimed = outbox::claim(&pool, now, "bench:0", "bench.invalid").await?;
-    let idle = t.elapsed();
-    assert!(skipped.is_none() && claimed.is_none());
+    // claims, expiry, and looking for a due row. The median of five: the
+    // first after a large write may also fold the write-ahead log back in.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let skipped = plan_if_changed(&engine, &pool, now).await?;
+        outbox::release_interrupted(&pool, now, chrono::Duration::seconds(300)).await?;
+        outbox::expire(&pool, now).await?;
+        let claimed = outbox::claim(&pool, now, "bench:0", "bench.invalid").await?;
+        idle.push(t.elapsed());
+        assert!(skipped.is_none() && claimed.is_none());
+    }
+    idle.sort();
+    let idle = idle[2];
 
     records::edit::move_visit(
         &pool,

@@ -562,7 +562,10 @@ pub async fn run_pass(
 const CLAIM_BATCH: u32 = 8;
 
 /// One sending worker: claims due rows a few at a time, sends them one by
-/// one on its own connection, and hands each outcome to the recorder.
+/// one on its own connection, and hands each outcome to the recorder. It
+/// sends the next email while the last outcome is being committed, but not
+/// the one after: at any moment at most two of its sends are not yet on disk,
+/// which bounds what a crash can send twice.
 async fn deliver_due(
     engine: Arc<Engine>,
     pool: SqlitePool,
@@ -573,6 +576,7 @@ async fn deliver_due(
 ) -> anyhow::Result<PassReport> {
     let mut tally = PassReport::default();
     let domain = &engine.settings.mail.message_id_domain;
+    let mut committing: Option<tokio::sync::oneshot::Receiver<()>> = None;
     'claiming: while !stop.is_cancelled() {
         let batch = if tally.sent > 0 { CLAIM_BATCH } else { 1 };
         let rows = outbox::claim_batch(&pool, clock.now(), &worker, domain, batch)
@@ -581,10 +585,17 @@ async fn deliver_due(
         if rows.is_empty() {
             break;
         }
-        let mut rows = rows.into_iter();
-        while let Some(row) = rows.next() {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let recorded = match committing.take() {
+                Some(ack) => ack.await.is_ok(),
+                None => true,
+            };
+            if !recorded || stop.is_cancelled() {
+                break;
+            }
+            let row = rows.next().expect("peeked");
             let (outcome, settlement) = send_claimed(&engine, &pool, row, clock).await?;
-            let relay_fault = matches!(outcome, Outcome::RelayFault { .. });
             match outcome {
                 Outcome::Sent { .. } => tally.sent += 1,
                 Outcome::Retrying { .. } => tally.retrying += 1,
@@ -592,45 +603,75 @@ async fn deliver_due(
                 Outcome::RelayFault { .. } => tally.relay_faults += 1,
                 Outcome::Idle => {}
             }
-            let recorded = recorder.record(outcome, settlement);
+            let relay_fault = matches!(outcome, Outcome::RelayFault { .. });
+            committing = recorder.record(outcome, settlement);
             // The next email would meet the same relay: leave them all waiting.
-            if !recorded || relay_fault || stop.is_cancelled() {
-                let rest: Vec<i64> = rows.map(|r| r.id).collect();
-                outbox::unclaim(&pool, &rest).await?;
-                break 'claiming;
+            if committing.is_none() || relay_fault {
+                break;
             }
         }
+        let rest: Vec<i64> = rows.map(|r| r.id).collect();
+        if !rest.is_empty() {
+            outbox::unclaim(&pool, &rest).await?;
+            break 'claiming;
+        }
+        if committing.is_none() || tally.relay_faults > 0 {
+            break;
+        }
+    }
+    if let Some(ack) = committing {
+        let _ = ack.await;
     }
     Ok(tally)
 }
+
+/// A send's outcome on its way to the writer, with word back once it is on disk.
+type ToRecord = (
+    Outcome,
+    outbox::Settlement,
+    tokio::sync::oneshot::Sender<()>,
+);
 
 /// Records the workers' outcomes: whatever arrives while one commit is on
 /// its way to disk goes into the next, so a busy pass commits once for many
 /// sends while a quiet one commits each at once.
 #[derive(Clone)]
-struct Recorder(tokio::sync::mpsc::UnboundedSender<(Outcome, outbox::Settlement)>);
+struct Recorder(tokio::sync::mpsc::UnboundedSender<ToRecord>);
 
 impl Recorder {
     fn start(pool: SqlitePool) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<ToRecord>();
         let writer = tokio::spawn(async move {
             let mut group = Vec::new();
             while receiver.recv_many(&mut group, 512).await > 0 {
-                if let Err(e) = record(&pool, &group).await {
-                    // Closing tells the workers to stop at once.
+                let outcomes: Vec<_> = group
+                    .iter()
+                    .map(|(o, s, _)| (o.clone(), s.clone()))
+                    .collect();
+                if let Err(e) = record(&pool, &outcomes).await {
+                    // Closing, and dropping the acknowledgements unsent,
+                    // tells the workers to stop at once.
                     receiver.close();
                     return Err(e);
                 }
-                group.clear();
+                for (_, _, ack) in group.drain(..) {
+                    let _ = ack.send(());
+                }
             }
             Ok(())
         });
         (Recorder(sender), writer)
     }
 
-    /// False once the writer has stopped: the worker should stop too.
-    fn record(&self, outcome: Outcome, settlement: outbox::Settlement) -> bool {
-        self.0.send((outcome, settlement)).is_ok()
+    /// Word back once the outcome is on disk; `None` once the writer has
+    /// stopped, and the worker should stop too.
+    fn record(
+        &self,
+        outcome: Outcome,
+        settlement: outbox::Settlement,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.0.send((outcome, settlement, ack)).ok().map(|()| done)
     }
 }
 

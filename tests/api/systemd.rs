@@ -16,7 +16,7 @@ fn unit_under_test(app: &TestApp) -> std::path::PathBuf {
     );
     let unit = std::fs::read_to_string(format!("{REPO}/systemd/keydates.service")).unwrap();
     let unit = unit.replace(
-        "ExecStart=/usr/local/bin/keydates",
+        "ExecStart=/usr/bin/keydates",
         &format!("ExecStart={}", env!("CARGO_BIN_EXE_keydates")),
     );
     app.write("keydates.service", &unit)
