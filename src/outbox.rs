@@ -659,6 +659,8 @@ pub async fn claim_batch(
     let now_s = ts(now);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // The same form as `domain::message_id`, made by SQLite once per row.
+    // `+status` keeps SQLite on the ids the subquery chose rather than on a
+    // status index, which would walk every pending row.
     let mut rows: Vec<OutboxRow> = sqlx::query_as(&format!(
         "UPDATE outbox SET status = 'sending', claimed_at = ?1, claimed_by = ?2,
            attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?1),
@@ -666,7 +668,7 @@ pub async fn claim_batch(
              '<keydates.outbox.' || lower(hex(randomblob(8))) || '@' || ?3 || '>'),
            updated_at = ?1
          WHERE id IN (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT ?4)
-           AND status = 'pending'
+           AND +status = 'pending'
          RETURNING *"
     ))
     .bind(&now_s)
