@@ -312,19 +312,19 @@ pub async fn plan_every_record(
     horizon: &plan::Horizon,
     mut take: impl AsyncFnMut(Vec<plan::PlannedAction>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let (settings, calendar) = (&engine.settings, &engine.calendar);
+    let plan_batch = |records: &Records, kinds| {
+        plan::plan_within(
+            records,
+            &engine.settings,
+            &engine.calendar,
+            kinds,
+            Some(horizon),
+        )
+    };
     let mut records = records::store::load_without_cases(pool)
         .await
         .context("while reading the records")?;
-    let kinds = SubjectKind::OF_SEMINARS;
-    take(plan::plan_within(
-        &records,
-        settings,
-        calendar,
-        kinds,
-        Some(horizon),
-    ))
-    .await?;
+    take(plan_batch(&records, SubjectKind::OF_SEMINARS)).await?;
     let mut after = String::new();
     loop {
         let (cases, visits) = records::store::load_cases_after(pool, &after, CASE_BATCH)
@@ -334,15 +334,7 @@ pub async fn plan_every_record(
             return Ok(());
         };
         (records.cases, records.visits) = (cases, visits);
-        let kinds = SubjectKind::OF_CASES;
-        take(plan::plan_within(
-            &records,
-            settings,
-            calendar,
-            kinds,
-            Some(horizon),
-        ))
-        .await?;
+        take(plan_batch(&records, SubjectKind::OF_CASES)).await?;
         after = last;
     }
 }

@@ -533,7 +533,8 @@ fn metrics_are_served_without_a_login_when_switched_on() {
                         .unwrap_or_default()
                 })
                 .unwrap_or_default();
-            body.contains("keydates_sends_total")
+            // Sends are counted as they happen, passes when they end.
+            body.contains("keydates_sends_total") && body.contains("keydates_passes_total")
         }),
         "{body}\n{}",
         log_of(&app)
