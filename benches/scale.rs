@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use keydates::config::{Settings, TransportKind};
+use keydates::db::Pool;
 use keydates::deliver::{Engine, plan_if_changed};
 use keydates::records::Records;
 use keydates::{outbox, plan, records, sample};
-use sqlx::SqlitePool;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -26,10 +26,10 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
+async fn write_records(pool: &Pool, r: &Records) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     for a in r.authorities.values() {
-        sqlx::query("INSERT INTO authorities (code, name, region, dcs_name, dcs_email, coordinator_email) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO authorities (code, name, region, dcs_name, dcs_email, coordinator_email) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&a.code)
             .bind(&a.name)
             .bind(a.region.id())
@@ -40,7 +40,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for c in r.cases.values() {
-        sqlx::query("INSERT INTO cases (case_ref, authority_code, judgement, report_received_on, plan_received_on, lead_inspector_email, dfe_link_email, closed) VALUES (?, ?, ?, ?, NULL, ?, NULL, 0)")
+        sqlx::query("INSERT INTO cases (case_ref, authority_code, judgement, report_received_on, plan_received_on, lead_inspector_email, dfe_link_email, closed) VALUES ($1, $2, $3, $4, NULL, $5, NULL, 0)")
             .bind(&c.case_ref)
             .bind(&c.authority_code)
             .bind(c.judgement.id())
@@ -50,7 +50,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for v in &r.visits {
-        sqlx::query("INSERT INTO visits (case_ref, visit_no, starts_on, lead_inspector_email, audited_cases, cancelled) VALUES (?, ?, ?, ?, ?, 0)")
+        sqlx::query("INSERT INTO visits (case_ref, visit_no, starts_on, lead_inspector_email, audited_cases, cancelled) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(&v.case_ref)
             .bind(v.visit_no as i64)
             .bind(v.starts_on.to_string())
@@ -60,7 +60,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
             .await?;
     }
     for s in r.seminars.values() {
-        sqlx::query("INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed, cancelled) VALUES (?, ?, ?, ?, ?, 1, 0)")
+        sqlx::query("INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed, cancelled) VALUES ($1, $2, $3, $4, $5, 1, 0)")
             .bind(&s.seminar_ref)
             .bind(&s.title)
             .bind(s.region.id())
@@ -71,7 +71,7 @@ async fn write_records(pool: &SqlitePool, r: &Records) -> anyhow::Result<()> {
     }
     for d in &r.delegates {
         sqlx::query(
-            "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES (?, ?, ?, ?)",
+            "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES ($1, $2, $3, $4)",
         )
         .bind(&d.seminar_ref)
         .bind(&d.authority_code)
@@ -178,7 +178,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
         .fetch_one(&pool)
         .await?;
     // As if the due ones had gone, so that the next pass finds nothing to send.
-    sqlx::query("UPDATE outbox SET status = 'sent' WHERE status = 'pending' AND send_at <= ?")
+    sqlx::query("UPDATE outbox SET status = 'sent' WHERE status = 'pending' AND send_at <= $1")
         .bind(outbox::ts(now))
         .execute(&pool)
         .await?;

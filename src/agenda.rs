@@ -168,7 +168,7 @@ pub fn build(
 /// The agenda as of `now`, read from the database: the command line, the
 /// console and the calendar feeds all show this.
 pub async fn current(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::db::Pool,
     settings: &crate::config::Settings,
     now: DateTime<Utc>,
     window: Window,

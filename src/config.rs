@@ -54,13 +54,33 @@ pub struct Settings {
     pub base_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// A file path, optionally written as `sqlite://PATH`.
+    /// A SQLite file path (optionally written as `sqlite://PATH`), or a
+    /// `postgres://` URL, which may hold a password.
     pub url: String,
     #[serde(default = "default_busy_timeout")]
     pub busy_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = if is_postgres(&self.url) {
+            crate::db::redact(self.url.trim())
+        } else {
+            self.url.clone()
+        };
+        f.debug_struct("DatabaseSettings")
+            .field("url", &url)
+            .field("busy_timeout_secs", &self.busy_timeout_secs)
+            .finish()
+    }
+}
+
+fn is_postgres(url: &str) -> bool {
+    let url = url.trim();
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn default_busy_timeout() -> u64 {
@@ -454,11 +474,21 @@ impl Settings {
                 "database.url: is empty; give the database file, e.g. /var/lib/keydates/keydates.db"
                     .into(),
             );
+        } else if is_postgres(url) {
+            match url::Url::parse(url) {
+                Err(e) => out.push(format!(
+                    "database.url: the PostgreSQL URL does not parse ({e}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+                )),
+                Ok(u) if u.path().trim_start_matches('/').is_empty() => out.push(
+                    "database.url: the PostgreSQL URL names no database; end it with /DATABASE".into(),
+                ),
+                Ok(_) => {}
+            }
         } else if let Some((scheme, _)) = url.split_once("://")
             && scheme != "sqlite"
         {
             out.push(format!(
-                "database.url: `{scheme}://` is not a database keydates can use; give a SQLite file path (or sqlite://PATH)"
+                "database.url: `{scheme}://` is not a database keydates can use; give a SQLite file path (or sqlite://PATH) or a postgres:// URL"
             ));
         }
         // A bare word would be read as a module name and silence everything:
@@ -652,6 +682,17 @@ impl Settings {
         }
     }
 
+    /// The database `database.url` names: a PostgreSQL server, or a SQLite
+    /// file (relative paths are relative to the config file).
+    pub fn database_location(&self) -> crate::db::Location {
+        if is_postgres(&self.database.url) {
+            crate::db::Location::Postgres(SecretString::from(self.database.url.trim().to_owned()))
+        } else {
+            crate::db::Location::Sqlite(self.database_path())
+        }
+    }
+
+    /// The SQLite file, for a `database.url` that names one.
     pub fn database_path(&self) -> PathBuf {
         let url = &self.database.url;
         let path = url

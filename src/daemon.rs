@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::db::Pool;
 use anyhow::Context;
 use sd_notify::NotifyState;
-use sqlx::SqlitePool;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -76,7 +76,7 @@ pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
 /// Runs passes until `shutdown` is cancelled. Config errors on reload are
 /// logged and the old config stays in force.
 pub async fn run(
-    pool: SqlitePool,
+    pool: Pool,
     engine: Arc<Engine>,
     config_path: PathBuf,
     clock: Clock,

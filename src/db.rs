@@ -1,52 +1,184 @@
-//! The database: opening it (WAL, busy timeout, foreign keys), migrating it,
-//! and explaining storage errors. Used by the command line, the daemon,
-//! tests and benchmarks alike.
+//! The database: opening it (SQLite file or PostgreSQL server), migrating it,
+//! the few places where the two speak differently, and explaining storage
+//! errors. Used by the command line, the daemon, tests and benchmarks alike.
+//!
+//! Everything else talks to `Pool` through one code path: SQL written for
+//! both (`$1` placeholders, text dates, integer flags) over sqlx's `Any`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Executor};
 
 use crate::config::Settings;
 
+pub type Pool = sqlx::AnyPool;
+pub type Conn = sqlx::AnyConnection;
+pub type Row = sqlx::any::AnyRow;
+pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// Where the records and the outbox live, parsed from `database.url`.
+#[derive(Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    /// The URL, which may carry a password.
+    Postgres(SecretString),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            Location::Postgres(url) => write!(f, "Postgres({})", redact(url.expose_secret())),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => write!(f, "{}", redact(url.expose_secret())),
+        }
+    }
+}
+
+/// The URL with any password replaced, fit for logs and error messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(a URL that does not parse)".into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(pool: &Pool) -> Backend {
+        match pool.connect_options().database_url.scheme() {
+            "postgres" | "postgresql" => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    /// Sixteen random hex digits, as SQL: claims mint Message-IDs in the
+    /// same statement that takes the row.
+    pub fn random_hex(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "lower(hex(randomblob(8)))",
+            Backend::Postgres => "substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
+        }
+    }
+
+    /// What a claim's inner select adds so that several instances never
+    /// take the same row: SQLite has one writer at a time already.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
 /// Opens the database the settings name.
-pub async fn connect(settings: &Settings) -> anyhow::Result<SqlitePool> {
-    open(
-        &settings.database_path(),
-        Duration::from_secs(settings.database.busy_timeout_secs),
-    )
-    .await
+pub async fn connect(settings: &Settings) -> anyhow::Result<Pool> {
+    let busy = Duration::from_secs(settings.database.busy_timeout_secs);
+    match settings.database_location() {
+        Location::Sqlite(path) => open(&path, busy).await,
+        Location::Postgres(url) => open_postgres(&url, busy).await,
+    }
+}
+
+fn install_drivers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
 }
 
 /// Opens (creating if need be) the database in WAL mode, with a busy timeout so
 /// the command line can change records while the daemon runs, and migrates it.
 #[tracing::instrument(skip_all, fields(path = %path.display()))]
-pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqlitePool> {
+pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Pool> {
+    install_drivers();
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("while creating the database folder {}", dir.display()))?;
     }
-    let options = SqliteConnectOptions::new()
-        .filename(path)
+    let path = std::path::absolute(path)
+        .with_context(|| format!("while resolving the database path {}", path.display()))?;
+    let url = SqliteConnectOptions::new()
+        .filename(&path)
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(busy_timeout)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
+        .to_url_lossy();
+    let busy_ms = busy_timeout.as_millis();
+    let pool = AnyPoolOptions::new()
         .max_connections(4)
-        .connect_with(options)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(&*format!(
+                    "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                ))
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url.as_str())
         .await
         .with_context(|| format!("while opening the database {}", path.display()))?;
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("./migrations/sqlite")
         .run(&pool)
         .await
         .with_context(|| format!("while migrating the database {}", path.display()))?;
     Ok(pool)
+}
+
+/// Connects to a PostgreSQL database and migrates it. `acquire_timeout` is
+/// how long a caller waits for a connection (the server may be restarting).
+#[tracing::instrument(skip_all, fields(url = %redact(url.expose_secret())))]
+pub async fn open_postgres(url: &SecretString, acquire_timeout: Duration) -> anyhow::Result<Pool> {
+    install_drivers();
+    let shown = redact(url.expose_secret());
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(acquire_timeout)
+        .connect(url.expose_secret())
+        .await
+        .with_context(|| format!("while connecting to the database {shown}"))?;
+    migrate_postgres(&pool)
+        .await
+        .with_context(|| format!("while migrating the database {shown}"))?;
+    Ok(pool)
+}
+
+/// Several instances may start at once: the migration runs under a lock of
+/// its own (sqlx takes one), so each sees the schema whole.
+async fn migrate_postgres(pool: &Pool) -> anyhow::Result<()> {
+    sqlx::migrate!("./migrations/postgres").run(pool).await?;
+    Ok(())
+}
+
+/// A write transaction. On SQLite it takes the write lock at once, so two
+/// writers queue instead of one failing at its first write.
+pub async fn begin(pool: &Pool) -> anyhow::Result<Tx<'static>> {
+    let tx = match Backend::of(pool) {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    };
+    tx.context("while starting a transaction")
 }
 
 /// The error as one line, with a hint when SQLite says the disk is full,
@@ -55,11 +187,14 @@ pub fn explain(e: &anyhow::Error) -> String {
     let storage = e
         .chain()
         .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::Database(db)) => db
-                .code()
-                .and_then(|c| c.parse::<i32>().ok())
-                // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
-                .is_some_and(|code| matches!(code & 0xff, 8 | 10 | 13 | 14)),
+            Some(sqlx::Error::Database(db))
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() =>
+            {
+                db.code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+                    .is_some_and(|code| matches!(code & 0xff, 8 | 10 | 13 | 14))
+            }
             Some(sqlx::Error::Io(_)) => true,
             _ => false,
         });

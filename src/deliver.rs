@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::db::Pool;
 use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -143,7 +143,7 @@ pub fn compose_row(
 
 /// Only the records one row's email is about (its case with its visits, or
 /// its seminar with its delegates): cheap however many records there are.
-pub async fn records_for(pool: &SqlitePool, row: &OutboxRow) -> anyhow::Result<Records> {
+pub async fn records_for(pool: &Pool, row: &OutboxRow) -> anyhow::Result<Records> {
     match &row.subject {
         SubjectKey::Case(case_ref) | SubjectKey::Visit { case_ref, .. } => {
             records::store::load_subjects(pool, std::slice::from_ref(case_ref), &[]).await
@@ -158,7 +158,7 @@ pub async fn records_for(pool: &SqlitePool, row: &OutboxRow) -> anyhow::Result<R
 #[tracing::instrument(skip_all)]
 pub async fn try_deliver_one(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     worker: &str,
     clock: Clock,
 ) -> anyhow::Result<Outcome> {
@@ -177,7 +177,7 @@ pub async fn try_deliver_one(
 /// Composes and sends one claimed row; says what became of it, to record.
 async fn send_claimed(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     row: OutboxRow,
     clock: Clock,
 ) -> anyhow::Result<(Outcome, outbox::Settlement)> {
@@ -267,7 +267,7 @@ fn settle_send(
 }
 
 /// Records a group of outcomes in one commit, then what they say of the relay.
-async fn record(pool: &SqlitePool, group: &[(Outcome, outbox::Settlement)]) -> anyhow::Result<()> {
+async fn record(pool: &Pool, group: &[(Outcome, outbox::Settlement)]) -> anyhow::Result<()> {
     let settlements: Vec<_> = group.iter().map(|(_, s)| s.clone()).collect();
     outbox::settle(pool, &settlements)
         .await
@@ -308,7 +308,7 @@ const CASE_BATCH: u32 = 20_000;
 #[tracing::instrument(skip_all)]
 pub async fn plan_every_record(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     horizon: &plan::Horizon,
     mut take: impl AsyncFnMut(Vec<plan::PlannedAction>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -343,7 +343,7 @@ pub async fn plan_every_record(
 /// in one transaction.
 pub async fn plan_and_reconcile(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
     reach: outbox::Reach,
 ) -> anyhow::Result<ReconcileReport> {
@@ -355,7 +355,7 @@ pub async fn plan_and_reconcile(
         cases,
         seminars,
     };
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin(pool).await?;
     let mut reconciler =
         outbox::Reconciler::start(&mut tx, now, reach, outbox::ReconcileScope::All).await?;
     plan_every_record(engine, pool, &horizon, async |batch| {
@@ -379,11 +379,7 @@ pub fn horizon_end(settings: &Settings, now: DateTime<Utc>) -> NaiveDate {
 }
 
 /// How far the outbox reaches now, and how far the last plan of every record did.
-async fn reach(
-    engine: &Engine,
-    pool: &SqlitePool,
-    now: DateTime<Utc>,
-) -> anyhow::Result<outbox::Reach> {
+async fn reach(engine: &Engine, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<outbox::Reach> {
     let watermark = state::get(pool, keys::PLANNED_UNTIL)
         .await?
         .and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
@@ -401,7 +397,7 @@ async fn reach(
 /// horizon moved on to a new day. `None` when nothing needed planning.
 pub async fn plan_if_changed(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<ReconcileReport>> {
     // Read first: a change made while planning is after it and is planned
@@ -442,7 +438,7 @@ pub async fn plan_if_changed(
 /// Plans and reconciles just these cases and seminars.
 async fn plan_subjects(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
     reach: outbox::Reach,
     cases: &[String],
@@ -487,7 +483,7 @@ async fn plan_subjects(
 #[tracing::instrument(skip_all)]
 pub async fn run_pass(
     engine: &Arc<Engine>,
-    pool: &SqlitePool,
+    pool: &Pool,
     clock: Clock,
     stop: &CancellationToken,
 ) -> anyhow::Result<PassReport> {
@@ -560,7 +556,7 @@ const CLAIM_BATCH: u32 = 8;
 /// which bounds what a crash can send twice.
 async fn deliver_due(
     engine: Arc<Engine>,
-    pool: SqlitePool,
+    pool: Pool,
     worker: String,
     clock: Clock,
     stop: CancellationToken,
@@ -631,7 +627,7 @@ type ToRecord = (
 struct Recorder(tokio::sync::mpsc::UnboundedSender<ToRecord>);
 
 impl Recorder {
-    fn start(pool: SqlitePool) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    fn start(pool: Pool) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<ToRecord>();
         let writer = tokio::spawn(async move {
             let mut group = Vec::new();
@@ -670,7 +666,7 @@ impl Recorder {
 /// Once a day, from the digest hour, tells IMS about failed and missed actions.
 pub async fn send_digest_if_due(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let tz = engine.settings.time_zone();
@@ -730,7 +726,7 @@ pub async fn send_digest_if_due(
 /// and the due rows are chosen by the same rule a claim uses.
 pub async fn dry_run(
     engine: &Engine,
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<(OutboxRow, Result<crate::mail::Composed, ComposeError>)>> {
     let records = records::store::load(pool)

@@ -3,17 +3,17 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::Pool;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 use crate::config::Settings;
 use crate::outbox::{self, Status};
 use crate::state::{self, keys};
 
 /// A one-line summary for systemd's STATUS and `status`.
-pub async fn status_line(pool: &SqlitePool, tz: Tz) -> anyhow::Result<String> {
+pub async fn status_line(pool: &Pool, tz: Tz) -> anyhow::Result<String> {
     let next = outbox::next_pending(pool).await?;
     let failed = count_of(&outbox::counts(pool).await?, Status::Failed);
     let next = match next {
@@ -44,11 +44,7 @@ pub struct Health {
 }
 
 /// Healthy when a pass ran recently and nothing has failed.
-pub async fn check(
-    pool: &SqlitePool,
-    settings: &Settings,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Health> {
+pub async fn check(pool: &Pool, settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Health> {
     let counts = outbox::counts(pool).await?;
     let last = state::get(pool, keys::LAST_PASS_AT).await?;
     let mut problems = Vec::new();

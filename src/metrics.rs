@@ -2,10 +2,10 @@
 //! ages, never personal data. Recorded through the `metrics` facade, which
 //! does nothing until the daemon installs the exporter (`web.metrics`).
 
+use crate::db::Pool;
 use chrono::{DateTime, Utc};
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sqlx::SqlitePool;
 
 use crate::outbox::{self, Status};
 
@@ -30,17 +30,18 @@ pub fn reloaded() {
 }
 
 /// The outbox's depth by state, and how long the oldest waiting rows have waited.
-pub async fn outbox_gauges(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn outbox_gauges(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<()> {
     for (status, n) in outbox::counts(pool).await? {
         gauge!("keydates_outbox_rows", "state" => status.as_str()).set(n as f64);
     }
     for status in [Status::Pending, Status::AwaitingConfirmation] {
-        let oldest: Option<String> =
-            sqlx::query_scalar("SELECT MIN(send_at) FROM outbox WHERE status = ? AND send_at <= ?")
-                .bind(status.as_str())
-                .bind(outbox::ts(now))
-                .fetch_one(pool)
-                .await?;
+        let oldest: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(send_at) FROM outbox WHERE status = $1 AND send_at <= $2",
+        )
+        .bind(status.as_str())
+        .bind(outbox::ts(now))
+        .fetch_one(pool)
+        .await?;
         let age = oldest
             .as_deref()
             .and_then(outbox::parse_ts)

@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
+
+use crate::db::{Backend, Conn, Pool};
 use strum::{EnumString, IntoStaticStr};
 
 use crate::domain::{EmailAddress, SubjectKey, SubjectType};
@@ -135,24 +136,24 @@ impl OutboxRow {
     }
 }
 
-fn date_col(row: &SqliteRow, column: &str) -> Result<NaiveDate, sqlx::Error> {
+fn date_col(row: &crate::db::Row, column: &str) -> Result<NaiveDate, sqlx::Error> {
     let s: String = row.try_get(column)?;
     NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| OutboxRow::bad(column, &s, e))
 }
 
-fn ts_col(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+fn ts_col(row: &crate::db::Row, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     let s: String = row.try_get(column)?;
     parse_ts(&s).ok_or_else(|| OutboxRow::bad(column, &s, "not an RFC 3339 time"))
 }
 
-fn opt_ts_col(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+fn opt_ts_col(row: &crate::db::Row, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let s: Option<String> = row.try_get(column)?;
     s.map(|s| parse_ts(&s).ok_or_else(|| OutboxRow::bad(column, &s, "not an RFC 3339 time")))
         .transpose()
 }
 
-impl sqlx::FromRow<'_, SqliteRow> for OutboxRow {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl sqlx::FromRow<'_, crate::db::Row> for OutboxRow {
+    fn from_row(row: &crate::db::Row) -> Result<Self, sqlx::Error> {
         let subject_type: String = row.try_get("subject_type")?;
         let subject_type: SubjectType = subject_type
             .parse()
@@ -262,7 +263,7 @@ pub enum ReconcileScope<'a> {
 /// way come back if it holds again. Sent, failed and missed rows never change.
 #[tracing::instrument(skip_all, fields(planned = planned.len()))]
 pub async fn reconcile(
-    pool: &SqlitePool,
+    pool: &Pool,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
     reach: Reach,
@@ -272,13 +273,13 @@ pub async fn reconcile(
 
 /// `reconcile_scoped` in one write transaction.
 pub async fn reconcile_scoped(
-    pool: &SqlitePool,
+    pool: &Pool,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
     reach: Reach,
     scope: ReconcileScope<'_>,
 ) -> anyhow::Result<ReconcileReport> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin(pool).await?;
     let report = reconcile_in(&mut tx, planned, now, reach, scope).await?;
     tx.commit().await?;
     Ok(report)
@@ -296,9 +297,7 @@ const OPEN_ROWS: &str =
 /// The cases and seminars with rows a plan can still change: a plan for the
 /// outbox plans all of their actions, however far ahead, so that those rows
 /// follow their records.
-pub async fn followed_subjects(
-    pool: &SqlitePool,
-) -> anyhow::Result<(HashSet<String>, HashSet<String>)> {
+pub async fn followed_subjects(pool: &Pool) -> anyhow::Result<(HashSet<String>, HashSet<String>)> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT DISTINCT subject_type, subject FROM outbox
          WHERE status IN ('pending', 'awaiting_confirmation')
@@ -322,7 +321,7 @@ pub async fn followed_subjects(
 /// `reconcile`, limited to the rows in `scope`, on a connection whose
 /// transaction the caller owns (a dry run rolls it back).
 pub async fn reconcile_in(
-    tx: &mut SqliteConnection,
+    tx: &mut Conn,
     planned: &[PlannedAction],
     now: DateTime<Utc>,
     reach: Reach,
@@ -346,7 +345,7 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub async fn start(
-        tx: &mut SqliteConnection,
+        tx: &mut Conn,
         now: DateTime<Utc>,
         reach: Reach,
         scope: ReconcileScope<'_>,
@@ -363,7 +362,7 @@ impl Reconciler {
                 // A case's rows and its visits' (`CASE#N`): a range on the
                 // subject index, '$' being the character after '#'.
                 let by_case = format!(
-                    "{OPEN_ROWS} AND (subject = ?1 OR (subject >= ?1 || '#' AND subject < ?1 || '$'))"
+                    "{OPEN_ROWS} AND (subject = $1 OR (subject >= $1 || '#' AND subject < $1 || '$'))"
                 );
                 for case in cases {
                     let found = sqlx::query(&by_case).bind(case).fetch_all(&mut *tx).await?;
@@ -373,7 +372,7 @@ impl Reconciler {
                             .filter(|r| case_rules.contains(r.get::<&str, _>("rule_id"))),
                     );
                 }
-                let by_seminar = format!("{OPEN_ROWS} AND subject = ?1");
+                let by_seminar = format!("{OPEN_ROWS} AND subject = $1");
                 for seminar in seminars {
                     let found = sqlx::query(&by_seminar)
                         .bind(seminar)
@@ -398,7 +397,7 @@ impl Reconciler {
                         .parse()
                         .map_err(|_| anyhow::anyhow!("outbox.status holds `{status}`"))?,
                     cancelled_by: row.get("cancelled_by"),
-                    forced: row.get("forced"),
+                    forced: row.get::<i64, _>("forced") != 0,
                     fields: (
                         row.get("due_on"),
                         row.get("send_at"),
@@ -419,11 +418,7 @@ impl Reconciler {
     }
 
     /// Brings the rows of these planned actions into line.
-    pub async fn apply(
-        &mut self,
-        tx: &mut SqliteConnection,
-        planned: &[PlannedAction],
-    ) -> anyhow::Result<()> {
+    pub async fn apply(&mut self, tx: &mut Conn, planned: &[PlannedAction]) -> anyhow::Result<()> {
         let (now, reach, report) = (self.now, self.reach, &mut self.report);
         let mut new = Vec::new();
         for a in planned {
@@ -439,8 +434,8 @@ impl Reconciler {
                 Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
                     update_fields(tx, e.id, &fields, &self.now_s).await?;
                     sqlx::query(
-                        "UPDATE outbox SET status = ?, cancelled_by = NULL, last_error = NULL
-                         WHERE id = ?",
+                        "UPDATE outbox SET status = $1, cancelled_by = NULL, last_error = NULL
+                         WHERE id = $2",
                     )
                     .bind(Status::first(a).as_str())
                     .bind(e.id)
@@ -473,13 +468,13 @@ impl Reconciler {
     }
 
     /// Cancels the open rows that no batch called for.
-    pub async fn finish(mut self, tx: &mut SqliteConnection) -> anyhow::Result<ReconcileReport> {
+    pub async fn finish(mut self, tx: &mut Conn) -> anyhow::Result<ReconcileReport> {
         for e in self.existing.values() {
             if e.status.is_open() && !e.planned {
                 sqlx::query(
                     "UPDATE outbox SET status = 'cancelled', cancelled_by = 'plan',
-                       last_error = 'no longer applies to the records', updated_at = ?
-                     WHERE id = ? AND status IN ('pending', 'awaiting_confirmation')",
+                       last_error = 'no longer applies to the records', updated_at = $1
+                     WHERE id = $2 AND status IN ('pending', 'awaiting_confirmation')",
                 )
                 .bind(&self.now_s)
                 .bind(e.id)
@@ -498,44 +493,57 @@ const INSERT_BATCH: usize = 500;
 /// Inserts new rows in one statement; gives the status of each row that was
 /// new (a key already there, say sent, is left alone).
 async fn insert_batch(
-    tx: &mut SqliteConnection,
+    tx: &mut Conn,
     batch: &[(&PlannedAction, Fields)],
     now: DateTime<Utc>,
     now_s: &str,
 ) -> anyhow::Result<Vec<Status>> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+    const COLUMNS: usize = 16;
+    let mut sql = String::from(
         "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
            anchor_on, due_on, send_at, send_until, recipients, status, last_error,
-           reported_at, created_at, updated_at) ",
+           reported_at, created_at, updated_at) VALUES ",
     );
-    insert.push_values(batch, |mut row, (a, fields)| {
+    for i in 0..batch.len() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for c in 0..COLUMNS {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i * COLUMNS + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING status");
+    let mut insert = sqlx::query_scalar::<_, String>(&sql);
+    for (a, fields) in batch {
         // Fell due and passed its limit while no pass ran: recorded as
         // missed, for the digest, and never sent. A held email has no limit
         // until it is confirmed: it waits as ever.
         let late = a.send_until <= now && !a.held;
-        row.push_bind(&a.key)
-            .push_bind(&a.rule_id)
-            .push_bind(<&str>::from(a.subject.subject_type()))
-            .push_bind(a.subject.to_string())
-            .push_bind(&a.authority)
-            .push_bind(a.delegate.as_ref().map(EmailAddress::as_str))
-            .push_bind(a.anchor_on.to_string())
-            .push_bind(&fields.0)
-            .push_bind(&fields.1)
-            .push_bind(&fields.2)
-            .push_bind(&fields.3)
-            .push_bind(if late {
+        insert = insert
+            .bind(&a.key)
+            .bind(&a.rule_id)
+            .bind(<&str>::from(a.subject.subject_type()))
+            .bind(a.subject.to_string())
+            .bind(&a.authority)
+            .bind(a.delegate.as_ref().map(EmailAddress::as_str))
+            .bind(a.anchor_on.to_string())
+            .bind(&fields.0)
+            .bind(&fields.1)
+            .bind(&fields.2)
+            .bind(&fields.3)
+            .bind(if late {
                 Status::Missed.as_str()
             } else {
                 Status::first(a).as_str()
             })
-            .push_bind(late.then_some("fell due and passed its limit while keydates was stopped"))
-            .push_bind(None::<&str>)
-            .push_bind(now_s)
-            .push_bind(now_s);
-    });
-    insert.push(" ON CONFLICT (key) DO NOTHING RETURNING status");
-    let statuses: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            .bind(late.then_some("fell due and passed its limit while keydates was stopped"))
+            .bind(None::<&str>)
+            .bind(now_s)
+            .bind(now_s);
+    }
+    let statuses: Vec<String> = insert.fetch_all(&mut *tx).await?;
     statuses
         .iter()
         .map(|s| {
@@ -546,14 +554,14 @@ async fn insert_batch(
 }
 
 async fn update_fields(
-    tx: &mut SqliteConnection,
+    tx: &mut Conn,
     id: i64,
     fields: &Fields,
     now: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET due_on = ?, send_at = ?, send_until = ?, recipients = ?, updated_at = ?
-         WHERE id = ?",
+        "UPDATE outbox SET due_on = $1, send_at = $2, send_until = $3, recipients = $4, updated_at = $5
+         WHERE id = $6",
     )
     .bind(&fields.0)
     .bind(&fields.1)
@@ -569,7 +577,7 @@ async fn update_fields(
 /// Puts interrupted sends back to pending: those whose process on this host has
 /// died, and any whose lease has run out. They keep their Message-ID.
 pub async fn release_interrupted(
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> anyhow::Result<usize> {
@@ -588,7 +596,7 @@ pub async fn release_interrupted(
             let done = sqlx::query(
                 "UPDATE outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL,
                    last_error = 'the previous send was interrupted'
-                 WHERE id = ? AND status = 'sending' AND claimed_by IS ?",
+                 WHERE id = $1 AND status = 'sending' AND claimed_by IS $2",
             )
             .bind(id)
             .bind(&by)
@@ -604,21 +612,21 @@ pub async fn release_interrupted(
 }
 
 /// Marks pending rows past their limit: missed if never tried, failed if retrying.
-pub async fn expire(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64> {
+pub async fn expire(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<u64> {
     let now_s = ts(now);
     let missed = sqlx::query(
-        "UPDATE outbox SET status = 'missed', updated_at = ?1,
+        "UPDATE outbox SET status = 'missed', updated_at = $1,
            last_error = 'not sent before its limit ' || send_until
-         WHERE status = 'pending' AND forced = 0 AND send_until <= ?1 AND attempts = 0",
+         WHERE status = 'pending' AND forced = 0 AND send_until <= $1 AND attempts = 0",
     )
     .bind(&now_s)
     .execute(pool)
     .await?
     .rows_affected();
     let failed = sqlx::query(
-        "UPDATE outbox SET status = 'failed', updated_at = ?1,
+        "UPDATE outbox SET status = 'failed', updated_at = $1,
            last_error = 'still failing at its limit ' || send_until || ': ' || COALESCE(last_error, '')
-         WHERE status = 'pending' AND forced = 0 AND send_until <= ?1 AND attempts > 0",
+         WHERE status = 'pending' AND forced = 0 AND send_until <= $1 AND attempts > 0",
     )
     .bind(&now_s)
     .execute(pool)
@@ -630,13 +638,13 @@ pub async fn expire(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64
 /// When a pending row is due: its time has come, its limit has not passed
 /// (unless an admin forced it), and it is not waiting out a retry back-off.
 /// `?1` is now. The one statement of the rule: claims and dry runs share it.
-const DUE: &str = "status = 'pending' AND send_at <= ?1
-    AND (send_until > ?1 OR forced = 1)
-    AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)";
+const DUE: &str = "status = 'pending' AND send_at <= $1
+    AND (send_until > $1 OR forced = 1)
+    AND (next_attempt_at IS NULL OR next_attempt_at <= $1)";
 
 /// Claims the next due row, if any (`claim_batch` of one).
 pub async fn claim(
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
     worker: &str,
     message_id_domain: &str,
@@ -650,31 +658,41 @@ pub async fn claim(
 /// Claims up to `limit` due rows in one transaction, in send order, each
 /// with its Message-ID stored (made here unless a previous attempt left one).
 pub async fn claim_batch(
-    pool: &SqlitePool,
+    pool: &Pool,
     now: DateTime<Utc>,
     worker: &str,
     message_id_domain: &str,
     limit: u32,
 ) -> anyhow::Result<Vec<OutboxRow>> {
     let now_s = ts(now);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    // The same form as `domain::message_id`, made by SQLite once per row.
-    // `+status` keeps SQLite on the ids the subquery chose rather than on a
-    // status index, which would walk every pending row.
+    let backend = Backend::of(pool);
+    let mut tx = crate::db::begin(pool).await?;
+    // The same form as `domain::message_id`, made by the database once per
+    // row. On SQLite, `+status` keeps the update on the ids the subquery
+    // chose rather than on a status index, which would walk every pending
+    // row; on PostgreSQL, rows another instance holds are skipped.
+    let (random, skip_locked, status) = (
+        backend.random_hex(),
+        backend.skip_locked(),
+        match backend {
+            Backend::Sqlite => "+status",
+            Backend::Postgres => "status",
+        },
+    );
     let mut rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-        "UPDATE outbox SET status = 'sending', claimed_at = ?1, claimed_by = ?2,
-           attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?1),
+        "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2,
+           attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $1),
            message_id = COALESCE(message_id,
-             '<keydates.outbox.' || lower(hex(randomblob(8))) || '@' || ?3 || '>'),
-           updated_at = ?1
-         WHERE id IN (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT ?4)
-           AND +status = 'pending'
+             '<keydates.outbox.' || {random} || '@' || $3 || '>'),
+           updated_at = $1
+         WHERE id IN (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT $4{skip_locked})
+           AND {status} = 'pending'
          RETURNING *"
     ))
     .bind(&now_s)
     .bind(worker)
     .bind(message_id_domain)
-    .bind(limit)
+    .bind(i64::from(limit))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -684,14 +702,14 @@ pub async fn claim_batch(
 
 /// Gives back claimed rows whose sends were never started (the pass stopped,
 /// or the relay failed first), as if they had not been claimed.
-pub async fn unclaim(pool: &SqlitePool, ids: &[i64]) -> anyhow::Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn unclaim(pool: &Pool, ids: &[i64]) -> anyhow::Result<()> {
+    let mut tx = crate::db::begin(pool).await?;
     for id in ids {
         sqlx::query(
             "UPDATE outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL,
                attempts = attempts - 1,
                first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END
-             WHERE id = ? AND status = 'sending'",
+             WHERE id = $1 AND status = 'sending'",
         )
         .bind(id)
         .execute(&mut *tx)
@@ -702,10 +720,7 @@ pub async fn unclaim(pool: &SqlitePool, ids: &[i64]) -> anyhow::Result<()> {
 }
 
 /// The rows a pass would claim now, in claim order, without claiming them.
-pub async fn due(
-    conn: &mut SqliteConnection,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<OutboxRow>> {
+pub async fn due(conn: &mut Conn, now: DateTime<Utc>) -> anyhow::Result<Vec<OutboxRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT * FROM outbox WHERE {DUE} ORDER BY send_at, id"
     ))
@@ -742,31 +757,31 @@ pub struct Settlement {
 /// disk once for many sends. Each must land on the row claimed for it;
 /// anything else means the claim was lost, and carrying on could send the
 /// email again, so nothing of the group is recorded.
-pub async fn settle(pool: &SqlitePool, outcomes: &[Settlement]) -> anyhow::Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn settle(pool: &Pool, outcomes: &[Settlement]) -> anyhow::Result<()> {
+    let mut tx = crate::db::begin(pool).await?;
     for s in outcomes {
         // ?1 the reply or error, ?2 the time, ?3 the row, ?4 the next attempt.
         let (sql, text, next) = match &s.settled {
             Settled::Sent { reply } => (
-                "UPDATE outbox SET status = 'sent', server_reply = ?1, sent_at = ?2,
-                   last_error = NULL, next_attempt_at = ?4",
+                "UPDATE outbox SET status = 'sent', server_reply = $1, sent_at = $2,
+                   last_error = NULL, next_attempt_at = $4",
                 reply,
                 None,
             ),
             Settled::Retry { error, next } => (
-                "UPDATE outbox SET status = 'pending', last_error = ?1, next_attempt_at = ?4,
+                "UPDATE outbox SET status = 'pending', last_error = $1, next_attempt_at = $4,
                    claimed_at = NULL",
                 error,
                 Some(ts(*next)),
             ),
             Settled::Failed { error } => (
-                "UPDATE outbox SET status = 'failed', last_error = ?1, next_attempt_at = ?4",
+                "UPDATE outbox SET status = 'failed', last_error = $1, next_attempt_at = $4",
                 error,
                 None,
             ),
         };
         let done = sqlx::query(&format!(
-            "{sql}, updated_at = ?2, claimed_by = NULL WHERE id = ?3 AND status = 'sending'"
+            "{sql}, updated_at = $2, claimed_by = NULL WHERE id = $3 AND status = 'sending'"
         ))
         .bind(text)
         .bind(ts(s.at))
@@ -797,10 +812,10 @@ pub fn backoff(attempts: i64, initial: Duration, max: Duration) -> Duration {
     base + Duration::milliseconds(fastrand::u64(0..=jitter_ms) as i64)
 }
 
-pub async fn list(pool: &SqlitePool, status: Option<Status>) -> anyhow::Result<Vec<OutboxRow>> {
+pub async fn list(pool: &Pool, status: Option<Status>) -> anyhow::Result<Vec<OutboxRow>> {
     Ok(match status {
         Some(s) => {
-            sqlx::query_as("SELECT * FROM outbox WHERE status = ? ORDER BY send_at, id")
+            sqlx::query_as("SELECT * FROM outbox WHERE status = $1 ORDER BY send_at, id")
                 .bind(s.as_str())
                 .fetch_all(pool)
                 .await?
@@ -813,15 +828,15 @@ pub async fn list(pool: &SqlitePool, status: Option<Status>) -> anyhow::Result<V
     })
 }
 
-pub async fn get(pool: &SqlitePool, id: i64) -> anyhow::Result<Option<OutboxRow>> {
-    Ok(sqlx::query_as("SELECT * FROM outbox WHERE id = ?")
+pub async fn get(pool: &Pool, id: i64) -> anyhow::Result<Option<OutboxRow>> {
+    Ok(sqlx::query_as("SELECT * FROM outbox WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await?)
 }
 
 /// Emails waiting for the relay go at the next pass (after a config reload).
-pub async fn retry_relay_waits(pool: &SqlitePool) -> anyhow::Result<u64> {
+pub async fn retry_relay_waits(pool: &Pool) -> anyhow::Result<u64> {
     Ok(sqlx::query(
         "UPDATE outbox SET next_attempt_at = NULL
          WHERE status = 'pending' AND last_error LIKE 'mail relay:%'",
@@ -840,9 +855,9 @@ pub struct Attempt {
 }
 
 /// An email's sends, oldest first.
-pub async fn attempts(pool: &SqlitePool, id: i64) -> anyhow::Result<Vec<Attempt>> {
+pub async fn attempts(pool: &Pool, id: i64) -> anyhow::Result<Vec<Attempt>> {
     Ok(
-        sqlx::query_as("SELECT at, outcome, detail FROM attempts WHERE outbox_id = ? ORDER BY id")
+        sqlx::query_as("SELECT at, outcome, detail FROM attempts WHERE outbox_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(pool)
             .await?,
@@ -850,7 +865,7 @@ pub async fn attempts(pool: &SqlitePool, id: i64) -> anyhow::Result<Vec<Attempt>
 }
 
 /// The pending row that goes next, if any.
-pub async fn next_pending(pool: &SqlitePool) -> anyhow::Result<Option<OutboxRow>> {
+pub async fn next_pending(pool: &Pool) -> anyhow::Result<Option<OutboxRow>> {
     Ok(
         sqlx::query_as(
             "SELECT * FROM outbox WHERE status = 'pending' ORDER BY send_at, id LIMIT 1",
@@ -876,11 +891,11 @@ pub enum AdminError {
 }
 
 /// Puts a failed, missed or cancelled row back to pending, with no time limit.
-pub async fn retry(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
+pub async fn retry(pool: &Pool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
     let done = sqlx::query(
         "UPDATE outbox SET status = 'pending', forced = 1, attempts = 0, next_attempt_at = NULL,
-           first_attempt_at = NULL, cancelled_by = NULL, reported_at = NULL, updated_at = ?
-         WHERE id = ? AND status IN ('failed', 'missed', 'cancelled')",
+           first_attempt_at = NULL, cancelled_by = NULL, reported_at = NULL, updated_at = $1
+         WHERE id = $2 AND status IN ('failed', 'missed', 'cancelled')",
     )
     .bind(ts(now))
     .bind(id)
@@ -897,17 +912,12 @@ pub async fn retry(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(),
 
 /// Lets a held email go: the people asked have confirmed it should. One
 /// whose day has passed may still go (it waited for the confirmation).
-pub async fn confirm(
-    pool: &SqlitePool,
-    id: i64,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<(), AdminError> {
+pub async fn confirm(pool: &Pool, id: i64, by: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
     let now_s = ts(now);
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', confirmed_by = ?,
-           forced = CASE WHEN send_until <= ?2 THEN 1 ELSE forced END, updated_at = ?2
-         WHERE id = ?3 AND status = 'awaiting_confirmation'",
+        "UPDATE outbox SET status = 'pending', confirmed_by = $1,
+           forced = CASE WHEN send_until <= $2 THEN 1 ELSE forced END, updated_at = $2
+         WHERE id = $3 AND status = 'awaiting_confirmation'",
     )
     .bind(by)
     .bind(&now_s)
@@ -924,12 +934,9 @@ pub async fn confirm(
 }
 
 /// Held emails whose day has come and gone without a confirmation.
-pub async fn awaiting_past_due(
-    pool: &SqlitePool,
-    today: NaiveDate,
-) -> anyhow::Result<Vec<OutboxRow>> {
+pub async fn awaiting_past_due(pool: &Pool, today: NaiveDate) -> anyhow::Result<Vec<OutboxRow>> {
     Ok(sqlx::query_as(
-        "SELECT * FROM outbox WHERE status = 'awaiting_confirmation' AND due_on <= ?
+        "SELECT * FROM outbox WHERE status = 'awaiting_confirmation' AND due_on <= $1
          ORDER BY due_on, id",
     )
     .bind(today.to_string())
@@ -938,10 +945,10 @@ pub async fn awaiting_past_due(
 }
 
 /// Cancels a row that has not gone; the planner will not bring it back.
-pub async fn cancel(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
+pub async fn cancel(pool: &Pool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'cancelled', cancelled_by = 'admin', updated_at = ?
-         WHERE id = ? AND status IN ('pending', 'awaiting_confirmation', 'failed', 'missed', 'cancelled')",
+        "UPDATE outbox SET status = 'cancelled', cancelled_by = 'admin', updated_at = $1
+         WHERE id = $2 AND status IN ('pending', 'awaiting_confirmation', 'failed', 'missed', 'cancelled')",
     )
     .bind(ts(now))
     .bind(id)
@@ -952,9 +959,9 @@ pub async fn cancel(pool: &SqlitePool, id: i64, now: DateTime<Utc>) -> Result<()
 
 /// An admin's change took when it touched its row; otherwise say why not.
 async fn changed_or_refused(
-    pool: &SqlitePool,
+    pool: &Pool,
     id: i64,
-    done: sqlx::sqlite::SqliteQueryResult,
+    done: sqlx::any::AnyQueryResult,
     why: &'static str,
 ) -> Result<(), AdminError> {
     if done.rows_affected() == 1 {
@@ -964,8 +971,8 @@ async fn changed_or_refused(
     }
 }
 
-async fn refused(pool: &SqlitePool, id: i64, why: &'static str) -> Result<(), AdminError> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = ?")
+async fn refused(pool: &Pool, id: i64, why: &'static str) -> Result<(), AdminError> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -976,7 +983,7 @@ async fn refused(pool: &SqlitePool, id: i64, why: &'static str) -> Result<(), Ad
 }
 
 /// Rows counted by status, every status present.
-pub async fn counts(pool: &SqlitePool) -> anyhow::Result<Vec<(Status, i64)>> {
+pub async fn counts(pool: &Pool) -> anyhow::Result<Vec<(Status, i64)>> {
     let mut found: HashMap<String, i64> = HashMap::new();
     for row in sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
         .fetch_all(pool)
@@ -990,7 +997,7 @@ pub async fn counts(pool: &SqlitePool) -> anyhow::Result<Vec<(Status, i64)>> {
 }
 
 /// Failed and missed rows not yet in a digest.
-pub async fn unreported(pool: &SqlitePool) -> anyhow::Result<Vec<OutboxRow>> {
+pub async fn unreported(pool: &Pool) -> anyhow::Result<Vec<OutboxRow>> {
     Ok(sqlx::query_as(
         "SELECT * FROM outbox WHERE status IN ('failed', 'missed') AND reported_at IS NULL
          ORDER BY send_at, id",
@@ -999,14 +1006,10 @@ pub async fn unreported(pool: &SqlitePool) -> anyhow::Result<Vec<OutboxRow>> {
     .await?)
 }
 
-pub async fn mark_reported(
-    pool: &SqlitePool,
-    ids: &[i64],
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn mark_reported(pool: &Pool, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut tx = crate::db::begin(pool).await?;
     for id in ids {
-        sqlx::query("UPDATE outbox SET reported_at = ? WHERE id = ?")
+        sqlx::query("UPDATE outbox SET reported_at = $1 WHERE id = $2")
             .bind(ts(now))
             .bind(id)
             .execute(&mut *tx)

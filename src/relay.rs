@@ -4,9 +4,9 @@
 //! fault is logged once when it starts and once when it ends, `status`
 //! reports it, and the next digest says how long it lasted.
 
+use crate::db::Pool;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 
 use crate::outbox;
 use crate::state::{self, keys};
@@ -21,24 +21,24 @@ pub struct RelayFault {
     pub until: Option<DateTime<Utc>>,
 }
 
-async fn read(pool: &SqlitePool, key: &str) -> anyhow::Result<Option<RelayFault>> {
+async fn read(pool: &Pool, key: &str) -> anyhow::Result<Option<RelayFault>> {
     Ok(match state::get(pool, key).await? {
         Some(text) => Some(serde_json::from_str(&text)?),
         None => None,
     })
 }
 
-async fn write(pool: &SqlitePool, key: &str, fault: &RelayFault) -> anyhow::Result<()> {
+async fn write(pool: &Pool, key: &str, fault: &RelayFault) -> anyhow::Result<()> {
     state::set(pool, key, &serde_json::to_string(fault)?).await
 }
 
 /// The fault in force, if any.
-pub async fn current(pool: &SqlitePool) -> anyhow::Result<Option<RelayFault>> {
+pub async fn current(pool: &Pool) -> anyhow::Result<Option<RelayFault>> {
     read(pool, keys::RELAY_FAULT).await
 }
 
 /// Records that a send found the relay unusable.
-pub async fn fails(pool: &SqlitePool, error: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn fails(pool: &Pool, error: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
     let since = match current(pool).await? {
         Some(f) => f.since,
         None => {
@@ -58,7 +58,7 @@ pub async fn fails(pool: &SqlitePool, error: &str, now: DateTime<Utc>) -> anyhow
 }
 
 /// Records that a send went through: a fault in force has ended.
-pub async fn works(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn works(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<()> {
     if let Some(mut fault) = current(pool).await? {
         tracing::warn!(since = %fault.since, "the mail relay works again");
         fault.until = Some(now);
@@ -69,17 +69,17 @@ pub async fn works(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<()> 
 }
 
 /// A fault that ended since the last digest, for the digest to report.
-pub async fn ended(pool: &SqlitePool) -> anyhow::Result<Option<RelayFault>> {
+pub async fn ended(pool: &Pool) -> anyhow::Result<Option<RelayFault>> {
     read(pool, keys::RELAY_FAULT_ENDED).await
 }
 
 /// Forgets the ended fault once the digest has reported it.
-pub async fn reported(pool: &SqlitePool) -> anyhow::Result<()> {
+pub async fn reported(pool: &Pool) -> anyhow::Result<()> {
     state::remove(pool, keys::RELAY_FAULT_ENDED).await
 }
 
 /// After the settings are reloaded, emails waiting for the relay go at the
 /// next pass instead of after their back-off.
-pub async fn retry_waiting_now(pool: &SqlitePool) -> anyhow::Result<u64> {
+pub async fn retry_waiting_now(pool: &Pool) -> anyhow::Result<u64> {
     outbox::retry_relay_waits(pool).await
 }

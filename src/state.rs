@@ -1,7 +1,7 @@
 //! What the daemon keeps between passes (a few named values in the
 //! database), and who this process is when it claims an email.
 
-use sqlx::SqlitePool;
+use crate::db::Pool;
 
 /// The names of the values kept; each is written by one place.
 pub mod keys {
@@ -19,18 +19,18 @@ pub mod keys {
     pub const RELAY_FAULT_ENDED: &str = "relay_fault_ended";
 }
 
-pub async fn get(pool: &SqlitePool, name: &str) -> anyhow::Result<Option<String>> {
+pub async fn get(pool: &Pool, name: &str) -> anyhow::Result<Option<String>> {
     Ok(
-        sqlx::query_scalar("SELECT value FROM daemon_state WHERE name = ?")
+        sqlx::query_scalar("SELECT value FROM daemon_state WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
             .await?,
     )
 }
 
-pub async fn set(pool: &SqlitePool, name: &str, value: &str) -> anyhow::Result<()> {
+pub async fn set(pool: &Pool, name: &str, value: &str) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO daemon_state (name, value) VALUES (?, ?)
+        "INSERT INTO daemon_state (name, value) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )
     .bind(name)
@@ -40,8 +40,8 @@ pub async fn set(pool: &SqlitePool, name: &str, value: &str) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn remove(pool: &SqlitePool, name: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM daemon_state WHERE name = ?")
+pub async fn remove(pool: &Pool, name: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM daemon_state WHERE name = $1")
         .bind(name)
         .execute(pool)
         .await?;

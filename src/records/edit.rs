@@ -1,8 +1,8 @@
 //! The everyday record changes, without a spreadsheet. The next pass re-plans
 //! from them: a received plan cancels its chase, a moved visit moves its emails.
 
+use crate::db::Pool;
 use chrono::NaiveDate;
-use sqlx::SqlitePool;
 
 use super::import::parse_audited;
 
@@ -18,10 +18,10 @@ pub enum EditError {
 
 /// Runs one UPDATE and says which record was missing when it touched none.
 async fn update_one<'q>(
-    pool: &SqlitePool,
+    pool: &Pool,
     what: &'static str,
     key: String,
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
 ) -> Result<(), EditError> {
     if query.execute(pool).await?.rows_affected() == 0 {
         return Err(EditError::NotFound { what, key });
@@ -37,13 +37,13 @@ enum CaseDate {
 }
 
 async fn set_case_date(
-    pool: &SqlitePool,
+    pool: &Pool,
     case_ref: &str,
     which: CaseDate,
     on: NaiveDate,
 ) -> Result<(), EditError> {
     let report: Option<String> =
-        sqlx::query_scalar("SELECT report_received_on FROM cases WHERE case_ref = ?")
+        sqlx::query_scalar("SELECT report_received_on FROM cases WHERE case_ref = $1")
             .bind(case_ref)
             .fetch_optional(pool)
             .await?;
@@ -57,34 +57,30 @@ async fn set_case_date(
         )));
     }
     let sql = match which {
-        CaseDate::PlanReceived => "UPDATE cases SET plan_received_on = ? WHERE case_ref = ?",
-        CaseDate::PlanningEvent => "UPDATE cases SET planning_event_on = ? WHERE case_ref = ?",
+        CaseDate::PlanReceived => "UPDATE cases SET plan_received_on = $1 WHERE case_ref = $2",
+        CaseDate::PlanningEvent => "UPDATE cases SET planning_event_on = $1 WHERE case_ref = $2",
     };
     let q = sqlx::query(sql).bind(on.to_string()).bind(case_ref);
     update_one(pool, "case", case_ref.to_string(), q).await
 }
 
-pub async fn plan_received(
-    pool: &SqlitePool,
-    case_ref: &str,
-    on: NaiveDate,
-) -> Result<(), EditError> {
+pub async fn plan_received(pool: &Pool, case_ref: &str, on: NaiveDate) -> Result<(), EditError> {
     set_case_date(pool, case_ref, CaseDate::PlanReceived, on).await
 }
 
-pub async fn close_case(pool: &SqlitePool, case_ref: &str) -> Result<(), EditError> {
-    let q = sqlx::query("UPDATE cases SET closed = 1 WHERE case_ref = ?").bind(case_ref);
+pub async fn close_case(pool: &Pool, case_ref: &str) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE cases SET closed = 1 WHERE case_ref = $1").bind(case_ref);
     update_one(pool, "case", case_ref.to_string(), q).await
 }
 
 pub async fn move_visit(
-    pool: &SqlitePool,
+    pool: &Pool,
     case_ref: &str,
     visit_no: u32,
     starts_on: NaiveDate,
 ) -> Result<(), EditError> {
     let q = sqlx::query(
-        "UPDATE visits SET starts_on = ?, cancelled = 0 WHERE case_ref = ? AND visit_no = ?",
+        "UPDATE visits SET starts_on = $1, cancelled = 0 WHERE case_ref = $2 AND visit_no = $3",
     )
     .bind(starts_on.to_string())
     .bind(case_ref)
@@ -92,46 +88,43 @@ pub async fn move_visit(
     update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
 }
 
-pub async fn cancel_visit(
-    pool: &SqlitePool,
-    case_ref: &str,
-    visit_no: u32,
-) -> Result<(), EditError> {
-    let q = sqlx::query("UPDATE visits SET cancelled = 1 WHERE case_ref = ? AND visit_no = ?")
+pub async fn cancel_visit(pool: &Pool, case_ref: &str, visit_no: u32) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE visits SET cancelled = 1 WHERE case_ref = $1 AND visit_no = $2")
         .bind(case_ref)
         .bind(visit_no as i64);
     update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
 }
 
 pub async fn set_audited(
-    pool: &SqlitePool,
+    pool: &Pool,
     case_ref: &str,
     visit_no: u32,
     refs: &[String],
 ) -> Result<(), EditError> {
     let refs = parse_audited(&refs.join(";")).map_err(EditError::Invalid)?;
-    let q = sqlx::query("UPDATE visits SET audited_cases = ? WHERE case_ref = ? AND visit_no = ?")
-        .bind(refs.join(";"))
-        .bind(case_ref)
-        .bind(visit_no as i64);
+    let q =
+        sqlx::query("UPDATE visits SET audited_cases = $1 WHERE case_ref = $2 AND visit_no = $3")
+            .bind(refs.join(";"))
+            .bind(case_ref)
+            .bind(visit_no as i64);
     update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
 }
 
-pub async fn confirm_seminar(pool: &SqlitePool, seminar_ref: &str) -> Result<(), EditError> {
-    let q = sqlx::query("UPDATE seminars SET confirmed = 1, cancelled = 0 WHERE seminar_ref = ?")
+pub async fn confirm_seminar(pool: &Pool, seminar_ref: &str) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE seminars SET confirmed = 1, cancelled = 0 WHERE seminar_ref = $1")
         .bind(seminar_ref);
     update_one(pool, "seminar", seminar_ref.to_string(), q).await
 }
 
-pub async fn cancel_seminar(pool: &SqlitePool, seminar_ref: &str) -> Result<(), EditError> {
+pub async fn cancel_seminar(pool: &Pool, seminar_ref: &str) -> Result<(), EditError> {
     let q =
-        sqlx::query("UPDATE seminars SET cancelled = 1 WHERE seminar_ref = ?").bind(seminar_ref);
+        sqlx::query("UPDATE seminars SET cancelled = 1 WHERE seminar_ref = $1").bind(seminar_ref);
     update_one(pool, "seminar", seminar_ref.to_string(), q).await
 }
 
 /// Records the agreed date of the case's planning event (000 §21, 001 §14).
 pub async fn set_planning_event(
-    pool: &SqlitePool,
+    pool: &Pool,
     case_ref: &str,
     on: NaiveDate,
 ) -> Result<(), EditError> {
@@ -141,13 +134,13 @@ pub async fn set_planning_event(
 /// Records the day the senior HMI's six-month conversation with the DCS of
 /// an authority that attended a seminar took place (000 §38).
 pub async fn record_conversation(
-    pool: &SqlitePool,
+    pool: &Pool,
     seminar_ref: &str,
     authority_code: &str,
     on: NaiveDate,
 ) -> Result<(), EditError> {
     let held: Option<String> =
-        sqlx::query_scalar("SELECT held_on FROM seminars WHERE seminar_ref = ?")
+        sqlx::query_scalar("SELECT held_on FROM seminars WHERE seminar_ref = $1")
             .bind(seminar_ref)
             .fetch_optional(pool)
             .await?;
@@ -156,7 +149,7 @@ pub async fn record_conversation(
         key: seminar_ref.to_string(),
     })?;
     let attended: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM delegates WHERE seminar_ref = ? AND authority_code = ?",
+        "SELECT COUNT(*) FROM delegates WHERE seminar_ref = $1 AND authority_code = $2",
     )
     .bind(seminar_ref)
     .bind(authority_code)
@@ -173,7 +166,7 @@ pub async fn record_conversation(
         )));
     }
     sqlx::query(
-        "INSERT INTO conversations (seminar_ref, authority_code, held_on) VALUES (?, ?, ?)
+        "INSERT INTO conversations (seminar_ref, authority_code, held_on) VALUES ($1, $2, $3)
          ON CONFLICT (seminar_ref, authority_code) DO UPDATE SET held_on = excluded.held_on",
     )
     .bind(seminar_ref)

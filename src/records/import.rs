@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use super::{
     Authority, Case, Delegate, MAX_AUDITED_CASES, MAX_DELEGATES_PER_AUTHORITY, Seminar, Visit,
@@ -214,11 +216,7 @@ struct Parsed<T> {
 
 /// Reads `path` as `kind` and writes it in one transaction.
 #[tracing::instrument(skip(pool), fields(path = %path.display()))]
-pub async fn import(
-    pool: &SqlitePool,
-    kind: Kind,
-    path: &Path,
-) -> Result<ImportReport, ImportFailure> {
+pub async fn import(pool: &Pool, kind: Kind, path: &Path) -> Result<ImportReport, ImportFailure> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ImportError {
         file: file.clone(),
@@ -226,7 +224,7 @@ pub async fn import(
         column: None,
         reason: format!("cannot be read: {e}"),
     })?;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin(pool).await?;
     let report = match kind {
         Kind::Authorities => {
             let rows = parse(&file, &bytes, kind, parse_authority)?;
@@ -531,7 +529,7 @@ fn parse_delegate(f: &Fields) -> Result<(String, Delegate), ImportError> {
     Ok((format!("{} {}", d.seminar_ref, d.email.folded()), d))
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+type Tx<'a> = crate::db::Tx<'a>;
 
 async fn keys(tx: &mut Tx<'_>, sql: &str) -> Result<HashSet<String>, sqlx::Error> {
     Ok(sqlx::query(sql)
@@ -636,7 +634,7 @@ async fn write_authorities(
     for Parsed { value: a, .. } in &rows {
         sqlx::query(
             "INSERT INTO authorities (code, name, region, dcs_name, dcs_email, coordinator_email)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (code) DO UPDATE SET name = excluded.name, region = excluded.region,
                dcs_name = excluded.dcs_name, dcs_email = excluded.dcs_email,
                coordinator_email = excluded.coordinator_email",
@@ -662,7 +660,7 @@ async fn write_cases(
         sqlx::query(
             "INSERT INTO cases (case_ref, authority_code, judgement, report_received_on,
                plan_received_on, lead_inspector_email, dfe_link_email, planning_event_on)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (case_ref) DO UPDATE SET authority_code = excluded.authority_code,
                judgement = excluded.judgement, report_received_on = excluded.report_received_on,
                plan_received_on = excluded.plan_received_on,
@@ -693,7 +691,7 @@ async fn write_visits(
     for Parsed { value: v, .. } in &rows {
         sqlx::query(
             "INSERT INTO visits (case_ref, visit_no, starts_on, lead_inspector_email, audited_cases, cancelled)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (case_ref, visit_no) DO UPDATE SET starts_on = excluded.starts_on,
                lead_inspector_email = excluded.lead_inspector_email,
                audited_cases = excluded.audited_cases, cancelled = excluded.cancelled",
@@ -703,7 +701,7 @@ async fn write_visits(
         .bind(v.starts_on.to_string())
         .bind(v.lead_inspector_email.as_str())
         .bind(v.audited_cases.join(";"))
-        .bind(v.cancelled)
+        .bind(i64::from(v.cancelled))
         .execute(&mut **tx)
         .await?;
     }
@@ -719,7 +717,7 @@ async fn write_seminars(
         // A seminar cancelled on the command line stays cancelled on re-import.
         sqlx::query(
             "INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed)
-             VALUES (?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (seminar_ref) DO UPDATE SET title = excluded.title,
                region = excluded.region, held_on = excluded.held_on, venue = excluded.venue,
                confirmed = excluded.confirmed",
@@ -729,7 +727,7 @@ async fn write_seminars(
         .bind(s.region.id())
         .bind(s.held_on.to_string())
         .bind(&s.venue)
-        .bind(s.confirmed)
+        .bind(i64::from(s.confirmed))
         .execute(&mut **tx)
         .await?;
     }
@@ -748,8 +746,8 @@ async fn write_delegates(
     for Parsed { value: d, .. } in &rows {
         // The same person already invited under another capitalisation is updated.
         let updated = sqlx::query(
-            "UPDATE delegates SET authority_code = ?, name = ?, email = ?
-             WHERE seminar_ref = ? AND lower(email) = lower(?)",
+            "UPDATE delegates SET authority_code = $1, name = $2, email = $3
+             WHERE seminar_ref = $4 AND lower(email) = lower($5)",
         )
         .bind(&d.authority_code)
         .bind(&d.name)
@@ -760,7 +758,7 @@ async fn write_delegates(
         .await?;
         if updated.rows_affected() == 0 {
             sqlx::query(
-                "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES (?, ?, ?, ?)",
+                "INSERT INTO delegates (seminar_ref, authority_code, name, email) VALUES ($1, $2, $3, $4)",
             )
             .bind(&d.seminar_ref)
             .bind(&d.authority_code)

@@ -4,7 +4,9 @@ use std::str::FromStr;
 
 use anyhow::Context;
 
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use super::{Authority, Case, Delegate, Records, Seminar, Visit};
 use crate::calendar::parse_date;
@@ -32,11 +34,7 @@ pub fn split_audited(s: &str) -> Vec<String> {
 }
 
 /// One table's rows under a filter; `binds` fill the filter's `?`s.
-async fn rows(
-    pool: &SqlitePool,
-    sql: &str,
-    binds: &[&str],
-) -> anyhow::Result<Vec<sqlx::sqlite::SqliteRow>> {
+async fn rows(pool: &Pool, sql: &str, binds: &[&str]) -> anyhow::Result<Vec<crate::db::Row>> {
     let mut q = sqlx::query(sql);
     for b in binds {
         q = q.bind(*b);
@@ -47,7 +45,7 @@ async fn rows(
 /// Reads every record. Values were checked on the way in, so a bad one here
 /// means the file was edited by hand: say which.
 #[tracing::instrument(skip_all)]
-pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
+pub async fn load(pool: &Pool) -> anyhow::Result<Records> {
     let mut records = load_without_cases(pool).await?;
     for row in rows(pool, "SELECT * FROM cases", &[]).await? {
         let c = case(&row)?;
@@ -63,7 +61,7 @@ pub async fn load(pool: &SqlitePool) -> anyhow::Result<Records> {
 /// Every record except cases and visits: what planning needs alongside
 /// each batch of cases (`load_cases_after`).
 #[tracing::instrument(skip_all)]
-pub async fn load_without_cases(pool: &SqlitePool) -> anyhow::Result<Records> {
+pub async fn load_without_cases(pool: &Pool) -> anyhow::Result<Records> {
     let mut records = Records::default();
     for row in rows(pool, "SELECT * FROM authorities", &[]).await? {
         let a = authority(&row)?;
@@ -87,14 +85,14 @@ pub async fn load_without_cases(pool: &SqlitePool) -> anyhow::Result<Records> {
 /// a plan of every case reads them a batch at a time, so that its memory
 /// does not grow with the number of cases.
 pub async fn load_cases_after(
-    pool: &SqlitePool,
+    pool: &Pool,
     after: &str,
     limit: u32,
 ) -> anyhow::Result<(std::collections::BTreeMap<String, Case>, Vec<Visit>)> {
     let mut cases = std::collections::BTreeMap::new();
-    let found = sqlx::query("SELECT * FROM cases WHERE case_ref > ? ORDER BY case_ref LIMIT ?")
+    let found = sqlx::query("SELECT * FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2")
         .bind(after)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
     for row in &found {
@@ -104,7 +102,7 @@ pub async fn load_cases_after(
     let mut visits = Vec::new();
     if let (Some(first), Some(last)) = (cases.keys().next(), cases.keys().next_back()) {
         for row in sqlx::query(
-            "SELECT * FROM visits WHERE case_ref >= ? AND case_ref <= ?
+            "SELECT * FROM visits WHERE case_ref >= $1 AND case_ref <= $2
              ORDER BY case_ref, visit_no",
         )
         .bind(first)
@@ -118,7 +116,7 @@ pub async fn load_cases_after(
     Ok((cases, visits))
 }
 
-fn conversation(row: &sqlx::sqlite::SqliteRow, records: &mut Records) -> anyhow::Result<()> {
+fn conversation(row: &crate::db::Row, records: &mut Records) -> anyhow::Result<()> {
     let seminar_ref: String = row.get("seminar_ref");
     let code: String = row.get("authority_code");
     let held_on = date(row.get("held_on"))
@@ -127,7 +125,7 @@ fn conversation(row: &sqlx::sqlite::SqliteRow, records: &mut Records) -> anyhow:
     Ok(())
 }
 
-fn authority(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Authority> {
+fn authority(row: &crate::db::Row) -> anyhow::Result<Authority> {
     let code: String = row.get("code");
     (|| -> anyhow::Result<Authority> {
         Ok(Authority {
@@ -143,7 +141,12 @@ fn authority(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Authority> {
     .with_context(|| format!("while reading authority {code}"))
 }
 
-fn case(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Case> {
+/// A yes/no column, kept as an integer on both backends.
+fn flag(row: &crate::db::Row, column: &str) -> bool {
+    row.get::<i64, _>(column) != 0
+}
+
+fn case(row: &crate::db::Row) -> anyhow::Result<Case> {
     let case_ref: String = row.get("case_ref");
     (|| -> anyhow::Result<Case> {
         Ok(Case {
@@ -160,7 +163,7 @@ fn case(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Case> {
                 .transpose()?,
             lead_inspector_email: email(row.get("lead_inspector_email"))?,
             dfe_link_email: optional_email(row.get("dfe_link_email"))?,
-            closed: row.get("closed"),
+            closed: flag(row, "closed"),
             planning_event_on: row
                 .get::<Option<String>, _>("planning_event_on")
                 .map(|s| date(&s))
@@ -170,7 +173,7 @@ fn case(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Case> {
     .with_context(|| format!("while reading case {case_ref}"))
 }
 
-fn visit(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Visit> {
+fn visit(row: &crate::db::Row) -> anyhow::Result<Visit> {
     let case_ref: String = row.get("case_ref");
     let visit_no: i64 = row.get("visit_no");
     (|| -> anyhow::Result<Visit> {
@@ -180,13 +183,13 @@ fn visit(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Visit> {
             starts_on: date(row.get("starts_on"))?,
             lead_inspector_email: email(row.get("lead_inspector_email"))?,
             audited_cases: split_audited(row.get("audited_cases")),
-            cancelled: row.get("cancelled"),
+            cancelled: flag(row, "cancelled"),
         })
     })()
     .with_context(|| format!("while reading visit {case_ref}#{visit_no}"))
 }
 
-fn seminar(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Seminar> {
+fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
     let seminar_ref: String = row.get("seminar_ref");
     (|| -> anyhow::Result<Seminar> {
         Ok(Seminar {
@@ -196,14 +199,14 @@ fn seminar(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Seminar> {
                 .map_err(anyhow::Error::msg)?,
             held_on: date(row.get("held_on"))?,
             venue: row.get("venue"),
-            confirmed: row.get("confirmed"),
-            cancelled: row.get("cancelled"),
+            confirmed: flag(row, "confirmed"),
+            cancelled: flag(row, "cancelled"),
         })
     })()
     .with_context(|| format!("while reading seminar {seminar_ref}"))
 }
 
-fn delegate(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Delegate> {
+fn delegate(row: &crate::db::Row) -> anyhow::Result<Delegate> {
     let seminar_ref: String = row.get("seminar_ref");
     Ok(Delegate {
         seminar_ref: seminar_ref.clone(),
@@ -215,7 +218,7 @@ fn delegate(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Delegate> {
 }
 
 /// The sequence number of the latest record change (0 before any).
-pub async fn last_change(pool: &SqlitePool) -> anyhow::Result<i64> {
+pub async fn last_change(pool: &Pool) -> anyhow::Result<i64> {
     Ok(
         // From sqlite_sequence, which remembers the last number after the
         // planned changes have been deleted.
@@ -230,7 +233,7 @@ pub async fn last_change(pool: &SqlitePool) -> anyhow::Result<i64> {
 /// What changed after `after` up to `upto`: the cases and seminars to plan
 /// again, with an authority's change spread to its cases and seminars.
 pub async fn changed_subjects(
-    pool: &SqlitePool,
+    pool: &Pool,
     after: i64,
     upto: i64,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
@@ -238,7 +241,7 @@ pub async fn changed_subjects(
     let mut seminars = std::collections::BTreeSet::new();
     let mut authorities = std::collections::BTreeSet::new();
     for (kind, key) in sqlx::query_as::<_, (String, String)>(
-        "SELECT DISTINCT kind, key FROM record_changes WHERE seq > ? AND seq <= ?",
+        "SELECT DISTINCT kind, key FROM record_changes WHERE seq > $1 AND seq <= $2",
     )
     .bind(after)
     .bind(upto)
@@ -253,14 +256,14 @@ pub async fn changed_subjects(
     }
     for code in &authorities {
         cases.extend(
-            sqlx::query_scalar::<_, String>("SELECT case_ref FROM cases WHERE authority_code = ?")
+            sqlx::query_scalar::<_, String>("SELECT case_ref FROM cases WHERE authority_code = $1")
                 .bind(code)
                 .fetch_all(pool)
                 .await?,
         );
         seminars.extend(
             sqlx::query_scalar::<_, String>(
-                "SELECT DISTINCT seminar_ref FROM delegates WHERE authority_code = ?",
+                "SELECT DISTINCT seminar_ref FROM delegates WHERE authority_code = $1",
             )
             .bind(code)
             .fetch_all(pool)
@@ -271,8 +274,8 @@ pub async fn changed_subjects(
 }
 
 /// Forgets changes that have been planned.
-pub async fn forget_changes(pool: &SqlitePool, upto: i64) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM record_changes WHERE seq <= ?")
+pub async fn forget_changes(pool: &Pool, upto: i64) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM record_changes WHERE seq <= $1")
         .bind(upto)
         .execute(pool)
         .await?;
@@ -282,19 +285,19 @@ pub async fn forget_changes(pool: &SqlitePool, upto: i64) -> anyhow::Result<()> 
 /// The given cases with their visits and the given seminars with their
 /// delegates, plus the authorities they name.
 pub async fn load_subjects(
-    pool: &SqlitePool,
+    pool: &Pool,
     cases: &[String],
     seminars: &[String],
 ) -> anyhow::Result<Records> {
     let mut records = Records::default();
     for case_ref in cases {
-        for row in rows(pool, "SELECT * FROM cases WHERE case_ref = ?", &[case_ref]).await? {
+        for row in rows(pool, "SELECT * FROM cases WHERE case_ref = $1", &[case_ref]).await? {
             let c = case(&row)?;
             records.cases.insert(c.case_ref.clone(), c);
         }
         for row in rows(
             pool,
-            "SELECT * FROM visits WHERE case_ref = ? ORDER BY visit_no",
+            "SELECT * FROM visits WHERE case_ref = $1 ORDER BY visit_no",
             &[case_ref],
         )
         .await?
@@ -305,7 +308,7 @@ pub async fn load_subjects(
     for seminar_ref in seminars {
         for row in rows(
             pool,
-            "SELECT * FROM seminars WHERE seminar_ref = ?",
+            "SELECT * FROM seminars WHERE seminar_ref = $1",
             &[seminar_ref],
         )
         .await?
@@ -315,7 +318,7 @@ pub async fn load_subjects(
         }
         for row in rows(
             pool,
-            "SELECT * FROM delegates WHERE seminar_ref = ? ORDER BY authority_code, email",
+            "SELECT * FROM delegates WHERE seminar_ref = $1 ORDER BY authority_code, email",
             &[seminar_ref],
         )
         .await?
@@ -324,7 +327,7 @@ pub async fn load_subjects(
         }
         for row in rows(
             pool,
-            "SELECT * FROM conversations WHERE seminar_ref = ?",
+            "SELECT * FROM conversations WHERE seminar_ref = $1",
             &[seminar_ref],
         )
         .await?
@@ -339,7 +342,7 @@ pub async fn load_subjects(
         .chain(records.delegates.iter().map(|d| d.authority_code.clone()))
         .collect();
     for code in &codes {
-        for row in rows(pool, "SELECT * FROM authorities WHERE code = ?", &[code]).await? {
+        for row in rows(pool, "SELECT * FROM authorities WHERE code = $1", &[code]).await? {
             let a = authority(&row)?;
             records.authorities.insert(a.code.clone(), a);
         }

@@ -10,6 +10,7 @@ pub mod timeline;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::db::Pool;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,7 +18,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{Duration, NaiveDate, Utc};
 use minijinja::{Environment, context};
-use sqlx::SqlitePool;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ use auth::{COOKIE, Session, Sessions};
 
 /// What every request may use.
 pub struct WebState {
-    pub pool: SqlitePool,
+    pub pool: Pool,
     /// The settings, templates and mailer in force, replaced on reload.
     pub engine: watch::Receiver<Arc<Engine>>,
     /// Tells the daemon a record changed: plan now, not at the next poll.
@@ -69,7 +69,7 @@ fn pages() -> Environment<'static> {
 
 impl WebState {
     pub fn new(
-        pool: SqlitePool,
+        pool: Pool,
         engine: watch::Receiver<Arc<Engine>>,
         wake: Arc<Notify>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -637,7 +637,7 @@ async fn changed(
 }
 
 async fn authority_of_case(state: &WebState, case_ref: &str) -> String {
-    sqlx::query_scalar("SELECT authority_code FROM cases WHERE case_ref = ?")
+    sqlx::query_scalar("SELECT authority_code FROM cases WHERE case_ref = $1")
         .bind(case_ref)
         .fetch_optional(&state.pool)
         .await

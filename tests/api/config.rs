@@ -209,8 +209,13 @@ fn check_config_refuses_what_would_fail_later_naming_the_key() {
         ),
         (
             "KEYDATES__DATABASE__URL",
-            "postgres://db.example/keydates",
-            vec!["database.url", "postgres://"],
+            "mysql://db.example/keydates",
+            vec!["database.url", "mysql://"],
+        ),
+        (
+            "KEYDATES__DATABASE__URL",
+            "postgres://db.example",
+            vec!["database.url", "names no database"],
         ),
     ] {
         let mut app = TestApp::new();
