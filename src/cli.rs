@@ -264,7 +264,20 @@ pub enum Command {
         eml: Option<PathBuf>,
     },
 
-    /// Health for monitoring: last pass, next action, counts; non-zero when unhealthy.
+    /// Copy an installation's SQLite database, history included, into a new,
+    /// empty PostgreSQL database (refuses one that holds anything). Stop the
+    /// daemon first; afterwards point database.url at the new database.
+    MigrateDb {
+        /// The SQLite database file to copy from.
+        #[arg(long, value_name = "SQLITE_PATH")]
+        from: PathBuf,
+        /// The PostgreSQL database to copy into, as postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to: String,
+    },
+
+    /// Health for monitoring: last pass, next action, counts, the instances
+    /// running; non-zero when unhealthy.
     Status {
         #[arg(long, value_enum, default_value_t)]
         format: Format,

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::deliver::{self, Clock, Engine};
+use crate::state;
 use crate::web::WebState;
 
 fn notify(state: &[NotifyState]) {
@@ -127,8 +128,39 @@ pub async fn run(
         }
     };
 
+    // Heard by `status` on every machine that shares the database; a
+    // change another instance makes wakes this one.
+    // A task of its own: a heartbeat waiting on the database must never
+    // hold up the loop (and its watchdog pings).
+    let heartbeat = tokio::spawn({
+        let pool = pool.clone();
+        let stop = shutdown.clone();
+        async move {
+            let started_at = chrono::Utc::now();
+            let mut beat = tokio::time::interval(Duration::from_secs(state::HEARTBEAT_SECS));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = beat.tick() => {}
+                }
+                if let Err(e) = state::heartbeat(&pool, started_at, chrono::Utc::now()).await {
+                    tracing::warn!(error = crate::db::explain(&e), "heartbeat not recorded");
+                }
+            }
+        }
+    });
+    {
+        let wake = wake.clone();
+        crate::db::listen_for_changes(&pool, move || wake.notify_one()).await?;
+    }
+
     notify(&[NotifyState::Ready]);
-    tracing::info!(transport = %crate::mail::transport::Mailer::describe(&engine.settings), "keydates started");
+    tracing::info!(
+        instance = %state::worker_id(),
+        database = %crate::db::Backend::of(&pool).name(),
+        transport = %crate::mail::transport::Mailer::describe(&engine.settings),
+        "keydates started"
+    );
     let mut pending_tick = true; // one pass straight away
     loop {
         if pending_tick && !shutdown.is_cancelled() {
@@ -191,6 +223,13 @@ pub async fn run(
         }
     }
     notify(&[NotifyState::Stopping]);
+    let _ = heartbeat.await;
+    if let Err(e) = state::leave(&pool, chrono::Utc::now()).await {
+        tracing::warn!(
+            error = crate::db::explain(&e),
+            "could not say this instance stopped"
+        );
+    }
     let mut scheduler = scheduler;
     let _ = scheduler.shutdown().await;
     pool.close().await;

@@ -73,6 +73,13 @@ impl Backend {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
     /// Sixteen random hex digits, as SQL: claims mint Message-IDs in the
     /// same statement that takes the row.
     pub fn random_hex(self) -> &'static str {
@@ -179,6 +186,110 @@ pub async fn begin(pool: &Pool) -> anyhow::Result<Tx<'static>> {
         Backend::Postgres => pool.begin().await,
     };
     tx.context("while starting a transaction")
+}
+
+/// Work that one instance at a time may do, when several share a database.
+#[derive(Debug, Clone, Copy)]
+pub enum Job {
+    /// Planning and reconciling the outbox.
+    Planning = 1,
+    /// Deciding whether today's digest has gone, and sending it.
+    Digest = 2,
+}
+
+/// Held while doing a `Job`. On PostgreSQL it is a session advisory lock on
+/// a connection of its own, so an instance that dies lets go with its
+/// connection; SQLite's single writer already keeps such work apart.
+pub struct Exclusive(Option<sqlx::pool::PoolConnection<sqlx::Any>>, i64);
+
+/// Chosen once, so that these locks keep clear of any other application's
+/// advisory locks in a shared database.
+const LOCK_BASE: i64 = 0x6b65_7964_6174_0000; // "keydat"
+
+/// Waits until no other instance is doing `job`, then holds it.
+pub async fn exclusive(pool: &Pool, job: Job) -> anyhow::Result<Exclusive> {
+    let key = LOCK_BASE + job as i64;
+    match Backend::of(pool) {
+        Backend::Sqlite => Ok(Exclusive(None, key)),
+        Backend::Postgres => {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT 1 FROM pg_advisory_lock($1)")
+                .bind(key)
+                .execute(&mut *conn)
+                .await
+                .with_context(|| format!("while waiting for another instance's {job:?}"))?;
+            Ok(Exclusive(Some(conn), key))
+        }
+    }
+}
+
+impl Exclusive {
+    pub async fn release(mut self) -> anyhow::Result<()> {
+        if let Some(mut conn) = self.0.take() {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.1)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Exclusive {
+    /// Not released (an error on the way): the connection is closed rather
+    /// than returned to the pool, which ends the lock with it.
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+/// The channel on which a change that another instance should act on now
+/// (a record edited, an email retried or confirmed) is announced.
+pub const CHANGES_CHANNEL: &str = "keydates_changes";
+
+/// Tells the other instances something changed; SQLite has no others.
+pub async fn announce(pool: &Pool) -> Result<(), sqlx::Error> {
+    if Backend::of(pool) == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_notify($1, '')")
+            .bind(CHANGES_CHANNEL)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Calls `wake` whenever another instance announces a change, until the
+/// process ends; nothing on SQLite. A lost connection is made again (a
+/// change announced meanwhile waits for the next poll).
+pub async fn listen_for_changes(
+    pool: &Pool,
+    wake: impl Fn() + Send + 'static,
+) -> anyhow::Result<()> {
+    if Backend::of(pool) != Backend::Postgres {
+        return Ok(());
+    }
+    let url = pool.connect_options().database_url.to_string();
+    let mut listener = sqlx::postgres::PgListener::connect(&url)
+        .await
+        .with_context(|| format!("while listening on {}", redact(&url)))?;
+    listener.listen(CHANGES_CHANNEL).await?;
+    tokio::spawn(async move {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => wake(),
+                // The connection was lost and will be made again; what was
+                // announced meanwhile is looked for at once.
+                Ok(None) => wake(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not hearing other instances' changes; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The error as one line, with a hint when SQLite says the disk is full,

@@ -181,7 +181,7 @@ async fn send_claimed(
     row: OutboxRow,
     clock: Clock,
 ) -> anyhow::Result<(Outcome, outbox::Settlement)> {
-    let span = tracing::info_span!("send", id = row.id, rule = %row.rule, subject = %row.subject,
+    let span = tracing::info_span!("send", instance = %state::worker_id(), id = row.id, rule = %row.rule, subject = %row.subject,
         message_id = row.message_id.as_deref().unwrap_or(""));
     async {
         let records = records_for(pool, &row)
@@ -395,34 +395,53 @@ async fn reach(engine: &Engine, pool: &Pool, now: DateTime<Utc>) -> anyhow::Resu
 /// nothing changed, just the changed cases and seminars when few did, and
 /// everything when the planning settings changed, many records did, or the
 /// horizon moved on to a new day. `None` when nothing needed planning.
+///
+/// Instances sharing a database plan one at a time; the next one in finds
+/// the work done.
 pub async fn plan_if_changed(
+    engine: &Engine,
+    pool: &Pool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<ReconcileReport>> {
+    let lock = crate::db::exclusive(pool, crate::db::Job::Planning).await?;
+    let report = plan_changes(engine, pool, now).await?;
+    lock.release().await?;
+    Ok(report)
+}
+
+async fn plan_changes(
     engine: &Engine,
     pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<ReconcileReport>> {
     // Read first: a change made while planning is after it and is planned
     // by the next pass.
-    let upto = records::store::last_change(pool).await?;
+    let changes = records::store::pending_changes(pool).await?;
+    let count: i64 = changes.iter().map(|(first, last)| last - first + 1).sum();
+    let upto = changes.last().map_or(0, |(_, last)| *last);
     let stamp = state::get(pool, keys::PLANNED_THROUGH).await?;
-    let previous = stamp.as_deref().and_then(|s| {
-        let (seq, fingerprint) = s.split_once(':')?;
-        (fingerprint == engine.plan_fingerprint)
-            .then_some(seq.parse::<i64>().ok())
-            .flatten()
-    });
+    let same_rules = stamp
+        .as_deref()
+        .and_then(|s| s.split_once(':'))
+        .is_some_and(|(_, fingerprint)| fingerprint == engine.plan_fingerprint);
     let reach = reach(engine, pool, now).await?;
     let moved_on = reach.watermark != Some(reach.until);
-    let report = match previous {
-        Some(seq) if seq == upto && !moved_on => return Ok(None),
-        Some(seq) if !moved_on => {
-            let (cases, seminars) = records::store::changed_subjects(pool, seq, upto).await?;
-            if cases.len() + seminars.len() > INCREMENTAL_LIMIT {
-                plan_and_reconcile(engine, pool, now, reach).await?
-            } else {
-                plan_subjects(engine, pool, now, reach, &cases, &seminars).await?
-            }
+    let report = if same_rules && !moved_on {
+        if changes.is_empty() {
+            return Ok(None);
         }
-        _ => plan_and_reconcile(engine, pool, now, reach).await?,
+        let (cases, seminars) = if count as usize > INCREMENTAL_LIMIT {
+            (Vec::new(), Vec::new())
+        } else {
+            records::store::changed_subjects(pool, &changes).await?
+        };
+        if count as usize > INCREMENTAL_LIMIT || cases.len() + seminars.len() > INCREMENTAL_LIMIT {
+            plan_and_reconcile(engine, pool, now, reach).await?
+        } else {
+            plan_subjects(engine, pool, now, reach, &cases, &seminars).await?
+        }
+    } else {
+        plan_and_reconcile(engine, pool, now, reach).await?
     };
     state::set(pool, keys::PLANNED_UNTIL, &reach.until.to_string()).await?;
     state::set(
@@ -431,7 +450,7 @@ pub async fn plan_if_changed(
         &format!("{upto}:{}", engine.plan_fingerprint),
     )
     .await?;
-    records::store::forget_changes(pool, upto).await?;
+    records::store::forget_changes(pool, &changes).await?;
     Ok(Some(report))
 }
 
@@ -663,8 +682,20 @@ impl Recorder {
     }
 }
 
-/// Once a day, from the digest hour, tells IMS about failed and missed actions.
+/// Once a day, from the digest hour, tells IMS about failed and missed
+/// actions: once in all, however many instances share the database.
 pub async fn send_digest_if_due(
+    engine: &Engine,
+    pool: &Pool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let lock = crate::db::exclusive(pool, crate::db::Job::Digest).await?;
+    let sent = send_digest_unless_sent(engine, pool, now).await?;
+    lock.release().await?;
+    Ok(sent)
+}
+
+async fn send_digest_unless_sent(
     engine: &Engine,
     pool: &Pool,
     now: DateTime<Utc>,

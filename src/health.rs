@@ -37,6 +37,12 @@ fn count_of(counts: &[(Status, i64)], status: Status) -> i64 {
 pub struct Health {
     pub healthy: bool,
     pub database: String,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// The machine `status` ran on, and every daemon heard from lately,
+    /// on this machine or another sharing the database.
+    pub host: String,
+    pub instances: Vec<state::Instance>,
     pub last_pass_at: Option<String>,
     pub next: String,
     pub counts: BTreeMap<&'static str, i64>,
@@ -69,6 +75,9 @@ pub async fn check(pool: &Pool, settings: &Settings, now: DateTime<Utc>) -> anyh
     Ok(Health {
         healthy: problems.is_empty(),
         database: "reachable".to_string(),
+        backend: crate::db::Backend::of(pool).name(),
+        host: state::hostname(),
+        instances: state::live_instances(pool, now).await?,
         last_pass_at: last,
         next: status_line(pool, settings.time_zone()).await?,
         counts: counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),

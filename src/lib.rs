@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod db_copy;
 pub mod deliver;
 pub mod demo;
 pub mod domain;

@@ -285,14 +285,14 @@ pub async fn reconcile_scoped(
     Ok(report)
 }
 
-// `+status` keeps SQLite off the status index, so that the subject index
-// serves the scoped lookups.
+// `status || ''` keeps the database off the status index, so that the
+// subject index serves the scoped lookups.
 // Rows a plan can still change: open ones, and those the plan cancelled,
 // which come back if their action holds again.
 const OPEN_ROWS: &str =
     "SELECT id, key, rule_id, status, cancelled_by, forced, due_on, send_at, send_until, recipients
-     FROM outbox WHERE (+status IN ('pending', 'awaiting_confirmation')
-       OR (+status = 'cancelled' AND cancelled_by = 'plan'))";
+     FROM outbox WHERE ((status || '') IN ('pending', 'awaiting_confirmation')
+       OR ((status || '') = 'cancelled' AND cancelled_by = 'plan'))";
 
 /// The cases and seminars with rows a plan can still change: a plan for the
 /// outbox plans all of their actions, however far ahead, so that those rows
@@ -574,8 +574,11 @@ async fn update_fields(
     Ok(())
 }
 
-/// Puts interrupted sends back to pending: those whose process on this host has
-/// died, and any whose lease has run out. They keep their Message-ID.
+/// Puts interrupted sends back to pending: this process's own (a pass runs
+/// only after the last one ended, so none of them is in flight: the last
+/// pass stopped on an error, say the database going away), those whose
+/// process on this host has died, and any whose lease has run out. They keep
+/// their Message-ID.
 pub async fn release_interrupted(
     pool: &Pool,
     now: DateTime<Utc>,
@@ -590,13 +593,14 @@ pub async fn release_interrupted(
         let id: i64 = row.get("id");
         let by: Option<String> = row.get("claimed_by");
         let at: Option<String> = row.get("claimed_at");
-        let dead = by.as_deref().is_some_and(state::claim_is_dead);
+        let mine = by.as_deref() == Some(state::worker_id().as_str());
+        let dead = mine || by.as_deref().is_some_and(state::claim_is_dead);
         let expired = at.is_none_or(|at| at < stale_before);
         if dead || expired {
             let done = sqlx::query(
                 "UPDATE outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL,
                    last_error = 'the previous send was interrupted'
-                 WHERE id = $1 AND status = 'sending' AND claimed_by IS $2",
+                 WHERE id = $1 AND status = 'sending' AND claimed_by IS NOT DISTINCT FROM $2",
             )
             .bind(id)
             .bind(&by)
@@ -680,13 +684,13 @@ pub async fn claim_batch(
         },
     );
     let mut rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-        "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2,
+        "WITH picked AS (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT $4{skip_locked})
+         UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2,
            attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $1),
            message_id = COALESCE(message_id,
              '<keydates.outbox.' || {random} || '@' || $3 || '>'),
            updated_at = $1
-         WHERE id IN (SELECT id FROM outbox WHERE {DUE} ORDER BY send_at, id LIMIT $4{skip_locked})
-           AND {status} = 'pending'
+         WHERE id IN (SELECT id FROM picked) AND {status} = 'pending'
          RETURNING *"
     ))
     .bind(&now_s)
@@ -965,6 +969,8 @@ async fn changed_or_refused(
     why: &'static str,
 ) -> Result<(), AdminError> {
     if done.rows_affected() == 1 {
+        // Another instance may be the one to send it.
+        crate::db::announce(pool).await?;
         Ok(())
     } else {
         refused(pool, id, why).await

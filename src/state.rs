@@ -1,5 +1,10 @@
 //! What the daemon keeps between passes (a few named values in the
-//! database), and who this process is when it claims an email.
+//! database), who this process is when it claims an email, and which
+//! instances are running against the database (their heartbeats).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
 
 use crate::db::Pool;
 
@@ -48,12 +53,82 @@ pub async fn remove(pool: &Pool, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Who holds a claim: this host and process, so a restart can tell a dead claim.
+/// Who holds a claim, and this instance's name in logs and `status`: this
+/// host and process, so a restart can tell a dead claim.
 pub fn worker_id() -> String {
-    format!("{}:{}", hostname(), std::process::id())
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}:{}", hostname(), std::process::id()))
+        .clone()
 }
 
-fn hostname() -> String {
+/// A daemon heard from recently.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub seen_at: String,
+}
+
+/// How often a daemon says it is alive, and how long after its last word
+/// it still counts as running.
+pub const HEARTBEAT_SECS: u64 = 15;
+pub const LIVE_WITHIN_SECS: i64 = 60;
+
+/// Says this daemon is alive (first call: that it has started).
+pub async fn heartbeat(
+    pool: &Pool,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO instances (name, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at",
+    )
+    .bind(worker_id())
+    .bind(hostname())
+    .bind(i64::from(std::process::id()))
+    .bind(crate::outbox::ts(started_at))
+    .bind(crate::outbox::ts(now))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// This daemon stops: it is no longer listed, and others long silent are
+/// forgotten too.
+pub async fn leave(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM instances WHERE name = $1 OR seen_at < $2")
+        .bind(worker_id())
+        .bind(crate::outbox::ts(now - chrono::Duration::days(7)))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The daemons heard from within `LIVE_WITHIN_SECS` of `now`.
+pub async fn live_instances(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Vec<Instance>> {
+    let since = crate::outbox::ts(now - chrono::Duration::seconds(LIVE_WITHIN_SECS));
+    let rows = sqlx::query(
+        "SELECT name, host, pid, started_at, seen_at FROM instances WHERE seen_at >= $1 ORDER BY name",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Instance {
+            name: r.get("name"),
+            host: r.get("host"),
+            pid: r.get("pid"),
+            started_at: r.get("started_at"),
+            seen_at: r.get("seen_at"),
+        })
+        .collect())
+}
+
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".to_string())

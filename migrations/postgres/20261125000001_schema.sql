@@ -138,6 +138,15 @@ CREATE TRIGGER delegates_change AFTER INSERT OR UPDATE OR DELETE ON delegates
 CREATE TRIGGER conversations_change AFTER INSERT OR UPDATE OR DELETE ON conversations
     FOR EACH ROW EXECUTE FUNCTION note_record_change('seminar', 'seminar_ref');
 
+-- Other instances hear of a change at once instead of at their next poll.
+CREATE FUNCTION announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('keydates_changes', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER record_changes_announce AFTER INSERT ON record_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION announce_change();
+
 CREATE TABLE audit_log (
     id      BIGSERIAL PRIMARY KEY,
     at      TEXT NOT NULL,

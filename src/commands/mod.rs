@@ -81,6 +81,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             eml,
         } => sending::preview(settings, id, rule, subject, eml.as_deref()).await,
         Command::Status { format } => views::status(settings, format).await,
+        Command::MigrateDb { from, to } => setup::migrate_db(&settings, &from, &to).await,
     }
 }
 

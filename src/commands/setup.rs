@@ -99,3 +99,21 @@ pub fn date(settings: &Settings, anchor: NaiveDate, offset: &Offset) -> anyhow::
         .ok_or_else(|| anyhow::anyhow!("the date is out of range"))?;
     done(date)
 }
+
+pub async fn migrate_db(
+    settings: &Settings,
+    from: &std::path::Path,
+    to: &str,
+) -> anyhow::Result<ExitCode> {
+    let timeout = std::time::Duration::from_secs(settings.database.busy_timeout_secs);
+    let copied = crate::db_copy::sqlite_to_postgres(from, to, timeout).await?;
+    for (table, rows) in &copied {
+        println!("{table:<15} {rows}");
+    }
+    println!(
+        "copied {} into {}; now set database.url to it (or KEYDATES__DATABASE__URL) and start keydates",
+        from.display(),
+        crate::db::redact(to)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -98,7 +98,19 @@ pub async fn status(settings: Settings, format: Format) -> anyhow::Result<ExitCo
         Format::Json => println!("{}", serde_json::to_string_pretty(&health)?),
         Format::Table => {
             println!("healthy: {}", if health.healthy { "yes" } else { "no" });
-            println!("database: {}", health.database);
+            println!("database: {} ({})", health.database, health.backend);
+            println!("instances running: {}", health.instances.len());
+            for i in &health.instances {
+                let here = if i.host == health.host {
+                    " (this machine)"
+                } else {
+                    ""
+                };
+                println!(
+                    "  {}{here}: started {}, last heard {}",
+                    i.name, i.started_at, i.seen_at
+                );
+            }
             println!(
                 "last pass: {}",
                 health.last_pass_at.as_deref().unwrap_or("never")

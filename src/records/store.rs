@@ -217,37 +217,46 @@ fn delegate(row: &crate::db::Row) -> anyhow::Result<Delegate> {
     })
 }
 
-/// The sequence number of the latest record change (0 before any).
-pub async fn last_change(pool: &Pool) -> anyhow::Result<i64> {
-    Ok(
-        // From sqlite_sequence, which remembers the last number after the
-        // planned changes have been deleted.
-        sqlx::query_scalar(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'record_changes'), 0)",
-        )
-        .fetch_one(pool)
-        .await?,
-    )
+/// The record changes not yet planned, as runs of consecutive sequence
+/// numbers. A plan forgets exactly these runs afterwards: on PostgreSQL a
+/// change can commit with a lower number than one already seen, and it must
+/// wait for the next pass rather than be forgotten with its neighbours.
+pub async fn pending_changes(pool: &Pool) -> anyhow::Result<Vec<(i64, i64)>> {
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM record_changes ORDER BY seq")
+        .fetch_all(pool)
+        .await?;
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for seq in seqs {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == seq => *end = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    Ok(runs)
 }
 
-/// What changed after `after` up to `upto`: the cases and seminars to plan
+/// What changed in these runs of changes: the cases and seminars to plan
 /// again, with an authority's change spread to its cases and seminars.
 pub async fn changed_subjects(
     pool: &Pool,
-    after: i64,
-    upto: i64,
+    runs: &[(i64, i64)],
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut cases = std::collections::BTreeSet::new();
     let mut seminars = std::collections::BTreeSet::new();
     let mut authorities = std::collections::BTreeSet::new();
-    for (kind, key) in sqlx::query_as::<_, (String, String)>(
-        "SELECT DISTINCT kind, key FROM record_changes WHERE seq > $1 AND seq <= $2",
-    )
-    .bind(after)
-    .bind(upto)
-    .fetch_all(pool)
-    .await?
-    {
+    let mut changes = Vec::new();
+    for (first, last) in runs {
+        changes.extend(
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT DISTINCT kind, key FROM record_changes WHERE seq >= $1 AND seq <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?,
+        );
+    }
+    for (kind, key) in changes {
         match kind.as_str() {
             "case" => cases.insert(key),
             "seminar" => seminars.insert(key),
@@ -273,12 +282,15 @@ pub async fn changed_subjects(
     Ok((cases.into_iter().collect(), seminars.into_iter().collect()))
 }
 
-/// Forgets changes that have been planned.
-pub async fn forget_changes(pool: &Pool, upto: i64) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM record_changes WHERE seq <= $1")
-        .bind(upto)
-        .execute(pool)
-        .await?;
+/// Forgets changes that have been planned: these runs and nothing else.
+pub async fn forget_changes(pool: &Pool, runs: &[(i64, i64)]) -> anyhow::Result<()> {
+    for (first, last) in runs {
+        sqlx::query("DELETE FROM record_changes WHERE seq >= $1 AND seq <= $2")
+            .bind(first)
+            .bind(last)
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 

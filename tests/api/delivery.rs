@@ -104,7 +104,7 @@ fn a_server_that_stalls_times_out_and_is_retried() {
     app.pass("2026-11-24");
     let row = riv_request(&app);
     assert_eq!(row["status"], "pending", "{row}");
-    assert_eq!(row["attempts"], 1);
+    assert_eq!(row["attempts"], 1, "{row}");
     let smtp = SmtpServer::start();
     app.set("KEYDATES__MAIL__SMTP__PORT", &smtp.addr.port().to_string());
     app.pass("2026-11-24T11:00:00Z");
@@ -315,7 +315,7 @@ fn the_worker_step_sends_one_due_email_per_call_then_idles() {
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
     let mut settings = keydates::config::Settings::load(&crate::helpers::shipped_config()).unwrap();
-    settings.database.url = app.db_path().display().to_string();
+    settings.database.url = app.database_url();
     settings.mail.transport = keydates::config::TransportKind::Smtp;
     settings.mail.smtp.host = smtp.addr.ip().to_string();
     settings.mail.smtp.port = smtp.addr.port();
@@ -359,3 +359,17 @@ fn the_worker_step_sends_one_due_email_per_call_then_idles() {
         pool.close().await;
     });
 }
+
+// The write-lock test is about SQLite's single writer; the rest hold on both.
+crate::on_postgres_too!(
+    a_5xx_refusal_fails_at_once_and_is_not_retried,
+    a_server_that_is_down_is_retried_and_delivered_when_it_returns,
+    a_transient_4xx_is_retried_then_fails_after_the_retry_lifetime,
+    a_server_that_stalls_times_out_and_is_retried,
+    starttls_with_a_password_sends,
+    a_crash_between_claim_and_send_loses_nothing,
+    an_address_outside_the_allow_list_fails_with_the_reason,
+    redirect_all_sends_everything_to_one_address_listing_the_real_ones,
+    failed_and_missed_actions_reach_ims_in_one_daily_digest,
+    the_worker_step_sends_one_due_email_per_call_then_idles,
+);

@@ -1,5 +1,6 @@
 //! Starts the real things: the keydates binary against a SQLite file in a
-//! temporary folder, and an SMTP server on 127.0.0.1 that records what arrives.
+//! temporary folder (or a database on a real PostgreSQL server), and an SMTP
+//! server on 127.0.0.1 that records what arrives.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -39,17 +40,53 @@ pub struct TestApp {
     pub dir: TempDir,
     pub config: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Set once the database exists (and is migrated).
+    opened: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+thread_local! {
+    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Sqlite) };
+}
+
+/// Runs a test with every `TestApp` it makes on its own database on the
+/// shared PostgreSQL server instead of a SQLite file.
+pub fn on_postgres(test: fn()) {
+    BACKEND.set(Backend::Postgres);
+    test();
+}
+
+/// Runs the named tests of the enclosing module a second time, against
+/// PostgreSQL, in a module `on_postgres` beside them.
+#[macro_export]
+macro_rules! on_postgres_too {
+    ($($name:ident),* $(,)?) => {
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::helpers::on_postgres(super::$name)
+                }
+            )*
+        }
+    };
 }
 
 impl TestApp {
     /// The shipped config, writing mail as .eml files into the temp folder.
     pub fn new() -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
+        let database = match BACKEND.get() {
+            Backend::Sqlite => dir.path().join("keydates.db").display().to_string(),
+            Backend::Postgres => crate::pg::shared().new_database(),
+        };
         let env = vec![
-            (
-                "KEYDATES__DATABASE__URL".to_string(),
-                dir.path().join("keydates.db").display().to_string(),
-            ),
+            ("KEYDATES__DATABASE__URL".to_string(), database),
             (
                 "KEYDATES__MAIL__SPOOL_DIR".to_string(),
                 dir.path().join("mail").display().to_string(),
@@ -61,6 +98,7 @@ impl TestApp {
             dir,
             config: shipped_config(),
             env,
+            opened: Default::default(),
         }
     }
 
@@ -96,6 +134,31 @@ impl TestApp {
 
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("keydates.db")
+    }
+
+    pub fn backend(&self) -> Backend {
+        if self.database_url().starts_with("postgres://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// What `database.url` says: the SQLite file, or the PostgreSQL URL.
+    pub fn database_url(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "KEYDATES__DATABASE__URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// The same, as sqlx's `Any` takes it.
+    pub fn sqlx_url(&self) -> String {
+        match self.backend() {
+            Backend::Postgres => self.database_url(),
+            Backend::Sqlite => format!("sqlite://{}", self.db_path().display()),
+        }
     }
 
     pub fn spool(&self) -> PathBuf {
@@ -229,22 +292,23 @@ impl TestApp {
         self.ok(&["run", "--once", "--now", now])
     }
 
-    /// Counts rows straight from the SQLite file.
+    /// Counts rows straight from the database.
     pub fn count(&self, sql: &str) -> i64 {
-        if !self.db_path().exists() {
+        use std::sync::atomic::Ordering;
+        if !self.opened.load(Ordering::SeqCst) {
             // Opening through keydates creates and migrates the database.
             self.ok(&["outbox"]);
+            self.opened.store(true, Ordering::SeqCst);
         }
-        let db = self.db_path();
+        let url = self.sqlx_url();
         let sql = sql.to_string();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(async move {
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-                    .await
-                    .unwrap();
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(&url).await.unwrap();
                 let n: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
                 pool.close().await;
                 n

@@ -455,3 +455,15 @@ fn admins_cancel_what_has_not_gone_and_cannot_cancel_what_has() {
     let err = app.fails(&["retry", "99999"]);
     assert!(err.contains("no outbox row 99999"), "{err}");
 }
+
+crate::on_postgres_too!(
+    a_year_of_daily_passes_sends_every_action_on_its_due_day_once,
+    record_changes_move_and_cancel_the_right_rows,
+    a_sent_row_is_never_sent_again_even_when_its_record_changes,
+    downtime_across_a_due_date_catches_up_once_and_past_the_limit_misses,
+    the_march_clock_change_neither_skips_nor_repeats_and_a_clock_going_back_repeats_nothing,
+    agenda_lists_planned_and_recorded_actions_as_json,
+    two_processes_at_once_send_each_email_once,
+    a_dry_run_renders_what_is_due_and_records_nothing,
+    admins_cancel_what_has_not_gone_and_cannot_cancel_what_has,
+);

@@ -1,0 +1,180 @@
+//! Moving an installation from its SQLite file to PostgreSQL: every table,
+//! history included, into a database that holds nothing yet, in one
+//! transaction, so a failure leaves the target as empty as it was.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use sqlx::Row;
+
+use crate::db::{self, Backend, Pool};
+
+/// Every table keydates keeps, parents before children. `instances` is left
+/// out: it says which daemons run now, and none runs on the new database yet.
+const TABLES: &[&str] = &[
+    "authorities",
+    "cases",
+    "visits",
+    "seminars",
+    "delegates",
+    "conversations",
+    "outbox",
+    "attempts",
+    "audit_log",
+    "daemon_state",
+    "record_changes",
+];
+
+/// Tables whose numbering continues after the copied rows.
+const SERIALS: &[(&str, &str)] = &[
+    ("outbox", "id"),
+    ("attempts", "id"),
+    ("audit_log", "id"),
+    ("record_changes", "seq"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("--from {0}: no such file")]
+    NoSource(String),
+    #[error(
+        "--to: `{0}` is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
+    NotPostgres(String),
+    #[error(
+        "--to {url}: the database is not empty ({table} has {rows} rows); \
+         migrate-db writes only into a new, empty database"
+    )]
+    NotEmpty {
+        url: String,
+        table: &'static str,
+        rows: i64,
+    },
+}
+
+/// What was copied: each table with its row count.
+pub type Copied = Vec<(&'static str, i64)>;
+
+/// Copies the SQLite database at `from` into the empty PostgreSQL database
+/// at `to`, creating its tables first.
+pub async fn sqlite_to_postgres(
+    from: &Path,
+    to: &str,
+    timeout: Duration,
+) -> anyhow::Result<Copied> {
+    if !from.is_file() {
+        return Err(CopyError::NoSource(from.display().to_string()).into());
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err(CopyError::NotPostgres(db::redact(to)).into());
+    }
+    let source = db::open(from, timeout).await?;
+    let target = db::open_postgres(&SecretString::from(to.to_owned()), timeout).await?;
+    for &table in TABLES {
+        let rows = count(&target, table).await?;
+        if rows > 0 {
+            return Err(CopyError::NotEmpty {
+                url: db::redact(to),
+                table,
+                rows,
+            }
+            .into());
+        }
+    }
+    let mut tx = target.begin().await?;
+    let mut copied = Vec::new();
+    for &table in TABLES {
+        if table == "record_changes" {
+            // Copying the records noted each of them as changed; what was
+            // still to plan is what the source had noted.
+            sqlx::query("DELETE FROM record_changes")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let n = copy_table(&source, &mut tx, table)
+            .await
+            .with_context(|| format!("while copying {table}"))?;
+        copied.push((table, n));
+    }
+    for (table, column) in SERIALS {
+        sqlx::query(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', '{column}'),
+                           COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    source.close().await;
+    target.close().await;
+    Ok(copied)
+}
+
+async fn count(pool: &Pool, table: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(pool)
+        .await?)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Integer,
+    Text,
+}
+
+/// Copies one table, column by column as the target defines them, a few
+/// thousand rows to a statement.
+async fn copy_table(source: &Pool, tx: &mut db::Conn, table: &'static str) -> anyhow::Result<i64> {
+    debug_assert_eq!(Backend::of(source), Backend::Sqlite);
+    let columns: Vec<(String, Kind)> = sqlx::query(
+        "SELECT column_name::text AS name, data_type::text AS type FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| {
+        let kind = match r.get::<String, _>("type").as_str() {
+            "bigint" | "integer" | "smallint" => Kind::Integer,
+            _ => Kind::Text,
+        };
+        (r.get::<String, _>("name"), kind)
+    })
+    .collect();
+    let list = columns
+        .iter()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = sqlx::query(&format!("SELECT {list} FROM {table}"))
+        .fetch_all(source)
+        .await?;
+    // PostgreSQL takes at most 65,535 parameters to a statement.
+    let per_statement = (60_000 / columns.len().max(1)).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = format!("INSERT INTO {table} ({list}) VALUES ");
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for c in 0..columns.len() {
+                n += 1;
+                sql.push_str(&format!("{}${n}", if c == 0 { "" } else { ", " }));
+            }
+            sql.push(')');
+        }
+        let mut insert = sqlx::query(&sql);
+        for row in chunk {
+            for (i, (_, kind)) in columns.iter().enumerate() {
+                insert = match kind {
+                    Kind::Integer => insert.bind(row.try_get::<Option<i64>, _>(i)?),
+                    Kind::Text => insert.bind(row.try_get::<Option<String>, _>(i)?),
+                };
+            }
+        }
+        insert.execute(&mut *tx).await?;
+    }
+    Ok(rows.len() as i64)
+}

@@ -1,0 +1,222 @@
+//! A real PostgreSQL server for the tests: Debian's binaries, a cluster in a
+//! temporary folder, a free port on 127.0.0.1, run as the unprivileged
+//! `postgres` user when the tests run as root (PostgreSQL refuses root).
+//! The server dies with the thread that started it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::helpers::free_addr;
+
+/// Where Debian installs the server: the newest `/usr/lib/postgresql/N/bin`.
+fn bin_dir() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).expect(
+        "PostgreSQL's server is not installed: `apt-get install postgresql` \
+         (the tests start their own server from /usr/lib/postgresql/N/bin)",
+    )
+}
+
+/// The user to run the server as, when we are root.
+fn server_user() -> Option<(u32, u32)> {
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = std::ffi::CString::new("postgres").unwrap();
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    assert!(
+        !pw.is_null(),
+        "the tests run as root and there is no `postgres` user to run PostgreSQL as \
+         (Debian's postgresql package creates it)"
+    );
+    let pw = unsafe { &*pw };
+    Some((pw.pw_uid, pw.pw_gid))
+}
+
+fn command(bin: &Path, user: Option<(u32, u32)>, die_with_parent: bool) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("PGDATA").env("LC_ALL", "C");
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some((uid, gid)) = user
+                && (libc::setgid(gid) != 0 || libc::setuid(uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // After setuid, which would clear it: a test that ends, or a
+            // test binary that is killed, takes its server with it.
+            if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+pub struct PgServer {
+    pub port: u16,
+    dir: TempDir,
+    user: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+impl PgServer {
+    /// A new cluster, started. `durable` keeps fsync on, for tests of what
+    /// survives the server stopping.
+    pub fn start(durable: bool) -> PgServer {
+        let bin = bin_dir();
+        let user = server_user();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+            std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+        }
+        let out = command(&bin.join("initdb"), user, false)
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = PgServer {
+            port: free_addr().port(),
+            dir,
+            user,
+            child: None,
+        };
+        let fsync = if durable { "on" } else { "off" };
+        std::fs::write(
+            data.join("postgresql.auto.conf"),
+            format!(
+                "listen_addresses = '127.0.0.1'\nmax_connections = 300\nfsync = {fsync}\n\
+                 synchronous_commit = {fsync}\nfull_page_writes = {fsync}\n"
+            ),
+        )
+        .unwrap();
+        server.up();
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the server on its port and waits until it takes connections.
+    pub fn up(&mut self) {
+        let child = command(&bin_dir().join("postgres"), self.user, true)
+            .arg("-D")
+            .arg(self.data())
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Accepting TCP comes before accepting logins.
+        loop {
+            let ready = self
+                .client("pg_isready")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not accept logins"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server as `pg_ctl stop -m fast` would: clients are cut off.
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            child.wait().unwrap();
+        }
+    }
+
+    /// One of PostgreSQL's client programs, pointed at this server.
+    fn client(&self, program: &str) -> Command {
+        let mut cmd = Command::new(bin_dir().join(program));
+        cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string());
+        cmd
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new, empty database on this server, by its URL.
+    pub fn new_database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("keydates_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let out = self
+            .client("psql")
+            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(&name)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// One server for the whole test binary, started on first use from a
+/// thread that lives as long as the binary (the server dies with it).
+pub fn shared() -> &'static PgServer {
+    static SERVER: OnceLock<&'static PgServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let server: &'static PgServer = Box::leak(Box::new(PgServer::start(false)));
+            tx.send(server).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("the PostgreSQL server started")
+    })
+}
