@@ -36,12 +36,17 @@ grep -q "deb-systemd-helper enable keydates.service" <<<"$postinst" || fail "pos
 if grep -qE "deb-systemd-invoke (start|restart) " <<<"$postinst"; then fail "postinst starts the service"; fi
 
 root=${ROOT_DIR:-$(mktemp -d /tmp/keydates-root.XXXXXX)}
+# A root made here goes when the check ends; one named by ROOT_DIR stays.
+made_here=$([[ -z ${ROOT_DIR:-} ]] && echo yes || echo no)
+cleanup() {
+    umount "$root/proc" 2>/dev/null || true
+    if [[ $made_here == yes ]] && ! mountpoint -q "$root/proc"; then rm -rf "$root"; fi
+}
+trap cleanup EXIT
 if [[ ! -x $root/usr/bin/apt-get ]]; then
     log "making a Debian root in $root"
     debootstrap --variant=minbase bookworm "$root" "${MIRROR:-http://deb.debian.org/debian}" >/dev/null
 fi
-cleanup() { umount "$root/proc" 2>/dev/null || true; }
-trap cleanup EXIT
 mount -t proc proc "$root/proc"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp "$deb" "$root/tmp/keydates.deb"

@@ -67,7 +67,7 @@ pub struct DatabaseSettings {
 impl std::fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = if is_postgres(&self.url) {
-            crate::db::redact(self.url.trim())
+            redact(self.url.trim())
         } else {
             self.url.clone()
         };
@@ -684,11 +684,11 @@ impl Settings {
 
     /// The database `database.url` names: a PostgreSQL server, or a SQLite
     /// file (relative paths are relative to the config file).
-    pub fn database_location(&self) -> crate::db::Location {
+    pub fn database_location(&self) -> Location {
         if is_postgres(&self.database.url) {
-            crate::db::Location::Postgres(SecretString::from(self.database.url.trim().to_owned()))
+            Location::Postgres(SecretString::from(self.database.url.trim().to_owned()))
         } else {
-            crate::db::Location::Sqlite(self.database_path())
+            Location::Sqlite(self.database_path())
         }
     }
 
@@ -828,4 +828,42 @@ fn croner_check(expr: &str) -> Result<(), String> {
     cron.find_next_occurrence(&chrono::Utc::now(), false)
         .map(|_| ())
         .map_err(|_| format!("`{expr}` never fires"))
+}
+
+/// Where the records and the outbox live, parsed from `database.url`.
+#[derive(Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    /// The URL, which may carry a password.
+    Postgres(SecretString),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            Location::Postgres(url) => write!(f, "Postgres({})", redact(url.expose_secret())),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => write!(f, "{}", redact(url.expose_secret())),
+        }
+    }
+}
+
+/// The URL with any password replaced, fit for logs and error messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(a URL that does not parse)".into(),
+    }
 }

@@ -5,59 +5,33 @@
 //! Everything else talks to `Pool` through one code path: SQL written for
 //! both (`$1` placeholders, text dates, integer flags) over sqlx's `Any`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Executor};
+use sqlx::{ConnectOptions, Connection, Executor};
 
-use crate::config::Settings;
+use crate::config::{Location, Settings, redact};
+
+/// Timestamps are stored as fixed-width UTC text, so they compare as text
+/// (on both backends).
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
 
 pub type Pool = sqlx::AnyPool;
 pub type Conn = sqlx::AnyConnection;
 pub type Row = sqlx::any::AnyRow;
 pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
-
-/// Where the records and the outbox live, parsed from `database.url`.
-#[derive(Clone)]
-pub enum Location {
-    Sqlite(PathBuf),
-    /// The URL, which may carry a password.
-    Postgres(SecretString),
-}
-
-impl std::fmt::Debug for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
-            Location::Postgres(url) => write!(f, "Postgres({})", redact(url.expose_secret())),
-        }
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Sqlite(path) => write!(f, "{}", path.display()),
-            Location::Postgres(url) => write!(f, "{}", redact(url.expose_secret())),
-        }
-    }
-}
-
-/// The URL with any password replaced, fit for logs and error messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(a URL that does not parse)".into(),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -70,6 +44,24 @@ impl Backend {
         match pool.connect_options().database_url.scheme() {
             "postgres" | "postgresql" => Backend::Postgres,
             _ => Backend::Sqlite,
+        }
+    }
+
+    pub fn of_conn(conn: &Conn) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// The `n`th (from 1) bind parameter. SQLite is given anonymous ones:
+    /// it looks a numbered one up by walking all the others, which makes a
+    /// statement with thousands of them quadratic.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Backend::Sqlite => "?".to_string(),
+            Backend::Postgres => format!("${n}"),
         }
     }
 
@@ -159,6 +151,17 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Pool> {
 pub async fn open_postgres(url: &SecretString, acquire_timeout: Duration) -> anyhow::Result<Pool> {
     install_drivers();
     let shown = redact(url.expose_secret());
+    // One connection first: a pool says only that it timed out, where this
+    // says why (refused, unknown host, wrong password, no such database).
+    let first = tokio::time::timeout(
+        acquire_timeout,
+        sqlx::AnyConnection::connect(url.expose_secret()),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within {acquire_timeout:?}"))
+    .and_then(|c| c.map_err(anyhow::Error::from))
+    .with_context(|| format!("while connecting to the database {shown}"))?;
+    first.close().await.ok();
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(acquire_timeout)
@@ -306,7 +309,20 @@ pub fn explain(e: &anyhow::Error) -> String {
                     // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
                     .is_some_and(|code| matches!(code & 0xff, 8 | 10 | 13 | 14))
             }
-            Some(sqlx::Error::Io(_)) => true,
+            // A file that cannot be written, not a server that cannot be reached.
+            Some(sqlx::Error::Io(io)) => !matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::NotConnected
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::UnexpectedEof
+            ),
             _ => false,
         });
     let text = format!("{e:#}");

@@ -68,7 +68,7 @@ pub async fn sqlite_to_postgres(
         return Err(CopyError::NoSource(from.display().to_string()).into());
     }
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
-        return Err(CopyError::NotPostgres(db::redact(to)).into());
+        return Err(CopyError::NotPostgres(crate::config::redact(to)).into());
     }
     let source = db::open(from, timeout).await?;
     let target = db::open_postgres(&SecretString::from(to.to_owned()), timeout).await?;
@@ -76,7 +76,7 @@ pub async fn sqlite_to_postgres(
         let rows = count(&target, table).await?;
         if rows > 0 {
             return Err(CopyError::NotEmpty {
-                url: db::redact(to),
+                url: crate::config::redact(to),
                 table,
                 rows,
             }

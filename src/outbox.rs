@@ -18,16 +18,7 @@ use crate::domain::{EmailAddress, SubjectKey, SubjectType};
 use crate::plan::{PlannedAction, Recipients};
 use crate::state;
 
-/// Timestamps are stored as fixed-width UTC text, so they compare as text.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub use crate::db::{parse_ts, ts};
 
 #[derive(
     Debug,
@@ -499,6 +490,7 @@ async fn insert_batch(
     now_s: &str,
 ) -> anyhow::Result<Vec<Status>> {
     const COLUMNS: usize = 16;
+    let backend = Backend::of_conn(tx);
     let mut sql = String::from(
         "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
            anchor_on, due_on, send_at, send_until, recipients, status, last_error,
@@ -510,7 +502,7 @@ async fn insert_batch(
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", i * COLUMNS + c + 1));
+            sql.push_str(&backend.placeholder(i * COLUMNS + c + 1));
         }
         sql.push(')');
     }

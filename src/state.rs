@@ -89,8 +89,8 @@ pub async fn heartbeat(
     .bind(worker_id())
     .bind(hostname())
     .bind(i64::from(std::process::id()))
-    .bind(crate::outbox::ts(started_at))
-    .bind(crate::outbox::ts(now))
+    .bind(crate::db::ts(started_at))
+    .bind(crate::db::ts(now))
     .execute(pool)
     .await?;
     Ok(())
@@ -101,7 +101,7 @@ pub async fn heartbeat(
 pub async fn leave(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM instances WHERE name = $1 OR seen_at < $2")
         .bind(worker_id())
-        .bind(crate::outbox::ts(now - chrono::Duration::days(7)))
+        .bind(crate::db::ts(now - chrono::Duration::days(7)))
         .execute(pool)
         .await?;
     Ok(())
@@ -109,7 +109,7 @@ pub async fn leave(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<()> {
 
 /// The daemons heard from within `LIVE_WITHIN_SECS` of `now`.
 pub async fn live_instances(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Vec<Instance>> {
-    let since = crate::outbox::ts(now - chrono::Duration::seconds(LIVE_WITHIN_SECS));
+    let since = crate::db::ts(now - chrono::Duration::seconds(LIVE_WITHIN_SECS));
     let rows = sqlx::query(
         "SELECT name, host, pid, started_at, seen_at FROM instances WHERE seen_at >= $1 ORDER BY name",
     )

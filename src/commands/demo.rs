@@ -28,7 +28,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     {
         bail!(
             "the database {} holds real records; demo only writes to an empty or demo database",
-            settings.database_path().display()
+            settings.database_location()
         );
     }
     let engine = std::sync::Arc::new(Engine::new(settings)?);
@@ -39,9 +39,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("no working day after {today}"))?;
     let rules: Vec<_> = engine.settings.enabled_rules().collect();
     let files = demo::records(&rules, day, calendar);
-    // Beside the database, where the service may write.
-    let db_path = engine.settings.database_path();
-    let dir = db_path
+    // Beside the database (or the mail folder, when the database is a
+    // server's), where the service may write.
+    let beside = match engine.settings.database_location() {
+        crate::config::Location::Sqlite(path) => path,
+        crate::config::Location::Postgres(_) => engine.settings.spool_dir(),
+    };
+    let dir = beside
         .parent()
         .unwrap_or(std::path::Path::new("."))
         .join("demo");

@@ -17,7 +17,7 @@ pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     crate::mail::check_rules(&engine.composer())?;
     let s = &engine.settings;
     println!("config: ok");
-    println!("database: {}", s.database_path().display());
+    println!("database: {}", s.database_location());
     println!("transport: {}", Mailer::describe(s));
     println!("templates: {}", s.templates_dir().display());
     match s.web.address() {
@@ -113,7 +113,7 @@ pub async fn migrate_db(
     println!(
         "copied {} into {}; now set database.url to it (or KEYDATES__DATABASE__URL) and start keydates",
         from.display(),
-        crate::db::redact(to)
+        crate::config::redact(to)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -113,6 +113,30 @@ fn passwords_are_never_printed() {
 }
 
 #[test]
+fn a_database_password_is_never_printed_and_an_unreachable_server_is_named() {
+    let mut app = TestApp::new();
+    let port = crate::helpers::free_addr().port();
+    let url = format!("postgres://keydates:hunter2-secret@127.0.0.1:{port}/keydates");
+    app.set("KEYDATES__DATABASE__URL", &url);
+    let out = app.ok(&["check-config"]);
+    assert!(
+        out.contains(&format!(
+            "database: postgres://keydates:***@127.0.0.1:{port}/keydates"
+        )),
+        "{out}"
+    );
+    // Nothing listens there: the error says where it tried, not the password.
+    app.set("KEYDATES__DATABASE__BUSY_TIMEOUT_SECS", "1");
+    let err = app.fails(&["outbox"]);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("hunter2-secret"), "{err}");
+    assert!(
+        !err.contains("disk"),
+        "a network error is not a disk error: {err}"
+    );
+}
+
+#[test]
 fn a_missing_config_file_says_how_to_point_at_one() {
     let mut app = TestApp::new();
     app.config = app.dir.path().join("nope.toml");
