@@ -47,13 +47,20 @@ async fn rows(pool: &Pool, sql: &str, binds: &[&str]) -> anyhow::Result<Vec<crat
 #[tracing::instrument(skip_all)]
 pub async fn load(pool: &Pool) -> anyhow::Result<Records> {
     let mut records = load_without_cases(pool).await?;
-    for row in rows(pool, "SELECT * FROM cases", &[]).await? {
-        let c = case(&row)?;
+    let every_case: Vec<CaseRow> = sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases"))
+        .fetch_all(pool)
+        .await?;
+    for row in every_case {
+        let c = case(row)?;
         records.cases.insert(c.case_ref.clone(), c);
     }
-    let visits = "SELECT * FROM visits ORDER BY case_ref, visit_no";
-    for row in rows(pool, visits, &[]).await? {
-        records.visits.push(visit(&row)?);
+    let every_visit: Vec<VisitRow> = sqlx::query_as(&format!(
+        "SELECT {VISIT_COLUMNS} FROM visits ORDER BY case_ref, visit_no"
+    ))
+    .fetch_all(pool)
+    .await?;
+    for row in every_visit {
+        records.visits.push(visit(row)?);
     }
     Ok(records)
 }
@@ -81,6 +88,24 @@ pub async fn load_without_cases(pool: &Pool) -> anyhow::Result<Records> {
     Ok(records)
 }
 
+/// The columns of a case, in the order of `CaseRow`.
+const CASE_COLUMNS: &str = "case_ref, authority_code, judgement, report_received_on,
+    plan_received_on, lead_inspector_email, dfe_link_email, closed, planning_event_on";
+type CaseRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+);
+const VISIT_COLUMNS: &str =
+    "case_ref, visit_no, starts_on, lead_inspector_email, audited_cases, cancelled";
+type VisitRow = (String, i64, String, String, String, i64);
+
 /// Up to `limit` cases after `after` in reference order, with their visits:
 /// a plan of every case reads them a batch at a time, so that its memory
 /// does not grow with the number of cases.
@@ -89,28 +114,31 @@ pub async fn load_cases_after(
     after: &str,
     limit: u32,
 ) -> anyhow::Result<(std::collections::BTreeMap<String, Case>, Vec<Visit>)> {
-    let mut cases = std::collections::BTreeMap::new();
-    let found = sqlx::query("SELECT * FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2")
+    let cases_sql =
+        format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2");
+    let visits_sql = format!(
+        "SELECT {VISIT_COLUMNS} FROM visits WHERE case_ref >= $1 AND case_ref <= $2
+         ORDER BY case_ref, visit_no"
+    );
+    let found: Vec<CaseRow> = sqlx::query_as(&cases_sql)
         .bind(after)
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
-    for row in &found {
+    let mut cases = std::collections::BTreeMap::new();
+    for row in found {
         let c = case(row)?;
         cases.insert(c.case_ref.clone(), c);
     }
     let mut visits = Vec::new();
     if let (Some(first), Some(last)) = (cases.keys().next(), cases.keys().next_back()) {
-        for row in sqlx::query(
-            "SELECT * FROM visits WHERE case_ref >= $1 AND case_ref <= $2
-             ORDER BY case_ref, visit_no",
-        )
-        .bind(first)
-        .bind(last)
-        .fetch_all(pool)
-        .await?
-        {
-            visits.push(visit(&row)?);
+        let found: Vec<VisitRow> = sqlx::query_as(&visits_sql)
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?;
+        for row in found {
+            visits.push(visit(row)?);
         }
     }
     Ok((cases, visits))
@@ -146,44 +174,34 @@ fn flag(row: &crate::db::Row, column: &str) -> bool {
     row.get::<i64, _>(column) != 0
 }
 
-fn case(row: &crate::db::Row) -> anyhow::Result<Case> {
-    let case_ref: String = row.get("case_ref");
+fn case(row: CaseRow) -> anyhow::Result<Case> {
+    let (case_ref, authority_code, judgement, report, plan, lead, dfe, closed, event) = row;
     (|| -> anyhow::Result<Case> {
         Ok(Case {
             case_ref: case_ref.clone(),
-            authority_code: row.get("authority_code"),
-            judgement: row
-                .get::<String, _>("judgement")
-                .parse()
-                .map_err(anyhow::Error::msg)?,
-            report_received_on: date(row.get("report_received_on"))?,
-            plan_received_on: row
-                .get::<Option<String>, _>("plan_received_on")
-                .map(|s| date(&s))
-                .transpose()?,
-            lead_inspector_email: email(row.get("lead_inspector_email"))?,
-            dfe_link_email: optional_email(row.get("dfe_link_email"))?,
-            closed: flag(row, "closed"),
-            planning_event_on: row
-                .get::<Option<String>, _>("planning_event_on")
-                .map(|s| date(&s))
-                .transpose()?,
+            authority_code,
+            judgement: judgement.parse().map_err(anyhow::Error::msg)?,
+            report_received_on: date(&report)?,
+            plan_received_on: plan.map(|s| date(&s)).transpose()?,
+            lead_inspector_email: email(&lead)?,
+            dfe_link_email: optional_email(dfe)?,
+            closed: closed != 0,
+            planning_event_on: event.map(|s| date(&s)).transpose()?,
         })
     })()
     .with_context(|| format!("while reading case {case_ref}"))
 }
 
-fn visit(row: &crate::db::Row) -> anyhow::Result<Visit> {
-    let case_ref: String = row.get("case_ref");
-    let visit_no: i64 = row.get("visit_no");
+fn visit(row: VisitRow) -> anyhow::Result<Visit> {
+    let (case_ref, visit_no, starts_on, lead, audited, cancelled) = row;
     (|| -> anyhow::Result<Visit> {
         Ok(Visit {
             case_ref: case_ref.clone(),
             visit_no: u32::try_from(visit_no)?,
-            starts_on: date(row.get("starts_on"))?,
-            lead_inspector_email: email(row.get("lead_inspector_email"))?,
-            audited_cases: split_audited(row.get("audited_cases")),
-            cancelled: flag(row, "cancelled"),
+            starts_on: date(&starts_on)?,
+            lead_inspector_email: email(&lead)?,
+            audited_cases: split_audited(&audited),
+            cancelled: cancelled != 0,
         })
     })()
     .with_context(|| format!("while reading visit {case_ref}#{visit_no}"))
@@ -302,19 +320,24 @@ pub async fn load_subjects(
     seminars: &[String],
 ) -> anyhow::Result<Records> {
     let mut records = Records::default();
+    let one_case = format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_ref = $1");
+    let its_visits =
+        format!("SELECT {VISIT_COLUMNS} FROM visits WHERE case_ref = $1 ORDER BY visit_no");
     for case_ref in cases {
-        for row in rows(pool, "SELECT * FROM cases WHERE case_ref = $1", &[case_ref]).await? {
-            let c = case(&row)?;
+        let found: Option<CaseRow> = sqlx::query_as(&one_case)
+            .bind(case_ref)
+            .fetch_optional(pool)
+            .await?;
+        if let Some(row) = found {
+            let c = case(row)?;
             records.cases.insert(c.case_ref.clone(), c);
         }
-        for row in rows(
-            pool,
-            "SELECT * FROM visits WHERE case_ref = $1 ORDER BY visit_no",
-            &[case_ref],
-        )
-        .await?
-        {
-            records.visits.push(visit(&row)?);
+        let found: Vec<VisitRow> = sqlx::query_as(&its_visits)
+            .bind(case_ref)
+            .fetch_all(pool)
+            .await?;
+        for row in found {
+            records.visits.push(visit(row)?);
         }
     }
     for seminar_ref in seminars {
