@@ -129,6 +129,62 @@ fn a_change_made_elsewhere_wakes_a_daemon_at_once() {
     drop(daemon);
 }
 
+#[test]
+fn the_daily_digest_goes_once_however_many_instances_look_at_once() {
+    let smtp = SmtpServer::start();
+    smtp.set_mode(crate::helpers::Mode::RejectRecipients);
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.set("KEYDATES__DATABASE__URL", &pg::shared().new_database());
+    app.import_examples();
+    // The data request fails for good; the digest cannot go yet either.
+    app.pass("2026-11-24");
+    smtp.set_mode(crate::helpers::Mode::Accept);
+
+    let mut settings = keydates::config::Settings::load(&crate::helpers::shipped_config()).unwrap();
+    settings.database.url = app.database_url();
+    settings.mail.transport = keydates::config::TransportKind::Smtp;
+    settings.mail.smtp.host = smtp.addr.ip().to_string();
+    settings.mail.smtp.port = smtp.addr.port();
+    settings.mail.smtp.tls = keydates::config::TlsMode::None;
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T11:00:00Z")
+        .unwrap()
+        .to_utc();
+    let sent = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let engine = keydates::deliver::Engine::new(settings).unwrap();
+            // Four instances' connections, each looking at the same moment.
+            let mut pools = Vec::new();
+            for _ in 0..4 {
+                pools.push(keydates::db::connect(&engine.settings).await.unwrap());
+            }
+            let look = |pool| keydates::deliver::send_digest_if_due(&engine, pool, now);
+            let (a, b, c, d) = tokio::join!(
+                look(&pools[0]),
+                look(&pools[1]),
+                look(&pools[2]),
+                look(&pools[3])
+            );
+            [a, b, c, d]
+                .into_iter()
+                .filter(|r| *r.as_ref().unwrap())
+                .count()
+        });
+    let digests = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m.to == ["ims@example.org"])
+        .count();
+    assert_eq!(
+        (sent, digests),
+        (1, 1),
+        "one digest a day, from one instance"
+    );
+}
+
 /// What a burst of emails came to, for two instances.
 #[derive(Debug)]
 #[allow(dead_code)] // printed, for BENCHMARKS.md
@@ -140,6 +196,10 @@ struct Burst {
     lost: usize,
     by_a: usize,
     by_b: usize,
+    /// Daemons still running at the end.
+    running: usize,
+    /// Passes that stopped on an error, as the two logs say.
+    failed_passes: usize,
 }
 
 /// Two instances send `due` emails; `fault` strikes once `at` have arrived.
@@ -169,6 +229,10 @@ fn burst(
     std::thread::sleep(Duration::from_secs(2));
     let received = smtp.received();
     let ids = message_ids(&received);
+    let exited = [&mut a, &mut b]
+        .into_iter()
+        .filter_map(|d| d.try_wait().unwrap())
+        .count();
     let burst = Burst {
         due,
         received: received.len(),
@@ -177,6 +241,11 @@ fn burst(
         lost: due.saturating_sub(ids.len()),
         by_a: sent_by(&app, "a"),
         by_b: sent_by(&app, "b"),
+        running: 2 - exited,
+        failed_passes: ["a", "b"]
+            .iter()
+            .map(|n| log(&app, n).matches("pass failed").count())
+            .sum(),
     };
     assert_eq!(
         app.count("SELECT COUNT(*) FROM outbox WHERE status <> 'sent'"),
@@ -210,6 +279,7 @@ fn two_instances_lose_nothing_when_one_is_killed_or_postgresql_restarts() {
     assert_eq!(killed.lost, 0, "{killed:?}");
     assert_eq!(killed.unique, killed.due, "{killed:?}");
     assert!(killed.duplicates <= in_flight, "{killed:?}");
+    assert_eq!(killed.running, 1, "{killed:?}");
 
     let restarted = burst(&mut server, 2000, 300, |server, _| {
         server.down();
@@ -219,6 +289,7 @@ fn two_instances_lose_nothing_when_one_is_killed_or_postgresql_restarts() {
     assert_eq!(restarted.lost, 0, "{restarted:?}");
     assert_eq!(restarted.unique, restarted.due, "{restarted:?}");
     assert!(restarted.duplicates <= 2 * in_flight, "{restarted:?}");
+    assert_eq!(restarted.running, 2, "both kept running: {restarted:?}");
 }
 
 #[test]
