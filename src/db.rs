@@ -77,7 +77,7 @@ impl Backend {
     pub fn random_hex(self) -> &'static str {
         match self {
             Backend::Sqlite => "lower(hex(randomblob(8)))",
-            Backend::Postgres => "substr(md5(random()::text || clock_timestamp()::text), 1, 16)",
+            Backend::Postgres => "substr(replace(gen_random_uuid()::text, '-', ''), 1, 16)",
         }
     }
 

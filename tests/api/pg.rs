@@ -70,6 +70,10 @@ fn command(bin: &Path, user: Option<(u32, u32)>, die_with_parent: bool) -> Comma
     cmd
 }
 
+/// The temporary folders' names begin with this, so that those left by a
+/// test binary that was killed can be found and removed.
+const PREFIX: &str = "keydates-pg-";
+
 pub struct PgServer {
     pub port: u16,
     dir: TempDir,
@@ -83,7 +87,10 @@ impl PgServer {
     pub fn start(durable: bool) -> PgServer {
         let bin = bin_dir();
         let user = server_user();
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix(PREFIX)
+            .tempdir()
+            .expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         if let Some((uid, gid)) = user {
@@ -205,10 +212,13 @@ impl Drop for PgServer {
 }
 
 /// One server for the whole test binary, started on first use from a
-/// thread that lives as long as the binary (the server dies with it).
+/// thread that lives as long as the binary (the server dies with it). At
+/// exit the server is stopped and its folder removed; folders of servers
+/// whose binary was killed are removed when the next one starts.
 pub fn shared() -> &'static PgServer {
     static SERVER: OnceLock<&'static PgServer> = OnceLock::new();
     SERVER.get_or_init(|| {
+        remove_abandoned();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let server: &'static PgServer = Box::leak(Box::new(PgServer::start(false)));
@@ -217,6 +227,50 @@ pub fn shared() -> &'static PgServer {
                 std::thread::park();
             }
         });
-        rx.recv().expect("the PostgreSQL server started")
+        let server: &'static PgServer = rx.recv().expect("the PostgreSQL server started");
+        let pid = server.child.as_ref().map_or(0, Child::id);
+        AT_EXIT
+            .set((pid, server.dir.path().to_path_buf()))
+            .expect("one shared server");
+        unsafe { libc::atexit(stop_shared) };
+        server
     })
+}
+
+static AT_EXIT: OnceLock<(u32, PathBuf)> = OnceLock::new();
+
+extern "C" fn stop_shared() {
+    if let Some((pid, dir)) = AT_EXIT.get() {
+        unsafe {
+            libc::kill(*pid as i32, libc::SIGQUIT);
+            libc::waitpid(*pid as i32, std::ptr::null_mut(), 0);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes the folders of servers that no longer run (their test binary was
+/// killed before it could).
+fn remove_abandoned() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(PREFIX) {
+            continue;
+        }
+        let pid = std::fs::read_to_string(entry.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
+        let running = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        // A folder still being set up has no pid yet: leave the young ones.
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(600)));
+        if !running && old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
