@@ -39,6 +39,8 @@ const SERIALS: &[(&str, &str)] = &[
 pub enum CopyError {
     #[error("--from {0}: no such file")]
     NoSource(String),
+    #[error("--from {0}: not a keydates database ({1})")]
+    NotKeydates(String, String),
     #[error(
         "--to: `{0}` is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE"
     )]
@@ -70,6 +72,7 @@ pub async fn sqlite_to_postgres(
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         return Err(CopyError::NotPostgres(crate::config::redact(to)).into());
     }
+    is_keydates(from).await?;
     let source = db::open(from, timeout).await?;
     let target = db::open_postgres(&SecretString::from(to.to_owned()), timeout).await?;
     for &table in TABLES {
@@ -110,6 +113,30 @@ pub async fn sqlite_to_postgres(
     source.close().await;
     target.close().await;
     Ok(copied)
+}
+
+/// Looks before opening: opening brings a database's schema up to date,
+/// which must not happen to some other program's file given by mistake.
+async fn is_keydates(from: &Path) -> anyhow::Result<()> {
+    use sqlx::{ConnectOptions, sqlite::SqliteConnectOptions};
+    let shown = from.display().to_string();
+    let not = |why: String| CopyError::NotKeydates(shown.clone(), why);
+    // Neither created nor written: only read.
+    let mut conn = SqliteConnectOptions::new()
+        .filename(from)
+        .connect()
+        .await
+        .map_err(|e| not(e.to_string()))?;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('outbox', 'cases', '_sqlx_migrations')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| not(e.to_string()))?;
+    if tables < 3 {
+        return Err(not("it has no outbox, cases or migrations table".into()).into());
+    }
+    Ok(())
 }
 
 async fn count(pool: &Pool, table: &str) -> anyhow::Result<i64> {

@@ -354,6 +354,17 @@ fn migrate_db_moves_an_installation_and_refuses_a_database_that_is_not_empty() {
         err.contains("--from") && err.contains("no such file"),
         "{err}"
     );
+    // Some other file given by mistake is left as it was.
+    let other = app.write("notes.db", "not a database");
+    let err = app.fails(&[
+        "migrate-db",
+        "--from",
+        other.to_str().unwrap(),
+        "--to",
+        &url,
+    ]);
+    assert!(err.contains("not a keydates database"), "{err}");
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "not a database");
     let err = app.fails(&["migrate-db", "--from", &db, "--to", "mysql://x/y"]);
     assert!(
         err.contains("--to") && err.contains("not a PostgreSQL URL"),
