@@ -56,14 +56,7 @@ runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
 psql() { "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 url() { echo "postgres://postgres@127.0.0.1:$PGPORT/$1"; }
 
-export KEYDATES_CONFIG=$ROOT/config/keydates.toml
-export KEYDATES__MAIL__SPOOL_DIR=$WORK/spool
-export KEYDATES__MAIL__SMTP__HOST=127.0.0.1
-export KEYDATES__MAIL__SMTP__PORT=$PORT
-export KEYDATES__MAIL__SMTP__TLS=none
-export KEYDATES__MAIL__SMTP__POOL_SIZE=$POOL
-export KEYDATES__LOG__LEVEL=${KEYDATES__LOG__LEVEL:-warn}
-export KEYDATES__WEB__LISTEN=
+export_keydates_env
 kd() { "$BIN" "$@"; }
 now_s() { date +%s.%N; }
 elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$1" "$2"; }

@@ -67,3 +67,16 @@ c.commit()
 c.close()
 PY
 }
+
+# keydates' settings for a run against the sink on 127.0.0.1:$PORT, from the
+# shipped config, with its spool in $WORK and $POOL sending workers.
+export_keydates_env() {
+    export KEYDATES_CONFIG=$ROOT/config/keydates.toml
+    export KEYDATES__MAIL__SPOOL_DIR=$WORK/spool
+    export KEYDATES__MAIL__SMTP__HOST=127.0.0.1
+    export KEYDATES__MAIL__SMTP__PORT=$PORT
+    export KEYDATES__MAIL__SMTP__TLS=none
+    export KEYDATES__MAIL__SMTP__POOL_SIZE=$POOL
+    export KEYDATES__LOG__LEVEL=${KEYDATES__LOG__LEVEL:-warn}
+    export KEYDATES__WEB__LISTEN=
+}

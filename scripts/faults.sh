@@ -82,14 +82,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export KEYDATES_CONFIG=$ROOT/config/keydates.toml
-export KEYDATES__MAIL__SPOOL_DIR=$WORK/spool
-export KEYDATES__MAIL__SMTP__HOST=127.0.0.1
-export KEYDATES__MAIL__SMTP__PORT=$PORT
-export KEYDATES__MAIL__SMTP__TLS=none
-export KEYDATES__MAIL__SMTP__POOL_SIZE=$POOL
-export KEYDATES__LOG__LEVEL=${KEYDATES__LOG__LEVEL:-warn}
-export KEYDATES__WEB__LISTEN=
+export_keydates_env
 
 kd() { timeout "$CMD_TIMEOUT" "$BIN" "$@"; }
 port_open() { python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$PORT" 2>/dev/null; }

@@ -314,12 +314,7 @@ fn the_worker_step_sends_one_due_email_per_call_then_idles() {
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
-    let mut settings = keydates::config::Settings::load(&crate::helpers::shipped_config()).unwrap();
-    settings.database.url = app.database_url();
-    settings.mail.transport = keydates::config::TransportKind::Smtp;
-    settings.mail.smtp.host = smtp.addr.ip().to_string();
-    settings.mail.smtp.port = smtp.addr.port();
-    settings.mail.smtp.tls = keydates::config::TlsMode::None;
+    let settings = app.settings_sending_to(&smtp);
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T09:00:00Z")
         .unwrap()
         .to_utc();

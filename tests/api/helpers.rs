@@ -292,6 +292,19 @@ impl TestApp {
         self.ok(&["run", "--once", "--now", now])
     }
 
+    /// The settings this app's commands run with, for a test that drives
+    /// the library directly: the shipped config, this database, sending
+    /// without TLS to `smtp`.
+    pub fn settings_sending_to(&self, smtp: &SmtpServer) -> keydates::config::Settings {
+        let mut settings = keydates::config::Settings::load(&shipped_config()).unwrap();
+        settings.database.url = self.database_url();
+        settings.mail.transport = keydates::config::TransportKind::Smtp;
+        settings.mail.smtp.host = smtp.addr.ip().to_string();
+        settings.mail.smtp.port = smtp.addr.port();
+        settings.mail.smtp.tls = keydates::config::TlsMode::None;
+        settings
+    }
+
     /// Counts rows straight from the database.
     pub fn count(&self, sql: &str) -> i64 {
         use std::sync::atomic::Ordering;

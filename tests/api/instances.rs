@@ -140,12 +140,7 @@ fn the_daily_digest_goes_once_however_many_instances_look_at_once() {
     app.pass("2026-11-24");
     smtp.set_mode(crate::helpers::Mode::Accept);
 
-    let mut settings = keydates::config::Settings::load(&crate::helpers::shipped_config()).unwrap();
-    settings.database.url = app.database_url();
-    settings.mail.transport = keydates::config::TransportKind::Smtp;
-    settings.mail.smtp.host = smtp.addr.ip().to_string();
-    settings.mail.smtp.port = smtp.addr.port();
-    settings.mail.smtp.tls = keydates::config::TlsMode::None;
+    let settings = app.settings_sending_to(&smtp);
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T11:00:00Z")
         .unwrap()
         .to_utc();
