@@ -86,6 +86,9 @@ pub async fn sqlite_to_postgres(
             .into());
         }
     }
+    // One read transaction: the copy is of one moment, even if something
+    // still writes to the file.
+    let mut snapshot = source.begin().await?;
     let mut tx = target.begin().await?;
     let mut copied = Vec::new();
     for &table in TABLES {
@@ -96,7 +99,7 @@ pub async fn sqlite_to_postgres(
                 .execute(&mut *tx)
                 .await?;
         }
-        let n = copy_table(&source, &mut tx, table)
+        let n = copy_table(&mut snapshot, &mut tx, table)
             .await
             .with_context(|| format!("while copying {table}"))?;
         copied.push((table, n));
@@ -110,6 +113,14 @@ pub async fn sqlite_to_postgres(
         .await?;
     }
     tx.commit().await?;
+    snapshot.rollback().await?;
+    for &(table, rows) in &copied {
+        let there = count(&target, table).await?;
+        anyhow::ensure!(
+            there == rows,
+            "{table}: {rows} rows read but {there} in the new database"
+        );
+    }
     source.close().await;
     target.close().await;
     Ok(copied)
@@ -151,10 +162,18 @@ enum Kind {
     Text,
 }
 
-/// Copies one table, column by column as the target defines them, a few
-/// thousand rows to a statement.
-async fn copy_table(source: &Pool, tx: &mut db::Conn, table: &'static str) -> anyhow::Result<i64> {
-    debug_assert_eq!(Backend::of(source), Backend::Sqlite);
+/// Rows read from the source at a time: a large outbox is copied without
+/// holding it all in memory.
+const ROWS_PER_READ: i64 = 10_000;
+
+/// Copies one table, column by column as the target defines them, in
+/// SQLite's row order, a few thousand rows to a statement.
+async fn copy_table(
+    source: &mut db::Conn,
+    tx: &mut db::Conn,
+    table: &'static str,
+) -> anyhow::Result<i64> {
+    debug_assert_eq!(Backend::of_conn(source), Backend::Sqlite);
     let columns: Vec<(String, Kind)> = sqlx::query(
         "SELECT column_name::text AS name, data_type::text AS type FROM information_schema.columns
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
@@ -176,32 +195,46 @@ async fn copy_table(source: &Pool, tx: &mut db::Conn, table: &'static str) -> an
         .map(|(name, _)| format!("\"{name}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = sqlx::query(&format!("SELECT {list} FROM {table}"))
-        .fetch_all(source)
-        .await?;
+    let read =
+        format!("SELECT rowid, {list} FROM {table} WHERE rowid > $1 ORDER BY rowid LIMIT $2");
     // PostgreSQL takes at most 65,535 parameters to a statement.
     let per_statement = (60_000 / columns.len().max(1)).max(1);
-    for chunk in rows.chunks(per_statement) {
-        let mut sql = format!("INSERT INTO {table} ({list}) VALUES ");
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(" } else { ", (" });
-            for c in 0..columns.len() {
-                n += 1;
-                sql.push_str(&format!("{}${n}", if c == 0 { "" } else { ", " }));
+    let mut after = i64::MIN;
+    let mut copied = 0;
+    loop {
+        let rows = sqlx::query(&read)
+            .bind(after)
+            .bind(ROWS_PER_READ)
+            .fetch_all(&mut *source)
+            .await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.try_get(0)?;
+        for chunk in rows.chunks(per_statement) {
+            let mut sql = format!("INSERT INTO {table} ({list}) VALUES ");
+            let mut n = 0;
+            for (i, _) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                for c in 0..columns.len() {
+                    n += 1;
+                    sql.push_str(&format!("{}${n}", if c == 0 { "" } else { ", " }));
+                }
+                sql.push(')');
             }
-            sql.push(')');
-        }
-        let mut insert = sqlx::query(&sql);
-        for row in chunk {
-            for (i, (_, kind)) in columns.iter().enumerate() {
-                insert = match kind {
-                    Kind::Integer => insert.bind(row.try_get::<Option<i64>, _>(i)?),
-                    Kind::Text => insert.bind(row.try_get::<Option<String>, _>(i)?),
-                };
+            let mut insert = sqlx::query(&sql);
+            for row in chunk {
+                // Column 0 is the rowid.
+                for (i, (_, kind)) in columns.iter().enumerate() {
+                    insert = match kind {
+                        Kind::Integer => insert.bind(row.try_get::<Option<i64>, _>(i + 1)?),
+                        Kind::Text => insert.bind(row.try_get::<Option<String>, _>(i + 1)?),
+                    };
+                }
             }
+            insert.execute(&mut *tx).await?;
         }
-        insert.execute(&mut *tx).await?;
+        copied += rows.len() as i64;
     }
-    Ok(rows.len() as i64)
+    Ok(copied)
 }
