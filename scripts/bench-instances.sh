@@ -21,6 +21,8 @@ log() { printf '[instances %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
+# shellcheck source=scripts/sink.sh
+source "$ROOT/scripts/sink.sh"
 prepare
 PGBIN=$(find /usr/lib/postgresql -maxdepth 2 -name bin | sort -V | tail -n 1)
 if [[ -z $PGBIN ]]; then
@@ -33,14 +35,6 @@ chown postgres "$WORK"
 cp "$BIN" "$WORK/keydates"
 BIN=$WORK/keydates
 PGPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SINK_PID=""
-stop_sink() {
-    if [[ -n $SINK_PID ]]; then
-        kill "$SINK_PID" 2>/dev/null || true
-        wait "$SINK_PID" 2>/dev/null || true
-    fi
-    SINK_PID=""
-}
 cleanup() {
     stop_sink
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
@@ -58,23 +52,6 @@ url() { echo "postgres://postgres@127.0.0.1:$PGPORT/$1"; }
 
 export_keydates_env
 kd() { "$BIN" "$@"; }
-now_s() { date +%s.%N; }
-elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$1" "$2"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=int((NR+1)/2); if (NR%2) print a[m]; else printf "%.3f\n", (a[m]+a[m+1])/2}'; }
-start_sink() {
-    smtp-sink -u nobody -c -m 512 "127.0.0.1:$PORT" 1024 >"$1" 2>&1 &
-    SINK_PID=$!
-    for _ in $(seq 1 50); do
-        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' "$PORT" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "smtp-sink did not start"; exit 1
-}
-sink_count() {
-    local n
-    n=$(tr '\r' '\n' <"$1" | grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2 || true)
-    echo "${n:-0}"
-}
 
 log "generating $N authorities and cases; planning them into a template database"
 write_same_day_cases "$WORK" "$N"

@@ -55,14 +55,26 @@ impl Backend {
         }
     }
 
-    /// The `n`th (from 1) bind parameter. SQLite is given anonymous ones:
-    /// it looks a numbered one up by walking all the others, which makes a
-    /// statement with thousands of them quadratic.
-    pub fn placeholder(self, n: usize) -> String {
-        match self {
-            Backend::Sqlite => "?".to_string(),
-            Backend::Postgres => format!("${n}"),
+    /// `(…), (…)`: placeholders for `rows` rows of `columns` values, to
+    /// follow `VALUES`. SQLite is given anonymous ones: it looks a numbered
+    /// one up by walking all the others, which makes a statement with
+    /// thousands of them quadratic.
+    pub fn values_list(self, rows: usize, columns: usize) -> String {
+        let mut sql = String::new();
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..columns {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                match self {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${}", row * columns + column + 1)),
+                }
+            }
+            sql.push(')');
         }
+        sql
     }
 
     pub fn name(self) -> &'static str {
@@ -203,14 +215,26 @@ pub enum Job {
 /// Held while doing a `Job`. On PostgreSQL it is a session advisory lock on
 /// a connection of its own, so an instance that dies lets go with its
 /// connection; SQLite's single writer already keeps such work apart.
-pub struct Exclusive(Option<sqlx::pool::PoolConnection<sqlx::Any>>, i64);
+struct Exclusive(Option<sqlx::pool::PoolConnection<sqlx::Any>>, i64);
 
 /// Chosen once, so that these locks keep clear of any other application's
 /// advisory locks in a shared database.
 const LOCK_BASE: i64 = 0x6b65_7964_6174_0000; // "keydat"
 
+/// Does `work` once no other instance is doing `job`, holding it meanwhile.
+pub async fn exclusively<T>(
+    pool: &Pool,
+    job: Job,
+    work: impl AsyncFnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let lock = exclusive(pool, job).await?;
+    let done = work().await?;
+    lock.release().await?;
+    Ok(done)
+}
+
 /// Waits until no other instance is doing `job`, then holds it.
-pub async fn exclusive(pool: &Pool, job: Job) -> anyhow::Result<Exclusive> {
+async fn exclusive(pool: &Pool, job: Job) -> anyhow::Result<Exclusive> {
     let key = LOCK_BASE + job as i64;
     match Backend::of(pool) {
         Backend::Sqlite => Ok(Exclusive(None, key)),
@@ -227,7 +251,7 @@ pub async fn exclusive(pool: &Pool, job: Job) -> anyhow::Result<Exclusive> {
 }
 
 impl Exclusive {
-    pub async fn release(mut self) -> anyhow::Result<()> {
+    async fn release(mut self) -> anyhow::Result<()> {
         if let Some(mut conn) = self.0.take() {
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(self.1)

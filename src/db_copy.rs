@@ -212,16 +212,10 @@ async fn copy_table(
         };
         after = last.try_get(0)?;
         for chunk in rows.chunks(per_statement) {
-            let mut sql = format!("INSERT INTO {table} ({list}) VALUES ");
-            let mut n = 0;
-            for (i, _) in chunk.iter().enumerate() {
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                for c in 0..columns.len() {
-                    n += 1;
-                    sql.push_str(&format!("{}${n}", if c == 0 { "" } else { ", " }));
-                }
-                sql.push(')');
-            }
+            let sql = format!(
+                "INSERT INTO {table} ({list}) VALUES {}",
+                Backend::Postgres.values_list(chunk.len(), columns.len())
+            );
             let mut insert = sqlx::query(&sql);
             for row in chunk {
                 // Column 0 is the rowid.

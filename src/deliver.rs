@@ -403,10 +403,10 @@ pub async fn plan_if_changed(
     pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<ReconcileReport>> {
-    let lock = crate::db::exclusive(pool, crate::db::Job::Planning).await?;
-    let report = plan_changes(engine, pool, now).await?;
-    lock.release().await?;
-    Ok(report)
+    crate::db::exclusively(pool, crate::db::Job::Planning, async || {
+        plan_changes(engine, pool, now).await
+    })
+    .await
 }
 
 async fn plan_changes(
@@ -689,10 +689,10 @@ pub async fn send_digest_if_due(
     pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let lock = crate::db::exclusive(pool, crate::db::Job::Digest).await?;
-    let sent = send_digest_unless_sent(engine, pool, now).await?;
-    lock.release().await?;
-    Ok(sent)
+    crate::db::exclusively(pool, crate::db::Job::Digest, async || {
+        send_digest_unless_sent(engine, pool, now).await
+    })
+    .await
 }
 
 async fn send_digest_unless_sent(

@@ -490,22 +490,12 @@ async fn insert_batch(
     now_s: &str,
 ) -> anyhow::Result<Vec<Status>> {
     const COLUMNS: usize = 16;
-    let backend = Backend::of_conn(tx);
     let mut sql = String::from(
         "INSERT INTO outbox (key, rule_id, subject_type, subject, authority, delegate,
            anchor_on, due_on, send_at, send_until, recipients, status, last_error,
            reported_at, created_at, updated_at) VALUES ",
     );
-    for i in 0..batch.len() {
-        sql.push_str(if i == 0 { "(" } else { ", (" });
-        for c in 0..COLUMNS {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&backend.placeholder(i * COLUMNS + c + 1));
-        }
-        sql.push(')');
-    }
+    sql.push_str(&Backend::of_conn(tx).values_list(batch.len(), COLUMNS));
     sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING status");
     let mut insert = sqlx::query_scalar::<_, String>(&sql);
     for (a, fields) in batch {

@@ -69,7 +69,13 @@ pub fn start_daemon(app: &TestApp, extra_env: &[(&str, &str)]) -> Daemon {
 }
 
 pub fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
-    let log = std::fs::File::create(app.dir.path().join("daemon.log")).unwrap();
+    start_named(app, "daemon", extra_env, args)
+}
+
+/// A daemon of `app` logging to `NAME.log` in its folder, for tests that run
+/// several.
+pub fn start_named(app: &TestApp, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
+    let log = std::fs::File::create(app.dir.path().join(format!("{name}.log"))).unwrap();
     // Through `sh -c exec` so that WATCHDOG_PID can name the daemon's own pid,
     // as systemd does.
     let mut cmd = std::process::Command::new("sh");
@@ -78,6 +84,7 @@ pub fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon
         .arg("--config")
         .arg(&app.config)
         .args(args);
+    cmd.env_remove("RUST_LOG");
     for (k, v) in &app.env {
         cmd.env(k, v);
     }
@@ -88,7 +95,11 @@ pub fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon
 }
 
 pub fn log_of(app: &TestApp) -> String {
-    std::fs::read_to_string(app.dir.path().join("daemon.log")).unwrap_or_default()
+    log_named(app, "daemon")
+}
+
+pub fn log_named(app: &TestApp, name: &str) -> String {
+    std::fs::read_to_string(app.dir.path().join(format!("{name}.log"))).unwrap_or_default()
 }
 
 #[test]

@@ -4,26 +4,13 @@
 //! installation from SQLite with `migrate-db`.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::daemon::{Daemon, eventually, signal, wait_exit};
+use crate::daemon::{Daemon, eventually, log_named as log, signal, start_named, wait_exit};
 use crate::helpers::{Received, SmtpServer, TestApp};
 use crate::pg::{self, PgServer};
-
-/// A daemon of `app` logging to `NAME.log` in its folder.
-fn start_instance(app: &TestApp, name: &str, args: &[&str]) -> Daemon {
-    let log = std::fs::File::create(app.dir.path().join(format!("{name}.log"))).unwrap();
-    let mut cmd = app.command();
-    cmd.args(args);
-    Daemon(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
-}
-
-fn log(app: &TestApp, name: &str) -> String {
-    std::fs::read_to_string(app.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-}
 
 /// Emails the daemon's log says it sent.
 fn sent_by(app: &TestApp, name: &str) -> usize {
@@ -61,8 +48,8 @@ fn two_instances_send_each_email_once_and_status_lists_them() {
     let app = on(pg::shared(), &smtp);
     app.import_same_day_cases(300);
     let args = ["run", "--now", "2026-11-23"];
-    let mut a = start_instance(&app, "a", &args);
-    let mut b = start_instance(&app, "b", &args);
+    let mut a = start_named(&app, "a", &[], &args);
+    let mut b = start_named(&app, "b", &[], &args);
     assert!(
         eventually(Duration::from_secs(60), || smtp.received().len() >= 300),
         "{}\n{}",
@@ -111,7 +98,7 @@ fn a_change_made_elsewhere_wakes_a_daemon_at_once() {
     let mut app = on(pg::shared(), &smtp);
     // It would look again next year: only a change can wake it.
     app.set("KEYDATES__SCHEDULE__POLL", "0 0 0 1 1 *");
-    let daemon = start_instance(&app, "a", &["run", "--now", "2026-11-23"]);
+    let daemon = start_named(&app, "a", &[], &["run", "--now", "2026-11-23"]);
     assert!(
         eventually(Duration::from_secs(30), || {
             status_json(&app)["last_pass_at"].is_string()
@@ -208,8 +195,8 @@ fn burst(
     let app = on(server, &smtp);
     app.import_same_day_cases(due);
     let args = ["run", "--now", "2026-11-23"];
-    let mut a = start_instance(&app, "a", &args);
-    let mut b = start_instance(&app, "b", &args);
+    let mut a = start_named(&app, "a", &[], &args);
+    let mut b = start_named(&app, "b", &[], &args);
     assert!(
         eventually(Duration::from_secs(60), || smtp.received().len() >= at),
         "{}\n{}",
