@@ -17,6 +17,7 @@ use crate::rules::{AnnexSpec, Rule};
 
 crate::named_enum!(TransportKind, "a mail transport");
 crate::named_enum!(TlsMode, "a TLS mode");
+crate::named_enum!(AuthKind, "a login kind");
 crate::named_enum!(LogFormat, "a log format");
 
 /// Why settings could not be loaded. Each message names the key or file at fault.
@@ -142,6 +143,10 @@ pub struct MailSettings {
     pub max_attachment_bytes: u64,
     #[serde(default)]
     pub smtp: SmtpSettings,
+    /// A second path for the alert that the relay is down: a command's
+    /// absolute path, or `smtp://HOST[:PORT]/ADDRESS` on another relay.
+    #[serde(default)]
+    pub alert_to: Option<crate::mail::alert::AlertTo>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,13 +165,72 @@ pub struct SmtpSettings {
     /// Extra CA certificate (PEM) to trust, for a relay with an internal certificate.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// The most one send may take: connecting, TLS, every command and the
-    /// whole message together.
+    /// The longest wait for the relay's greeting, the TLS handshake and the
+    /// reply to each command (RFC 5321 §4.5.3.2: five minutes).
+    #[serde(default = "default_command_timeout")]
     pub timeout_secs: u64,
+    /// The longest wait for the reply to a message's final dot (RFC 5321:
+    /// ten minutes). Giving up earlier sends the email again at its retry.
+    #[serde(default = "default_final_reply_timeout")]
+    pub final_reply_timeout_secs: u64,
     pub pool_size: u32,
     /// Allow AUTH over a connection without TLS (a relay on this machine only).
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// How keydates logs in when `username` is set.
+    #[serde(default)]
+    pub auth: AuthKind,
+    /// The token endpoint and client, for `auth = "xoauth2"`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Settings>,
+}
+
+fn default_command_timeout() -> u64 {
+    300
+}
+
+fn default_final_reply_timeout() -> u64 {
+    600
+}
+
+/// How keydates logs in to the relay.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    DeserializeFromStr,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum AuthKind {
+    /// AUTH PLAIN or LOGIN with `username` and its password.
+    #[default]
+    Password,
+    /// AUTH XOAUTH2 with a token from `[mail.smtp.oauth2]` (Microsoft 365).
+    Xoauth2,
+}
+
+/// An OAuth 2.0 client-credentials grant (RFC 6749 §4.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Settings {
+    pub token_url: String,
+    pub client_id: String,
+    #[serde(default = "default_oauth2_scope")]
+    pub scope: String,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// A file holding the client secret (its first line).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+}
+
+fn default_oauth2_scope() -> String {
+    "https://outlook.office365.com/.default".into()
 }
 
 impl Default for SmtpSettings {
@@ -179,9 +243,12 @@ impl Default for SmtpSettings {
             password: None,
             password_file: None,
             ca_file: None,
-            timeout_secs: 30,
-            pool_size: 4,
+            timeout_secs: default_command_timeout(),
+            final_reply_timeout_secs: default_final_reply_timeout(),
+            pool_size: 3,
             allow_plaintext_auth: false,
+            auth: AuthKind::Password,
+            oauth2: None,
         }
     }
 }
@@ -404,8 +471,7 @@ impl Settings {
             .add_source(
                 config::Environment::with_prefix("KEYDATES")
                     .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
+                    .separator("__"),
             );
         Self::build(builder, &shown, base_dir)
     }
@@ -570,6 +636,10 @@ impl Settings {
             if smtp.timeout_secs == 0 {
                 out.push("mail.smtp.timeout_secs: must be at least 1".into());
             }
+            if smtp.final_reply_timeout_secs == 0 {
+                out.push("mail.smtp.final_reply_timeout_secs: must be at least 1".into());
+            }
+            out.extend(self.oauth2_problems());
             if smtp.password.is_some() && smtp.password_file.is_some() {
                 out.push(
                     "mail.smtp.password_file: set either password or password_file, not both"
@@ -785,32 +855,118 @@ impl Settings {
 
     /// The SMTP password: `password`, else `password_file`, else the systemd
     /// credential `smtp-password` under `$CREDENTIALS_DIRECTORY`.
+    /// What is wrong with `[mail.smtp.oauth2]`, for `auth = "xoauth2"`.
+    fn oauth2_problems(&self) -> Vec<String> {
+        let smtp = &self.mail.smtp;
+        let mut out = Vec::new();
+        match (smtp.auth, &smtp.oauth2) {
+            (AuthKind::Password, _) => {}
+            (AuthKind::Xoauth2, None) => out.push(
+                "mail.smtp.oauth2: auth = \"xoauth2\" needs [mail.smtp.oauth2] with token_url and client_id".into(),
+            ),
+            (AuthKind::Xoauth2, Some(o)) => {
+                if smtp.username.is_none() {
+                    out.push("mail.smtp.username: auth = \"xoauth2\" needs the sending mailbox's address here".into());
+                }
+                if let Err(e) = check_token_url(&o.token_url) {
+                    out.push(format!("mail.smtp.oauth2.token_url: {e}"));
+                }
+                if o.client_id.trim().is_empty() {
+                    out.push("mail.smtp.oauth2.client_id: is empty; give the app registration's application (client) ID".into());
+                }
+                if o.client_secret.is_some() && o.client_secret_file.is_some() {
+                    out.push("mail.smtp.oauth2.client_secret_file: set either client_secret or client_secret_file, not both".into());
+                }
+                if let Some(file) = &o.client_secret_file
+                    && !self.resolve(file).is_file()
+                {
+                    out.push(format!(
+                        "mail.smtp.oauth2.client_secret_file: {} cannot be read",
+                        self.resolve(file).display()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The OAuth 2.0 client secret: from the setting (or
+    /// `KEYDATES__MAIL__SMTP__OAUTH2__CLIENT_SECRET`), from
+    /// `client_secret_file`, or from the systemd credential
+    /// `smtp-oauth2-secret`.
+    pub fn oauth2_secret(&self) -> std::io::Result<Option<SecretString>> {
+        let Some(o) = &self.mail.smtp.oauth2 else {
+            return Ok(None);
+        };
+        secret_from(
+            o.client_secret.as_ref(),
+            o.client_secret_file.as_ref().map(|f| self.resolve(f)),
+            "smtp-oauth2-secret",
+        )
+    }
+
     pub fn smtp_password(&self) -> std::io::Result<Option<SecretString>> {
         let smtp = &self.mail.smtp;
-        if let Some(p) = &smtp.password
-            && !p.expose_secret().is_empty()
-        {
-            return Ok(Some(p.clone()));
+        secret_from(
+            smtp.password.as_ref(),
+            smtp.password_file.as_ref().map(|f| self.resolve(f)),
+            "smtp-password",
+        )
+    }
+}
+
+/// A secret given in the settings, else in a file (its first line), else
+/// in the systemd credential `credential` under `$CREDENTIALS_DIRECTORY`.
+fn secret_from(
+    given: Option<&SecretString>,
+    file: Option<PathBuf>,
+    credential: &str,
+) -> std::io::Result<Option<SecretString>> {
+    if let Some(p) = given
+        && !p.expose_secret().is_empty()
+    {
+        return Ok(Some(p.clone()));
+    }
+    let file = match (file, std::env::var_os("CREDENTIALS_DIRECTORY")) {
+        (Some(f), _) => Some(f),
+        (None, Some(dir)) => {
+            let f = Path::new(&dir).join(credential);
+            f.is_file().then_some(f)
         }
-        let file = match (
-            &smtp.password_file,
-            std::env::var_os("CREDENTIALS_DIRECTORY"),
-        ) {
-            (Some(f), _) => Some(self.resolve(f)),
-            (None, Some(dir)) => {
-                let f = Path::new(&dir).join("smtp-password");
-                f.is_file().then_some(f)
-            }
-            (None, None) => None,
-        };
-        match file {
-            Some(f) => {
-                let text = std::fs::read_to_string(f)?;
-                let first = text.lines().next().unwrap_or("").to_string();
-                Ok(Some(SecretString::from(first)))
-            }
-            None => Ok(None),
+        (None, None) => None,
+    };
+    match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)?;
+            let first = text.lines().next().unwrap_or("").to_string();
+            Ok(Some(SecretString::from(first)))
         }
+        None => Ok(None),
+    }
+}
+
+/// A token endpoint must be HTTPS: the client secret crosses it. Plain
+/// `http://` only to this machine's loopback, for a local test endpoint.
+fn check_token_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{text}` is plain http: the client secret would cross the network in clear; use https"
+                ))
+            }
+        }
+        other => Err(format!("`{other}://` is not http or https")),
     }
 }
 

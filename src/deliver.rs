@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::domain::SubjectKey;
 use crate::mail::digest::{self, DigestItem};
 use crate::mail::render::Renderer;
-use crate::mail::transport::{Mailer, SendError};
+use crate::mail::transport::{Delivery, Mailer, SendError};
 use crate::mail::{ComposeError, Composer, Draft};
 use crate::outbox::{self, OutboxRow, ReconcileReport, Status};
 use crate::plan;
@@ -128,6 +128,15 @@ pub fn compose_row(
         row.delegate.as_ref(),
     )
     .ok_or_else(|| ComposeError(format!("the records for {} are gone", row.subject)))?;
+    // From the records as they are now: an address corrected since the row
+    // was planned (or since a recipient refused it) is the one it goes to.
+    let recipients = subject.recipients(rule, &engine.settings);
+    if recipients.to.is_empty() {
+        return Err(ComposeError(format!(
+            "the records for {} name no one to send `{}` to",
+            row.subject, row.rule
+        )));
+    }
     let message_id = row.message_id.clone().unwrap_or_else(|| {
         crate::domain::message_id("preview", &engine.settings.mail.message_id_domain)
     });
@@ -136,7 +145,7 @@ pub fn compose_row(
         subject: &subject,
         anchor_on: row.anchor_on,
         due_on: row.due_on,
-        recipients: &row.recipients,
+        recipients: &recipients,
         message_id: &message_id,
     })
 }
@@ -187,22 +196,37 @@ async fn send_claimed(
         let records = records_for(pool, &row)
             .await
             .context("while reading the records for an email")?;
-        let result = match compose_row(engine, &records, &row) {
-            Ok(composed) => engine.mailer.send(&composed.message).await,
-            Err(reason) => Err(SendError::Permanent(reason.to_string())),
+        let delivery = match compose_row(engine, &records, &row) {
+            Ok(composed) => {
+                // Those it reached or who refused it are not sent it again;
+                // an admin's retry clears the refusals.
+                let skip: Vec<String> = row
+                    .delivered_to
+                    .iter()
+                    .cloned()
+                    .chain(row.refused.iter().map(|r| r.address.clone()))
+                    .collect();
+                Ok(engine.mailer.send(&composed.message, &skip).await)
+            }
+            Err(reason) => Err(reason),
         };
-        Ok(settle_send(engine, &row, result, clock.now()))
+        Ok(settle_send(engine, &row, delivery, clock.now()))
     }
     .instrument(span)
     .await
 }
 
+/// Sends during which the connection broke, after which an email is failed
+/// rather than tried again: one that breaks the relay's connection every
+/// time must not be retried first at every pass.
+pub const MAX_BROKEN_SENDS: i64 = 3;
+
 /// What a send's result means for its row: sent, retried after a back-off,
-/// or failed once its retries have run out.
+/// waiting for the relay, or failed once its retries have run out.
 fn settle_send(
     engine: &Engine,
     row: &OutboxRow,
-    result: Result<String, SendError>,
+    delivery: Result<Delivery, ComposeError>,
     now: DateTime<Utc>,
 ) -> (Outcome, outbox::Settlement) {
     use outbox::Settled;
@@ -214,46 +238,110 @@ fn settle_send(
             Duration::seconds(s.backoff_max_secs as i64),
         );
     let id = row.id;
-    let (outcome, settled, metric) = match result {
-        Ok(reply) => {
-            tracing::info!(reply = %reply, attempts = row.attempts, "sent");
+    let (delivery, answered) = match delivery {
+        Ok(d) => (d, true),
+        Err(reason) => (
+            Delivery {
+                delivered: Vec::new(),
+                refused: Vec::new(),
+                reply: String::new(),
+                error: Some(SendError::Permanent(reason.to_string())),
+            },
+            false,
+        ),
+    };
+    let mut delivered_to = row.delivered_to.clone();
+    delivered_to.extend(delivery.delivered.iter().cloned());
+    let mut refused: Vec<outbox::Refusal> = row
+        .refused
+        .iter()
+        .filter(|old| {
+            !delivery
+                .refused
+                .iter()
+                .any(|new| new.address == old.address)
+        })
+        .cloned()
+        .collect();
+    refused.extend(delivery.refused.iter().cloned());
+    for r in &delivery.refused {
+        tracing::warn!(recipient = %r.address, reply = %r.reply, "a recipient was refused; the others get the email");
+    }
+    let retry_or_fail = |error: String| {
+        let first = row.first_attempt_at.unwrap_or(now);
+        let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
+        if next - first > lifetime {
+            let error = format!("gave up after {} attempts: {error}", row.attempts);
+            tracing::error!(%error, "failed");
+            (
+                Outcome::Failed {
+                    id,
+                    error: error.clone(),
+                },
+                Settled::Failed { error },
+                "failed",
+            )
+        } else {
+            tracing::warn!(%error, next_attempt = %outbox::ts(next), "will retry");
+            (
+                Outcome::Retrying {
+                    id,
+                    error: error.clone(),
+                },
+                Settled::Retry { error, next },
+                "retrying",
+            )
+        }
+    };
+    let mut broken = false;
+    let mut relay_fault = false;
+    let (outcome, settled, metric) = match delivery.error {
+        None => {
+            tracing::info!(reply = %delivery.reply, attempts = row.attempts, "sent");
+            let reply = if delivery.reply.is_empty() {
+                row.server_reply.clone().unwrap_or_default()
+            } else {
+                delivery.reply
+            };
             (Outcome::Sent { id }, Settled::Sent { reply }, "sent")
         }
-        Err(SendError::Relay(reason)) => {
+        Some(SendError::Relay(reason)) => {
             let error = SendError::Relay(reason).to_string();
             tracing::warn!(%error, "the relay could not be used; the email waits");
+            relay_fault = true;
             let settled = Settled::Retry {
                 error: error.clone(),
                 next,
             };
             (Outcome::RelayFault { id, error }, settled, "relay_fault")
         }
-        Err(SendError::Permanent(error)) => {
+        Some(SendError::Permanent(error)) => {
             tracing::error!(%error, "failed; not retried");
             let settled = Settled::Failed {
                 error: error.clone(),
             };
             (Outcome::Failed { id, error }, settled, "failed")
         }
-        Err(SendError::Transient(error)) => {
-            let first = row.first_attempt_at.unwrap_or(now);
-            let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
-            if next - first > lifetime {
-                let error = format!("gave up after {} attempts: {error}", row.attempts);
+        Some(SendError::Broken(error)) => {
+            broken = true;
+            if row.broken_sends + 1 >= MAX_BROKEN_SENDS {
+                let error = format!(
+                    "the connection to the mail server broke on each of {MAX_BROKEN_SENDS} tries to send this email; not tried again: {error}"
+                );
                 tracing::error!(%error, "failed");
-                let settled = Settled::Failed {
-                    error: error.clone(),
-                };
-                (Outcome::Failed { id, error }, settled, "failed")
+                (
+                    Outcome::Failed {
+                        id,
+                        error: error.clone(),
+                    },
+                    Settled::Failed { error },
+                    "failed",
+                )
             } else {
-                tracing::warn!(%error, next_attempt = %outbox::ts(next), "will retry");
-                let settled = Settled::Retry {
-                    error: error.clone(),
-                    next,
-                };
-                (Outcome::Retrying { id, error }, settled, "retrying")
+                retry_or_fail(error)
             }
         }
+        Some(SendError::Transient(error)) => retry_or_fail(error),
     };
     crate::metrics::send(&row.rule, metric);
     (
@@ -262,6 +350,11 @@ fn settle_send(
             id,
             at: now,
             settled,
+            delivered_to,
+            refused,
+            broken,
+            relay_fault,
+            relay_answered: answered && !relay_fault,
         },
     )
 }
@@ -272,10 +365,11 @@ async fn record(pool: &Pool, group: &[(Outcome, outbox::Settlement)]) -> anyhow:
     outbox::settle(pool, &settlements)
         .await
         .context("while recording what became of the sends")?;
-    // The latest word on the relay wins.
+    // The latest word on the relay wins: any answer about one email means
+    // the relay can be used.
     let relay = group.iter().rev().find_map(|(o, s)| match o {
-        Outcome::Sent { .. } => Some((None, s.at)),
         Outcome::RelayFault { error, .. } => Some((Some(error), s.at)),
+        _ if s.relay_answered => Some((None, s.at)),
         _ => None,
     });
     match relay {
@@ -535,8 +629,13 @@ pub async fn run_pass(
     }
     drop(recorder);
     let mut failure = None;
+    // Every worker is waited for, whatever became of the others: a worker
+    // that panicked must not abort the rest mid-send.
     while let Some(done) = tasks.join_next().await {
-        match done.context("a sending task stopped")? {
+        let done = done
+            .map_err(|e| anyhow::Error::new(e).context("a sending task stopped"))
+            .and_then(|r| r);
+        match done {
             Ok(tally) => {
                 report.sent += tally.sent;
                 report.retrying += tally.retrying;
@@ -555,6 +654,21 @@ pub async fn run_pass(
         report.digest = send_digest_if_due(engine, pool, clock.now()).await?;
     }
     state::set(pool, keys::LAST_PASS_AT, &outbox::ts(clock.now())).await?;
+    if let Some(fault) = relay::current(pool).await? {
+        // Every pass while it lasts: the digest goes through the same relay,
+        // so the journal (and `mail.alert_to`) may be all anyone sees.
+        tracing::error!(
+            since = %fault.since,
+            error = %fault.error,
+            "the mail relay cannot be used: emails wait until it can (check [mail.smtp] and the relay, then reload)"
+        );
+    }
+    if let Err(e) = alert_on_relay(engine, pool).await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "the relay alert could not be sent by mail.alert_to; will try again"
+        );
+    }
     crate::metrics::pass_done(clock.now());
     if let Err(e) = crate::metrics::outbox_gauges(pool, clock.now()).await {
         tracing::warn!(error = format!("{e:#}"), "outbox figures not measured");
@@ -682,6 +796,39 @@ impl Recorder {
     }
 }
 
+/// Tells `mail.alert_to` once when the relay goes down and once when it
+/// works again.
+async fn alert_on_relay(engine: &Engine, pool: &Pool) -> anyhow::Result<()> {
+    let Some(to) = &engine.settings.mail.alert_to else {
+        return Ok(());
+    };
+    let alerted = state::get(pool, keys::RELAY_ALERTED).await?;
+    let from = &engine.settings.mail.from;
+    match relay::current(pool).await? {
+        Some(fault) if alerted.as_deref() != Some(outbox::ts(fault.since).as_str()) => {
+            let text = format!(
+                "keydates cannot use its mail relay ({}) since {}.\n\nLast error: {}\n\nDue emails wait and go once the relay works again; nothing is lost. Until then no email leaves keydates, the daily report to IMS included. Check the [mail.smtp] settings and the relay.\n",
+                Mailer::describe(&engine.settings),
+                fault.since,
+                fault.error
+            );
+            crate::mail::alert::send(to, from, "keydates: the mail relay cannot be used", &text)
+                .await?;
+            state::set(pool, keys::RELAY_ALERTED, &outbox::ts(fault.since)).await?;
+            tracing::warn!("mail.alert_to told that the relay cannot be used");
+        }
+        None if alerted.is_some() => {
+            let text =
+                "keydates can use its mail relay again. The emails that waited are being sent.\n";
+            crate::mail::alert::send(to, from, "keydates: the mail relay works again", text)
+                .await?;
+            state::remove(pool, keys::RELAY_ALERTED).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Once a day, from the digest hour, tells IMS about failed and missed
 /// actions: once in all, however many instances share the database.
 pub async fn send_digest_if_due(
@@ -712,7 +859,9 @@ async fn send_digest_unless_sent(
     let rows = outbox::unreported(pool).await?;
     let relay_fault = relay::ended(pool).await?;
     let awaiting = outbox::awaiting_past_due(pool, today).await?;
-    if rows.is_empty() && relay_fault.is_none() && awaiting.is_empty() {
+    let stuck = now - Duration::seconds(engine.settings.schedule.stale_after_secs as i64);
+    let retrying = outbox::retrying_since(pool, stuck).await?;
+    if rows.is_empty() && relay_fault.is_none() && awaiting.is_empty() && retrying.is_empty() {
         state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
         return Ok(false);
     }
@@ -724,18 +873,22 @@ async fn send_digest_unless_sent(
         authority: r.authority.clone(),
         due_on: r.due_on,
         reason: r.last_error.clone().unwrap_or_default(),
+        delivered_to: r.delivered_to.clone(),
+        refused: r.refused.clone(),
     };
     let items: Vec<DigestItem> = rows.iter().map(item).collect();
     let awaiting: Vec<DigestItem> = awaiting.iter().map(item).collect();
+    let retrying: Vec<DigestItem> = retrying.iter().map(item).collect();
     let message = digest::message(
         &engine.settings,
         &engine.renderer,
         &items,
         &awaiting,
+        &retrying,
         relay_fault.as_ref(),
         today,
     )?;
-    match engine.mailer.send(&message).await {
+    match engine.mailer.send(&message, &[]).await.into_result() {
         Ok(reply) => {
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             outbox::mark_reported(pool, &ids, now).await?;

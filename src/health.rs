@@ -68,6 +68,19 @@ pub async fn check(pool: &Pool, settings: &Settings, now: DateTime<Utc>) -> anyh
             fault.since, fault.error
         ));
     }
+    let stuck = now - chrono::Duration::seconds(stale);
+    let retrying = outbox::retrying_since(pool, stuck).await?;
+    if let Some(first) = retrying.first() {
+        problems.push(format!(
+            "{} {} failing to go for more than {stale}s (retrying; the oldest, {} {}, since {}: {})",
+            retrying.len(),
+            if retrying.len() == 1 { "email keeps" } else { "emails keep" },
+            first.rule,
+            first.subject,
+            first.first_attempt_at.map(outbox::ts).unwrap_or_default(),
+            first.last_error.as_deref().unwrap_or("no error recorded"),
+        ));
+    }
     let failed = count_of(&counts, Status::Failed);
     if failed > 0 {
         problems.push(format!("{failed} failed (keydates outbox --status failed)"));

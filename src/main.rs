@@ -6,12 +6,10 @@ use keydates::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // A reader that stops early (`keydates agenda | head`) ends the output
-    // quietly, as for any command-line tool, instead of a panic.
-    // SAFETY: restoring a signal's default disposition at start, before any thread reads it.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored, as Rust sets it: a relay or database that
+    // closes its socket is an error to handle, never the end of the daemon.
+    // Commands print through `commands::out`, which ends quietly when the
+    // reader of their output has gone.
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.config) {
         Ok(s) => s,

@@ -15,6 +15,7 @@ use crate::db::{Backend, Conn, Pool};
 use strum::{EnumString, IntoStaticStr};
 
 use crate::domain::{EmailAddress, SubjectKey, SubjectType};
+pub use crate::mail::transport::Refusal;
 use crate::plan::{PlannedAction, Recipients};
 use crate::state;
 
@@ -89,6 +90,12 @@ pub struct OutboxRow {
     pub server_reply: Option<String>,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The addresses the email has reached, on this or an earlier try.
+    pub delivered_to: Vec<String>,
+    /// Recipients the relay refused for good, with its reply.
+    pub refused: Vec<Refusal>,
+    /// Sends of this email during which the connection broke.
+    pub broken_sends: i64,
 }
 
 impl OutboxRow {
@@ -114,6 +121,9 @@ impl OutboxRow {
             server_reply: None,
             last_error: None,
             sent_at: None,
+            delivered_to: Vec::new(),
+            refused: Vec::new(),
+            broken_sends: 0,
         }
     }
 
@@ -141,6 +151,23 @@ fn opt_ts_col(row: &crate::db::Row, column: &str) -> Result<Option<DateTime<Utc>
     let s: Option<String> = row.try_get(column)?;
     s.map(|s| parse_ts(&s).ok_or_else(|| OutboxRow::bad(column, &s, "not an RFC 3339 time")))
         .transpose()
+}
+
+/// A JSON list, empty when NULL.
+fn json_col<T: serde::de::DeserializeOwned>(
+    row: &crate::db::Row,
+    column: &str,
+) -> Result<Vec<T>, sqlx::Error> {
+    let s: Option<String> = row.try_get(column)?;
+    match s {
+        None => Ok(Vec::new()),
+        Some(s) => serde_json::from_str(&s).map_err(|e| OutboxRow::bad(column, &s, e)),
+    }
+}
+
+/// A list as a JSON column: NULL when empty.
+fn json_or_null<T: Serialize>(list: &[T]) -> Option<String> {
+    (!list.is_empty()).then(|| serde_json::to_string(list).expect("lists serialize"))
 }
 
 impl sqlx::FromRow<'_, crate::db::Row> for OutboxRow {
@@ -179,6 +206,9 @@ impl sqlx::FromRow<'_, crate::db::Row> for OutboxRow {
             server_reply: row.try_get("server_reply")?,
             last_error: row.try_get("last_error")?,
             sent_at: opt_ts_col(row, "sent_at")?,
+            delivered_to: json_col(row, "delivered_to")?,
+            refused: json_col(row, "refused")?,
+            broken_sends: row.try_get("broken_sends")?,
         })
     }
 }
@@ -737,6 +767,16 @@ pub struct Settlement {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub settled: Settled,
+    /// Everyone the email has reached so far, this try included.
+    pub delivered_to: Vec<String>,
+    /// Everyone refused for good so far.
+    pub refused: Vec<Refusal>,
+    /// The connection broke during this try.
+    pub broken: bool,
+    /// This try found the relay unusable: the email waits for it.
+    pub relay_fault: bool,
+    /// Not stored: the relay answered for this email (it can be used).
+    pub relay_answered: bool,
 }
 
 /// Records outcomes, all in one transaction: a group commit pays for the
@@ -767,12 +807,18 @@ pub async fn settle(pool: &Pool, outcomes: &[Settlement]) -> anyhow::Result<()> 
             ),
         };
         let done = sqlx::query(&format!(
-            "{sql}, updated_at = $2, claimed_by = NULL WHERE id = $3 AND status = 'sending'"
+            "{sql}, updated_at = $2, claimed_by = NULL, delivered_to = $5, refused = $6,
+               broken_sends = broken_sends + $7, relay_fault = $8
+             WHERE id = $3 AND status = 'sending'"
         ))
         .bind(text)
         .bind(ts(s.at))
         .bind(s.id)
         .bind(next)
+        .bind(json_or_null(&s.delivered_to))
+        .bind(json_or_null(&s.refused))
+        .bind(i64::from(s.broken))
+        .bind(i64::from(s.relay_fault))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -825,7 +871,7 @@ pub async fn get(pool: &Pool, id: i64) -> anyhow::Result<Option<OutboxRow>> {
 pub async fn retry_relay_waits(pool: &Pool) -> anyhow::Result<u64> {
     Ok(sqlx::query(
         "UPDATE outbox SET next_attempt_at = NULL
-         WHERE status = 'pending' AND last_error LIKE 'mail relay:%'",
+         WHERE status = 'pending' AND relay_fault = 1",
     )
     .execute(pool)
     .await?
@@ -876,12 +922,16 @@ pub enum AdminError {
     Storage(#[from] sqlx::Error),
 }
 
-/// Puts a failed, missed or cancelled row back to pending, with no time limit.
+/// Puts a failed, missed or cancelled row back to pending, with no time
+/// limit; or a sent one that some recipients refused, for those recipients
+/// (as the records now give them). Whoever it reached is not sent it again.
 pub async fn retry(pool: &Pool, id: i64, now: DateTime<Utc>) -> Result<(), AdminError> {
     let done = sqlx::query(
         "UPDATE outbox SET status = 'pending', forced = 1, attempts = 0, next_attempt_at = NULL,
-           first_attempt_at = NULL, cancelled_by = NULL, reported_at = NULL, updated_at = $1
-         WHERE id = $2 AND status IN ('failed', 'missed', 'cancelled')",
+           first_attempt_at = NULL, cancelled_by = NULL, reported_at = NULL, updated_at = $1,
+           refused = NULL, broken_sends = 0, relay_fault = 0
+         WHERE id = $2 AND (status IN ('failed', 'missed', 'cancelled')
+           OR (status = 'sent' AND refused IS NOT NULL))",
     )
     .bind(ts(now))
     .bind(id)
@@ -891,7 +941,7 @@ pub async fn retry(pool: &Pool, id: i64, now: DateTime<Utc>) -> Result<(), Admin
         pool,
         id,
         done,
-        "only failed, missed or cancelled rows can be retried",
+        "only failed, missed or cancelled rows, or sent ones some recipients refused, can be retried",
     )
     .await
 }
@@ -984,12 +1034,26 @@ pub async fn counts(pool: &Pool) -> anyhow::Result<Vec<(Status, i64)>> {
         .collect())
 }
 
-/// Failed and missed rows not yet in a digest.
+/// Failed and missed rows, and sent ones some recipients refused, not yet
+/// in a digest.
 pub async fn unreported(pool: &Pool) -> anyhow::Result<Vec<OutboxRow>> {
     Ok(sqlx::query_as(
-        "SELECT * FROM outbox WHERE status IN ('failed', 'missed') AND reported_at IS NULL
+        "SELECT * FROM outbox WHERE (status IN ('failed', 'missed')
+           OR (status = 'sent' AND refused IS NOT NULL)) AND reported_at IS NULL
          ORDER BY send_at, id",
     )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Pending emails that have been failing to go since before `since`
+/// (retrying, or waiting for the relay): overdue, and someone should know.
+pub async fn retrying_since(pool: &Pool, since: DateTime<Utc>) -> anyhow::Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM outbox WHERE status = 'pending' AND attempts > 0
+           AND first_attempt_at <= $1 ORDER BY send_at, id",
+    )
+    .bind(ts(since))
     .fetch_all(pool)
     .await?)
 }

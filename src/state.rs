@@ -20,6 +20,8 @@ pub mod keys {
     pub const PLANNED_UNTIL: &str = "planned_until";
     /// JSON: the mail relay fault in force.
     pub const RELAY_FAULT: &str = "relay_fault";
+    /// The start (UTC) of the relay fault `mail.alert_to` was told of.
+    pub const RELAY_ALERTED: &str = "relay_alerted";
     /// JSON: a relay fault that has ended, until the digest reports it.
     pub const RELAY_FAULT_ENDED: &str = "relay_fault_ended";
 }

@@ -6,6 +6,7 @@ use anyhow::bail;
 use chrono::Local;
 
 use super::done;
+use super::outln;
 use crate::calendar::Direction;
 use crate::config::{Settings, TransportKind};
 use crate::deliver::{self, Clock, Engine};
@@ -59,12 +60,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     );
     let stop = tokio_util::sync::CancellationToken::new();
     let report = deliver::run_pass(&engine, &pool, Clock::Fixed(at), &stop).await?;
-    println!(
+    outln!(
         "demo records for {} written to {} and imported",
         crate::calendar::uk_long_date(day),
         dir.display()
     );
-    println!(
+    outln!(
         "{} email(s) sent as of {at}, with their documents attached",
         report.sent
     );

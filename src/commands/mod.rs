@@ -85,8 +85,43 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints on standard output. A reader that stops early (`keydates agenda |
+/// head`) ends the command quietly, as for any command-line tool. SIGPIPE
+/// stays ignored, as Rust leaves it: a write to a closed socket (a relay, the
+/// database) is then an error to handle, never the end of the process.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::commands::write_out(format_args!($($arg)*), false) };
+}
+macro_rules! outln {
+    () => { $crate::commands::write_out(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::commands::write_out(format_args!($($arg)*), true) };
+}
+pub(crate) use {out, outln};
+
+pub(crate) fn write_out(args: std::fmt::Arguments, newline: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                stdout.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn done(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    println!("{message}");
+    outln!("{message}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -108,5 +143,5 @@ fn print_table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
     for row in rows {
         table.add_row(row);
     }
-    println!("{table}");
+    outln!("{table}");
 }

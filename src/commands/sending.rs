@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::{done, instant};
+use super::{out, outln};
 use crate::cli::Now;
 use crate::config::Settings;
 use crate::db;
@@ -33,7 +34,7 @@ pub async fn run(
         let due = deliver::dry_run(&engine, &pool, clock.now()).await?;
         for (row, composed) in &due {
             match composed {
-                Ok(c) => println!(
+                Ok(c) => outln!(
                     "would send {} {} to {} ({}; {} attachment(s))",
                     row.rule,
                     row.subject,
@@ -41,7 +42,7 @@ pub async fn run(
                     c.rendered.subject,
                     c.attachments.len()
                 ),
-                Err(e) => println!("would fail {} {}: {e}", row.rule, row.subject),
+                Err(e) => outln!("would fail {} {}: {e}", row.rule, row.subject),
             }
         }
         return done(format!(
@@ -55,6 +56,14 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     let report = deliver::run_pass(&engine, &pool, clock, &stop).await?;
+    if let Some(fault) = crate::relay::current(&pool).await? {
+        outln!(
+            "pass: {} sent; the mail relay cannot be used, emails wait: {}",
+            report.sent,
+            fault.error
+        );
+        return Ok(ExitCode::from(2));
+    }
     done(format!(
         "pass: {} new, {} updated, {} cancelled, {} sent, {} retrying, {} failed, {} missed",
         report.reconcile.added + report.reconcile.revived,
@@ -69,8 +78,7 @@ pub async fn run(
 
 pub async fn send_test(settings: Settings, to: &EmailAddress) -> anyhow::Result<ExitCode> {
     let mailer = Mailer::from_settings(&settings)?;
-    let message = lettre::Message::builder()
-        .from(settings.mail.from.clone())
+    let message = crate::mail::builder(&settings)
         .to(to.mailbox())
         .subject("keydates: test message")
         .message_id(Some(crate::domain::message_id(
@@ -81,7 +89,7 @@ pub async fn send_test(settings: Settings, to: &EmailAddress) -> anyhow::Result<
             "This is a test message from keydates, sent through {}.\n",
             Mailer::describe(&settings)
         ))?;
-    match mailer.send(&message).await {
+    match mailer.send(&message, &[]).await.into_result() {
         Ok(reply) => done(format!("sent: {reply}")),
         Err(e) => bail!("not sent: {e}"),
     }
@@ -128,11 +136,11 @@ pub async fn preview(
             .with_context(|| format!("while writing {}", path.display()))?;
         return done(format!("written to {}", path.display()));
     }
-    print!("{}", composed.message.headers());
-    println!();
-    println!("{}", composed.rendered.text);
+    out!("{}", composed.message.headers());
+    outln!();
+    outln!("{}", composed.rendered.text);
     for a in &composed.attachments {
-        println!(
+        outln!(
             "[attachment] {} ({}, {} bytes)",
             a.name,
             a.content_type,
@@ -140,7 +148,7 @@ pub async fn preview(
         );
     }
     if composed.rendered.html.is_some() {
-        println!("[alternative] text/html");
+        outln!("[alternative] text/html");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use chrono::{Datelike, Local, NaiveDate};
 
 use super::done;
+use super::outln;
 use crate::cli::Format;
 use crate::config::Settings;
 use crate::deliver::Engine;
@@ -16,24 +17,26 @@ pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(settings)?;
     crate::mail::check_rules(&engine.composer())?;
     let s = &engine.settings;
-    println!("config: ok");
-    println!("database: {}", s.database_location());
-    println!("transport: {}", Mailer::describe(s));
-    println!("templates: {}", s.templates_dir().display());
+    outln!("config: ok");
+    outln!("database: {}", s.database_location());
+    outln!("transport: {}", Mailer::describe(s));
+    outln!("templates: {}", s.templates_dir().display());
     match s.web.address() {
-        Ok(Some(addr)) => println!("console: http://{addr}/ ({} users)", s.web.users.len()),
-        _ => println!("console: off"),
+        Ok(Some(addr)) => outln!("console: http://{addr}/ ({} users)", s.web.users.len()),
+        _ => outln!("console: off"),
     }
-    println!(
+    outln!(
         "sending: {:02}:00 {} on working days; poll \"{}\"",
-        s.schedule.send_hour, s.schedule.time_zone, s.schedule.poll
+        s.schedule.send_hour,
+        s.schedule.time_zone,
+        s.schedule.poll
     );
-    println!(
+    outln!(
         "regions: {}",
         s.regions.keys().cloned().collect::<Vec<_>>().join(", ")
     );
     let enabled = s.enabled_rules().count();
-    println!("rules: {enabled} enabled of {}", s.rules.len());
+    outln!("rules: {enabled} enabled of {}", s.rules.len());
     super::print_table(
         &["rule", "on", "offset", "from", ""],
         s.rules.iter().map(|rule| {
@@ -83,10 +86,10 @@ pub fn holidays(
         .flat_map(|y| calendar.holidays_in(*y))
         .collect();
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&days)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&days)?),
         Format::Table => {
             for d in days {
-                println!("{d}  {}", crate::calendar::uk_long_date(d));
+                outln!("{d}  {}", crate::calendar::uk_long_date(d));
             }
         }
     }
@@ -108,9 +111,9 @@ pub async fn migrate_db(
     let timeout = std::time::Duration::from_secs(settings.database.busy_timeout_secs);
     let copied = crate::db_copy::sqlite_to_postgres(from, to, timeout).await?;
     for (table, rows) in &copied {
-        println!("{table:<15} {rows}");
+        outln!("{table:<15} {rows}");
     }
-    println!(
+    outln!(
         "copied {} into {}; now set database.url to it (or KEYDATES__DATABASE__URL) and start keydates",
         from.display(),
         crate::config::redact(to)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::{NaiveDate, Utc};
 
 use super::{done, instant, print_table};
+use super::{out, outln};
 use crate::agenda::{self, Window};
 use crate::cli::{Format, Now};
 use crate::config::Settings;
@@ -24,7 +25,7 @@ pub async fn agenda(
     let pool = db::connect(&settings).await?;
     let items = agenda::current(&pool, &settings, now, Window { from, to }).await?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
         Format::Table => print_table(
             &["due", "status", "rule", "subject", "authority", "to"],
             items.iter().map(|i| {
@@ -49,7 +50,7 @@ pub async fn outbox(
 ) -> anyhow::Result<ExitCode> {
     let rows = outbox::list(&db::connect(settings).await?, status).await?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => print_table(
             &["id", "status", "due", "rule", "subject", "tries", "detail"],
             rows.iter().map(|r| {
@@ -95,32 +96,34 @@ pub async fn status(settings: Settings, format: Format) -> anyhow::Result<ExitCo
     let pool = db::connect(&settings).await?;
     let health = crate::health::check(&pool, &settings, Utc::now()).await?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&health)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&health)?),
         Format::Table => {
-            println!("healthy: {}", if health.healthy { "yes" } else { "no" });
-            println!("database: {} ({})", health.database, health.backend);
-            println!("instances running: {}", health.instances.len());
+            outln!("healthy: {}", if health.healthy { "yes" } else { "no" });
+            outln!("database: {} ({})", health.database, health.backend);
+            outln!("instances running: {}", health.instances.len());
             for i in &health.instances {
                 let here = if i.host == health.host {
                     " (this machine)"
                 } else {
                     ""
                 };
-                println!(
+                outln!(
                     "  {}{here}: started {}, last heard {}",
-                    i.name, i.started_at, i.seen_at
+                    i.name,
+                    i.started_at,
+                    i.seen_at
                 );
             }
-            println!(
+            outln!(
                 "last pass: {}",
                 health.last_pass_at.as_deref().unwrap_or("never")
             );
-            println!("{}", health.next);
+            outln!("{}", health.next);
             for (s, n) in &health.counts {
-                println!("{s:<10} {n}");
+                outln!("{s:<10} {n}");
             }
             for p in &health.problems {
-                println!("problem: {p}");
+                outln!("problem: {p}");
             }
         }
     }
@@ -148,7 +151,7 @@ pub async fn ics(
         anyhow::bail!("no such lead inspector or authority in the records");
     }
     let items = agenda::current(&pool, settings, Utc::now(), Window::default()).await?;
-    print!(
+    out!(
         "{}",
         ics::feed(
             "keydates",

@@ -19,6 +19,9 @@ pub struct DigestItem {
     pub authority: Option<String>,
     pub due_on: NaiveDate,
     pub reason: String,
+    /// Whom it reached, and whom the relay refused (with its reply).
+    pub delivered_to: Vec<String>,
+    pub refused: Vec<crate::mail::transport::Refusal>,
 }
 
 /// Builds the digest from `digest.txt` (and `digest.html` if present).
@@ -27,26 +30,39 @@ pub fn message(
     renderer: &Renderer,
     items: &[DigestItem],
     awaiting: &[DigestItem],
+    retrying: &[DigestItem],
     relay_fault: Option<&RelayFault>,
     today: NaiveDate,
 ) -> anyhow::Result<Message> {
+    let (refused, items): (Vec<&DigestItem>, Vec<&DigestItem>) = items
+        .iter()
+        .partition(|i| !i.failed && !i.refused.is_empty() && !i.delivered_to.is_empty());
     let (failed, missed): (Vec<&DigestItem>, Vec<&DigestItem>) =
-        items.iter().partition(|i| i.failed);
+        items.into_iter().partition(|i| i.failed);
     let ctx = minijinja::Value::from_serialize(serde_json::json!({
         "date": today, "failed": failed, "missed": missed, "relay_fault": relay_fault,
-        "awaiting": awaiting,
+        "awaiting": awaiting, "refused": refused, "retrying": retrying,
     }));
     let text = renderer
         .render_extra("digest.txt", &ctx)?
         .context("the template digest.txt is missing from the templates folder")?;
     let html = renderer.render_extra("digest.html", &ctx)?;
-    let builder = Message::builder()
-        .from(settings.mail.from.clone())
+    let builder = super::builder(settings)
         .to(settings.contacts.ims.mailbox())
         .subject(format!(
-            "keydates: {} failed, {} missed{}{} ({today})",
+            "keydates: {} failed, {} missed{}{}{}{} ({today})",
             failed.len(),
             missed.len(),
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!(", {} refused by a recipient", refused.len())
+            },
+            if retrying.is_empty() {
+                String::new()
+            } else {
+                format!(", {} still retrying", retrying.len())
+            },
             if awaiting.is_empty() {
                 String::new()
             } else {

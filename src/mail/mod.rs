@@ -1,6 +1,8 @@
 //! Composing one email: rendered text, recipients, and its annexes attached.
 
+pub mod alert;
 pub mod digest;
+pub mod oauth2;
 pub mod render;
 pub mod smtp;
 pub mod transport;
@@ -17,6 +19,57 @@ use crate::domain::mime;
 use crate::plan::{self, Recipients, Subject};
 use crate::rules::{AnnexSpec, Rule};
 use render::{Rendered, Renderer};
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): sent by a program, so
+/// out-of-office replies stay away from IMS and the inspectors.
+#[derive(Debug, Clone, Copy)]
+pub struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
+/// Exchange's own word for the same (`X-Auto-Response-Suppress: All`):
+/// Outlook and Exchange send no automatic replies to it.
+#[derive(Debug, Clone, Copy)]
+pub struct SuppressAutoReplies;
+
+impl lettre::message::header::Header for SuppressAutoReplies {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(SuppressAutoReplies)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "All".into())
+    }
+}
+
+/// A message builder with what every email keydates sends carries: the
+/// sender, and the headers that mark it as sent by a program.
+pub fn builder(settings: &Settings) -> lettre::message::MessageBuilder {
+    builder_from(settings.mail.from.clone())
+}
+
+pub fn builder_from(from: lettre::message::Mailbox) -> lettre::message::MessageBuilder {
+    Message::builder()
+        .from(from)
+        .header(AutoSubmitted)
+        .header(SuppressAutoReplies)
+}
 
 /// Why an email could not be built. Permanent: the same records and
 /// config would give the same result.
@@ -90,8 +143,7 @@ impl Composer<'_> {
             }
             None => (draft.recipients.to.clone(), draft.recipients.cc.clone()),
         };
-        let mut builder = Message::builder()
-            .from(self.settings.mail.from.clone())
+        let mut builder = builder(self.settings)
             .subject(rendered.subject.clone())
             .message_id(Some(draft.message_id.to_string()));
         for a in &to {

@@ -54,13 +54,13 @@ fn a_server_that_is_down_is_retried_and_delivered_when_it_returns() {
     let addr = free_addr();
     let app = TestApp::with_smtp(addr);
     app.import_examples();
-    app.pass("2026-11-24");
+    app.pass_relay_down("2026-11-24");
     let row = riv_request(&app);
     assert_eq!(row["status"], "pending", "{row}");
     assert_eq!(row["attempts"], 1);
     assert!(row["next_attempt_at"].as_str().unwrap() > "2026-11-24T09:00:00Z");
     // Before the back-off has run out nothing is tried.
-    app.pass("2026-11-24T09:00:30Z");
+    app.pass_relay_down("2026-11-24T09:00:30Z");
     assert_eq!(riv_request(&app)["attempts"], 1);
     let smtp = SmtpServer::start_at(addr);
     app.pass("2026-11-24T11:00:00Z");
@@ -101,7 +101,7 @@ fn a_server_that_stalls_times_out_and_is_retried() {
     let mut app = TestApp::with_smtp(stalled);
     app.set("KEYDATES__MAIL__SMTP__TIMEOUT_SECS", "1");
     app.import_examples();
-    app.pass("2026-11-24");
+    app.pass_relay_down("2026-11-24");
     let row = riv_request(&app);
     assert_eq!(row["status"], "pending", "{row}");
     assert_eq!(row["attempts"], 1, "{row}");

@@ -5,9 +5,8 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 
-use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig, response};
+pub use crate::smtp::{Mode, Received, SmtpServer, Tls};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -292,6 +291,20 @@ impl TestApp {
         self.ok(&["run", "--once", "--now", now])
     }
 
+    /// One pass that finds the relay unusable: `run --once` exits 2 and says so.
+    pub fn pass_relay_down(&self, now: &str) -> String {
+        let out = self.run(&["run", "--once", "--now", now]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "run --once with the relay down\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("the mail relay cannot be used"), "{stdout}");
+        stdout
+    }
+
     /// The settings this app's commands run with, for a test that drives
     /// the library directly: the shipped config, this database, sending
     /// without TLS to `smtp`.
@@ -326,196 +339,6 @@ impl TestApp {
                 pool.close().await;
                 n
             })
-    }
-}
-
-/// A message as the SMTP server received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// The envelope sender.
-    pub from: String,
-    pub to: Vec<String>,
-    pub data: Vec<u8>,
-}
-
-impl Received {
-    pub fn parsed(&self) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default()
-            .parse(&self.data)
-            .expect("a parseable message")
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.parsed().header_raw(name).map(|s| s.trim().to_string())
-    }
-
-    /// The plain-text body.
-    pub fn text(&self) -> String {
-        self.parsed().body_text(0).unwrap().to_string()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Accept,
-    /// Every recipient refused with 550.
-    RejectRecipients,
-    /// 450 to each recipient: try again later.
-    TempFail,
-    /// 421 to MAIL FROM: the relay is closing.
-    Closing,
-}
-
-#[derive(Clone)]
-struct Sink {
-    received: Arc<Mutex<Vec<Received>>>,
-    mode: Arc<Mutex<Mode>>,
-    login: Option<(String, String)>,
-    from: String,
-    to: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl Handler for Sink {
-    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
-        if *self.mode.lock().unwrap() == Mode::Closing {
-            return Response::custom(421, "4.3.2 Service shutting down".to_string());
-        }
-        self.from = from.to_string();
-        self.to.clear();
-        self.data.clear();
-        response::OK
-    }
-
-    fn rcpt(&mut self, to: &str) -> Response {
-        match *self.mode.lock().unwrap() {
-            Mode::RejectRecipients => return response::NO_MAILBOX,
-            Mode::TempFail => return Response::custom(450, "4.2.1 Mailbox busy".to_string()),
-            _ => {}
-        }
-        self.to.push(to.to_string());
-        response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.data.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        self.received.lock().unwrap().push(Received {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            data: std::mem::take(&mut self.data),
-        });
-        response::OK
-    }
-
-    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
-        match &self.login {
-            Some((u, p)) if u == user && p == password => response::AUTH_OK,
-            _ => response::INVALID_CREDENTIALS,
-        }
-    }
-
-    fn auth_login(&mut self, user: &str, password: &str) -> Response {
-        self.auth_plain("", user, password)
-    }
-}
-
-/// An SMTP server on 127.0.0.1 that keeps what it receives. It runs until the
-/// test process ends.
-pub struct SmtpServer {
-    pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-    mode: Arc<Mutex<Mode>>,
-}
-
-pub struct Tls {
-    pub cert_pem: String,
-    pub dir: TempDir,
-}
-
-impl SmtpServer {
-    pub fn start() -> SmtpServer {
-        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), None, None)
-    }
-
-    /// With STARTTLS (a self-signed certificate for 127.0.0.1) and AUTH required.
-    pub fn start_tls(user: &str, password: &str) -> (SmtpServer, Tls) {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-                .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let cert_pem = certified.cert.pem();
-        std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
-        std::fs::write(
-            dir.path().join("key.pem"),
-            certified.key_pair.serialize_pem(),
-        )
-        .unwrap();
-        let server = Self::start_on(
-            TcpListener::bind("127.0.0.1:0").unwrap(),
-            Some(dir.path()),
-            Some((user.to_string(), password.to_string())),
-        );
-        (server, Tls { cert_pem, dir })
-    }
-
-    /// Listens on a port that was free, for the "server comes back" tests.
-    pub fn start_at(addr: SocketAddr) -> SmtpServer {
-        Self::start_on(TcpListener::bind(addr).unwrap(), None, None)
-    }
-
-    fn start_on(
-        listener: TcpListener,
-        tls_dir: Option<&Path>,
-        login: Option<(String, String)>,
-    ) -> SmtpServer {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let addr = listener.local_addr().unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let mode = Arc::new(Mutex::new(Mode::Accept));
-        let sink = Sink {
-            received: received.clone(),
-            mode: mode.clone(),
-            login: login.clone(),
-            from: String::new(),
-            to: Vec::new(),
-            data: Vec::new(),
-        };
-        let mut server = Server::new(sink);
-        server
-            .with_name("sink.test")
-            .with_num_threads(16)
-            .with_tcp_listener(listener);
-        if let Some(dir) = tls_dir {
-            server
-                .with_ssl(SslConfig::SelfSigned {
-                    cert_path: dir.join("cert.pem").display().to_string(),
-                    key_path: dir.join("key.pem").display().to_string(),
-                })
-                .unwrap();
-        }
-        if login.is_some() {
-            server.with_auth(AuthMechanism::Plain);
-        }
-        std::thread::spawn(move || {
-            let _ = server.serve();
-        });
-        SmtpServer {
-            addr,
-            received,
-            mode,
-        }
-    }
-
-    pub fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
     }
 }
 

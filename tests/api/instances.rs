@@ -250,7 +250,7 @@ fn burst(
 fn two_instances_lose_nothing_when_one_is_killed_or_postgresql_restarts() {
     // A server of its own, durable, since this test stops it.
     let mut server = PgServer::start(true);
-    // Each instance has pool_size (4) workers, each with at most two sends
+    // Each instance has at most four workers (pool_size), each with at most two sends
     // not yet recorded.
     let in_flight = 2 * 4;
 

@@ -169,6 +169,8 @@ fn the_first_run_writes_eml_files_with_their_annexes() {
             from: String::new(),
             to: Vec::new(),
             data: std::fs::read(p).unwrap(),
+            tls: false,
+            login: None,
         })
         .filter(|m| !attachments(m).is_empty())
         .count();

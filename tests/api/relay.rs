@@ -38,7 +38,7 @@ fn a_refused_login_keeps_the_emails_waiting_until_the_password_is_fixed() {
     let (smtp, tls) = SmtpServer::start_tls("keydates", "new-pass");
     let mut app = TestApp::with_starttls(&smtp, &tls, "keydates", "old-pass");
     app.import_examples();
-    app.pass("2026-11-24");
+    app.pass_relay_down("2026-11-24");
     assert_waiting(&app);
     let failed: Vec<_> = app
         .outbox()
@@ -59,7 +59,7 @@ fn a_refused_login_keeps_the_emails_waiting_until_the_password_is_fixed() {
 
     // Past the retry lifetime it still waits: the email is not at fault.
     app.set("KEYDATES__SCHEDULE__RETRY_LIFETIME_HOURS", "1");
-    app.pass("2026-11-24T12:00:00Z");
+    app.pass_relay_down("2026-11-24T12:00:00Z");
     assert_waiting(&app);
 
     app.set("KEYDATES__MAIL__SMTP__PASSWORD", "new-pass");
@@ -100,7 +100,7 @@ fn a_relay_closing_with_421_keeps_the_emails_waiting() {
     smtp.set_mode(Mode::Closing);
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
-    app.pass("2026-11-24");
+    app.pass_relay_down("2026-11-24");
     assert_waiting(&app);
     assert!(
         riv_request(&app)["last_error"]
@@ -120,11 +120,17 @@ fn a_connection_dropped_mid_message_is_retried_with_the_same_message_id() {
     let mut app = TestApp::with_smtp(dropping);
     app.import_examples();
     app.pass("2026-11-24");
-    assert_waiting(&app);
-    let message_id = riv_request(&app)["message_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The email is not at fault for good, nor is the relay: retried later.
+    let row = riv_request(&app);
+    assert_eq!(row["status"], "pending", "{row}");
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("connection lost"),
+        "{row}"
+    );
+    let message_id = row["message_id"].as_str().unwrap().to_string();
     let smtp = SmtpServer::start();
     app.set("KEYDATES__MAIL__SMTP__PORT", &smtp.addr.port().to_string());
     app.pass("2026-11-24T11:00:00Z");
