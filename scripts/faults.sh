@@ -11,6 +11,11 @@
 #      systemd's watchdog would; then a working relay and a reload
 #   f. a relay that refuses keydates' login (535); then the fixed login and
 #      a reload
+#   g. a relay over STARTTLS that closes the connection at each step: after
+#      the final dot without a reply (it kept the message), with 421 in
+#      place of the reply, and after the reply; passes one after another
+#   h. a relay over STARTTLS that answers the first message of each
+#      connection's final dot after SLOW_SECS (default 35)
 #
 # Env: N (emails, default 2000), PORT (default 2526), POOL (default 4),
 #      WATCHDOG_SECS (default 10), HUNG_SECS (default 40),
@@ -38,7 +43,8 @@ D2_SECS=${D2_SECS:-15}
 # daemon faces the broken relay.
 WATCHDOG_SECS=${WATCHDOG_SECS:-10}
 HUNG_SECS=${HUNG_SECS:-40}
-TESTS=${TESTS:-"a b c d e f"}
+TESTS=${TESTS:-"a b c d e f g h"}
+SLOW_SECS=${SLOW_SECS:-35}
 wanted() { [[ " $TESTS " == *" $1 "* ]]; }
 
 log() { printf '[faults %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -177,6 +183,152 @@ PY
     for i in $(seq 1 50); do port_open && return 0; sleep 0.1; done
     log "the broken relay did not start"; exit 1
 }
+# A relay over STARTTLS on 127.0.0.1:$PORT (certificate $2/cert.pem) that
+# takes any login and writes each message it keeps to a file under $3.
+# "tls-close": counting messages over all connections, the 10th, 20th...
+# is kept and the connection closed without a reply; the 5th, 15th... is
+# answered 421 and the connection closed; after the 7th, 14th... the
+# connection is closed after the reply. "slow-reply": the first message on
+# each connection is answered after SLOW_SECS.
+start_tls_relay() {
+    python3 - "$PORT" "$1" "$2" "$3" "$SLOW_SECS" <<'PY' &
+import os, socket, ssl, sys, threading, time
+port, mode, certdir, dump, slow = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+os.makedirs(dump, exist_ok=True)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(f"{certdir}/cert.pem", f"{certdir}/key.pem")
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port)); srv.listen(64)
+lock = threading.Lock(); count = [0]
+def keep(data):
+    with lock:
+        n = count[0] = count[0] + 1
+    with open(f"{dump}/{n:07d}.eml", "wb") as f:
+        f.write(data)
+def serve(c):
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = c.makefile("rb"); first = True
+    def say(line):
+        c.sendall(line + b"\r\n")
+    say(b"220 relay.test ESMTP")
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        cmd = line.upper()
+        if cmd.startswith(b"EHLO"):
+            say(b"250-relay.test\r\n250-8BITMIME\r\n" + (b"250-STARTTLS\r\n" if not isinstance(c, ssl.SSLSocket) else b"") + b"250 AUTH PLAIN LOGIN")
+        elif cmd.startswith(b"STARTTLS"):
+            say(b"220 2.0.0 go ahead")
+            c = ctx.wrap_socket(c, server_side=True); f = c.makefile("rb")
+        elif cmd.startswith(b"AUTH"):
+            say(b"235 2.7.0 ok")
+        elif cmd.startswith(b"DATA"):
+            say(b"354 go ahead")
+            data = []
+            while True:
+                l = f.readline()
+                if not l or l == b".\r\n":
+                    break
+                data.append(l[1:] if l.startswith(b".") else l)
+            if not l:
+                return
+            body = b"".join(data).replace(b"\r\n", b"\n")
+            with lock:
+                n = count[0] + 1
+            if mode == "tls-close" and n % 10 == 0:
+                keep(body); c.close(); return
+            if mode == "tls-close" and n % 10 == 5:
+                with lock:
+                    count[0] += 1
+                say(b"421 4.7.66 Too many connections, throttled"); c.close(); return
+            if mode == "slow-reply" and first:
+                time.sleep(slow)
+            first = False
+            keep(body)
+            say(b"250 2.0.0 queued")
+            if mode == "tls-close" and n % 7 == 0:
+                c.close(); return
+        elif cmd.startswith(b"QUIT"):
+            say(b"221 bye"); c.close(); return
+        else:
+            say(b"250 ok")
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+    RELAY_PID=$!
+    local i
+    for i in $(seq 1 50); do port_open && return 0; sleep 0.1; done
+    log "the TLS relay did not start"; exit 1
+}
+
+# Passes one after another, ten minutes apart, against a relay that closes
+# its TLS connection at each step ($1 the letter), until nothing is pending:
+# every pass ends by itself (no signal), nothing stays `sending`.
+test_tls_close() {
+    local db dir conf pass rc signalled=0 sending pending result=PASS t0
+    db=$(fresh_db g)
+    dir=$(dirname "$db")
+    export KEYDATES__DATABASE__URL=$db
+    conf=$dir/keydates.toml
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$dir/key.pem" -out "$dir/cert.pem" \
+        -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
+    sed -e "s|^dir = \"templates\"|dir = \"$ROOT/config/templates\"|" \
+        -e 's|^tls = "none"|tls = "starttls"|' "$ROOT/config/keydates.toml" >"$conf"
+    start_tls_relay tls-close "$dir" "$dir/mail"
+    t0=$SECONDS
+    for pass in $(seq 0 30); do
+        rc=0
+        KEYDATES_CONFIG=$conf KEYDATES__MAIL__SMTP__TLS=starttls KEYDATES__MAIL__SMTP__CA_FILE=$dir/cert.pem \
+            KEYDATES__SCHEDULE__BACKOFF_INITIAL_SECS=60 KEYDATES__SCHEDULE__BACKOFF_MAX_SECS=300 \
+            kd run --once --now "$(date -u -d "$(at 09:00) + $((pass * 10)) minutes" +%Y-%m-%dT%H:%M:%SZ)" >>"$dir/daemon.log" 2>&1 || rc=$?
+        if ((rc > 2)); then signalled=$((signalled + 1)); log "g: pass $pass exited $rc"; fi
+        sending=$(count_due sending "$(at 09:00)")
+        ((sending == 0)) || { log "g: $sending rows left sending after pass $pass"; result=FAIL; }
+        pending=$(count_due pending "$(at 09:00)")
+        ((pending == 0)) && break
+    done
+    log "g: $((pass + 1)) passes in $((SECONDS - t0)) s, $signalled ended otherwise than by themselves"
+    stop_pid "$RELAY_PID" KILL
+    RELAY_PID=""
+    read -r due received ids dup_ids rcpts dup_rcpts lost unsent most < <(analyse "$dir/mail" "$db")
+    local failed
+    failed=$(count_due failed "$(at 09:00)")
+    log "g: due $due received $received duplicates $dup_ids/$dup_rcpts lost $lost unsent $unsent (failed $failed)"
+    # Each message the relay kept without a reply goes again: one in ten.
+    if ((signalled != 0 || lost != 0 || unsent != 0 || dup_rcpts > due / 10 + 1)); then result=FAIL; fi
+    record "g. STARTTLS relay closing at each step (1 in 10 after the dot, 1 in 10 with 421, 1 in 7 after the reply), passes 10 min apart" "$((pass + 1)) passes" "$due" "$received" "$dup_ids" "$dup_rcpts" "$lost" "$result"
+}
+
+# One pass against a relay that answers the first message of each
+# connection after SLOW_SECS: each email goes once.
+test_slow_reply() {
+    local db dir conf t0 elapsed result=PASS rc=0
+    db=$(fresh_db h)
+    dir=$(dirname "$db")
+    export KEYDATES__DATABASE__URL=$db
+    conf=$dir/keydates.toml
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$dir/key.pem" -out "$dir/cert.pem" \
+        -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
+    sed -e "s|^dir = \"templates\"|dir = \"$ROOT/config/templates\"|" "$ROOT/config/keydates.toml" >"$conf"
+    start_tls_relay slow-reply "$dir" "$dir/mail"
+    t0=$SECONDS
+    # The shipped timeouts: 300 s a command, 600 s for the final reply.
+    KEYDATES_CONFIG=$conf KEYDATES__MAIL__SMTP__TLS=starttls KEYDATES__MAIL__SMTP__CA_FILE=$dir/cert.pem \
+        KEYDATES__MAIL__SMTP__TIMEOUT_SECS=300 KEYDATES__MAIL__SMTP__FINAL_REPLY_TIMEOUT_SECS=600 \
+        kd run --once --now "$(at 09:00)" >>"$dir/daemon.log" 2>&1 || rc=$?
+    elapsed=$((SECONDS - t0))
+    KEYDATES_CONFIG=$conf KEYDATES__MAIL__SMTP__TLS=starttls KEYDATES__MAIL__SMTP__CA_FILE=$dir/cert.pem \
+        kd run --once --now "$(at 11:00)" >>"$dir/daemon.log" 2>&1 || rc=$?
+    stop_pid "$RELAY_PID" KILL
+    RELAY_PID=""
+    read -r due received ids dup_ids rcpts dup_rcpts lost unsent most < <(analyse "$dir/mail" "$db")
+    log "h: first pass ${elapsed}s; due $due received $received duplicates $dup_ids/$dup_rcpts lost $lost unsent $unsent"
+    if ((rc != 0 || lost != 0 || unsent != 0 || dup_rcpts != 0 || dup_ids != 0)); then result=FAIL; fi
+    record "h. STARTTLS relay answering each connection's first message after ${SLOW_SECS}s (first pass ${elapsed}s)" "-" "$due" "$received" "$dup_ids" "$dup_rcpts" "$lost" "$result"
+}
+
 # Listens as systemd's notify socket at $1, writing one line per WATCHDOG=1
 # (seconds since the epoch) to $2.
 watch_notify() {
@@ -506,6 +658,8 @@ wanted c && test_write_lock
 wanted d && test_disk_full
 wanted e && test_broken_relay e silent "e. silent relay for ${HUNG_SECS}s (watchdog ${WATCHDOG_SECS}s), then a working one" ""
 wanted f && test_broken_relay f refuse-login "f. relay refusing the login (535) for ${HUNG_SECS}s, then the login fixed" 's|^username = "keydates"|# username = "keydates"|'
+wanted g && test_tls_close
+wanted h && test_slow_reply
 
 echo
 echo "## keydates fault suite"
