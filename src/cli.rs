@@ -262,6 +262,10 @@ pub enum Command {
         /// Write the message as an .eml file here instead of printing it.
         #[arg(long)]
         eml: Option<PathBuf>,
+        /// Compose it as of this date or instant (default: now): the email
+        /// that goes at that instant, its dates and documents included.
+        #[arg(long)]
+        now: Option<Now>,
     },
 
     /// Copy an installation's SQLite database, history included, into a new,

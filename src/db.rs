@@ -104,12 +104,29 @@ impl Backend {
 }
 
 /// Opens the database the settings name.
+/// Opens what `database.url` names, and makes it when it is not there (a
+/// SQLite file and its folder): for `run`, `import` and `demo`, which are
+/// how an installation begins.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Pool> {
     let busy = Duration::from_secs(settings.database.busy_timeout_secs);
     match settings.database_location() {
         Location::Sqlite(path) => open(&path, busy).await,
         Location::Postgres(url) => open_postgres(&url, busy).await,
     }
+}
+
+/// Opens what `database.url` names, and only if it is there: a mistyped
+/// path is an error, not a new empty database reported as healthy.
+pub async fn connect_existing(settings: &Settings) -> anyhow::Result<Pool> {
+    if let Location::Sqlite(path) = settings.database_location()
+        && !path.is_file()
+    {
+        anyhow::bail!(
+            "database.url: {} does not exist; fix database.url, or start with `keydates import` or `keydates run`, which create it",
+            path.display()
+        );
+    }
+    connect(settings).await
 }
 
 fn install_drivers() {

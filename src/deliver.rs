@@ -113,6 +113,7 @@ pub fn compose_row(
     engine: &Engine,
     records: &Records,
     row: &OutboxRow,
+    now: DateTime<Utc>,
 ) -> Result<crate::mail::Composed, ComposeError> {
     let rule = engine
         .settings
@@ -147,6 +148,7 @@ pub fn compose_row(
         due_on: row.due_on,
         recipients: &recipients,
         message_id: &message_id,
+        now,
     })
 }
 
@@ -196,7 +198,7 @@ async fn send_claimed(
         let records = records_for(pool, &row)
             .await
             .context("while reading the records for an email")?;
-        let delivery = match compose_row(engine, &records, &row) {
+        let delivery = match compose_row(engine, &records, &row, clock.now()) {
             Ok(composed) => {
                 // Those it reached or who refused it are not sent it again;
                 // an admin's retry clears the refusals.
@@ -925,7 +927,7 @@ pub async fn dry_run(
     Ok(due
         .into_iter()
         .map(|row| {
-            let composed = compose_row(engine, &records, &row);
+            let composed = compose_row(engine, &records, &row, now);
             (row, composed)
         })
         .collect())

@@ -79,6 +79,7 @@ pub fn generate(
     kind: AnnexKind,
     facts: &AnnexFacts,
     templates: &Renderer,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Annex, AnnexError> {
     let ctx = minijinja::Value::from_serialize(context(facts));
     let markdown = templates.render_named(&document_template(kind), &ctx)?;
@@ -95,7 +96,7 @@ pub fn generate(
         ),
         _ => {
             // Otherwise docx-rs dates every document 1 January 1970.
-            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let now = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
             (
                 mime::DOCX,
                 "docx",

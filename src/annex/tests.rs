@@ -12,7 +12,7 @@ fn templates() -> Renderer {
 }
 
 fn generate(kind: AnnexKind, facts: &AnnexFacts) -> Result<Annex, AnnexError> {
-    super::generate(kind, facts, &templates())
+    super::generate(kind, facts, &templates(), chrono::Utc::now())
 }
 
 fn email(s: &str) -> EmailAddress {

@@ -79,7 +79,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             rule,
             subject,
             eml,
-        } => sending::preview(settings, id, rule, subject, eml.as_deref()).await,
+            now,
+        } => sending::preview(settings, id, rule, subject, eml.as_deref(), now).await,
         Command::Status { format } => views::status(settings, format).await,
         Command::MigrateDb { from, to } => setup::migrate_db(&settings, &from, &to).await,
     }

@@ -53,7 +53,7 @@ pub async fn set_planning_event(
     case_ref: &str,
     on: NaiveDate,
 ) -> anyhow::Result<ExitCode> {
-    let pool = db::connect(settings).await?;
+    let pool = db::connect_existing(settings).await?;
     edit::set_planning_event(&pool, case_ref, on).await?;
     if let Some(case) = store::load_subjects(&pool, &[case_ref.to_string()], &[])
         .await?
@@ -71,7 +71,7 @@ pub async fn record_conversation(
     authority_code: &str,
     on: NaiveDate,
 ) -> anyhow::Result<ExitCode> {
-    let pool = db::connect(settings).await?;
+    let pool = db::connect_existing(settings).await?;
     edit::record_conversation(&pool, seminar_ref, authority_code, on).await?;
     done(format!(
         "seminar {seminar_ref}, {authority_code}: conversation with the DCS held on {on}"
@@ -84,12 +84,12 @@ pub async fn plan_received(
     on: Option<NaiveDate>,
 ) -> anyhow::Result<ExitCode> {
     let on = on.unwrap_or_else(|| Local::now().date_naive());
-    edit::plan_received(&db::connect(settings).await?, case_ref, on).await?;
+    edit::plan_received(&db::connect_existing(settings).await?, case_ref, on).await?;
     done(format!("case {case_ref}: plan received on {on}"))
 }
 
 pub async fn close_case(settings: &Settings, case_ref: &str) -> anyhow::Result<ExitCode> {
-    edit::close_case(&db::connect(settings).await?, case_ref).await?;
+    edit::close_case(&db::connect_existing(settings).await?, case_ref).await?;
     done(format!("case {case_ref}: closed"))
 }
 
@@ -99,7 +99,13 @@ pub async fn move_visit(
     visit_no: u32,
     starts_on: NaiveDate,
 ) -> anyhow::Result<ExitCode> {
-    edit::move_visit(&db::connect(settings).await?, case_ref, visit_no, starts_on).await?;
+    edit::move_visit(
+        &db::connect_existing(settings).await?,
+        case_ref,
+        visit_no,
+        starts_on,
+    )
+    .await?;
     done(format!(
         "visit {case_ref}#{visit_no}: now starts {starts_on}"
     ))
@@ -110,7 +116,7 @@ pub async fn cancel_visit(
     case_ref: &str,
     visit_no: u32,
 ) -> anyhow::Result<ExitCode> {
-    edit::cancel_visit(&db::connect(settings).await?, case_ref, visit_no).await?;
+    edit::cancel_visit(&db::connect_existing(settings).await?, case_ref, visit_no).await?;
     done(format!("visit {case_ref}#{visit_no}: cancelled"))
 }
 
@@ -120,16 +126,22 @@ pub async fn set_audited(
     visit_no: u32,
     refs: &[String],
 ) -> anyhow::Result<ExitCode> {
-    edit::set_audited(&db::connect(settings).await?, case_ref, visit_no, refs).await?;
+    edit::set_audited(
+        &db::connect_existing(settings).await?,
+        case_ref,
+        visit_no,
+        refs,
+    )
+    .await?;
     done(format!("visit {case_ref}#{visit_no}: audited cases set"))
 }
 
 pub async fn confirm_seminar(settings: &Settings, seminar_ref: &str) -> anyhow::Result<ExitCode> {
-    edit::confirm_seminar(&db::connect(settings).await?, seminar_ref).await?;
+    edit::confirm_seminar(&db::connect_existing(settings).await?, seminar_ref).await?;
     done(format!("seminar {seminar_ref}: confirmed"))
 }
 
 pub async fn cancel_seminar(settings: &Settings, seminar_ref: &str) -> anyhow::Result<ExitCode> {
-    edit::cancel_seminar(&db::connect(settings).await?, seminar_ref).await?;
+    edit::cancel_seminar(&db::connect_existing(settings).await?, seminar_ref).await?;
     done(format!("seminar {seminar_ref}: cancelled"))
 }

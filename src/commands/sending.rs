@@ -101,8 +101,10 @@ pub async fn preview(
     rule: Option<String>,
     subject: Option<String>,
     eml: Option<&Path>,
+    now: Option<Now>,
 ) -> anyhow::Result<ExitCode> {
-    let pool = db::connect(&settings).await?;
+    let now = instant(now, &settings);
+    let pool = db::connect_existing(&settings).await?;
     let engine = Engine::new(settings)?;
     let records = store::load(&pool).await?;
     let row = match (id, rule, subject) {
@@ -130,7 +132,7 @@ pub async fn preview(
         }
         _ => bail!("give an outbox id, or --rule and --subject"),
     };
-    let composed = deliver::compose_row(&engine, &records, &row)?;
+    let composed = deliver::compose_row(&engine, &records, &row, now)?;
     if let Some(path) = eml {
         std::fs::write(path, composed.message.formatted())
             .with_context(|| format!("while writing {}", path.display()))?;

@@ -22,7 +22,7 @@ pub async fn agenda(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let now = instant(now, &settings);
-    let pool = db::connect(&settings).await?;
+    let pool = db::connect_existing(&settings).await?;
     let items = agenda::current(&pool, &settings, now, Window { from, to }).await?;
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&items)?),
@@ -48,7 +48,7 @@ pub async fn outbox(
     status: Option<Status>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let rows = outbox::list(&db::connect(settings).await?, status).await?;
+    let rows = outbox::list(&db::connect_existing(settings).await?, status).await?;
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table => print_table(
@@ -73,7 +73,7 @@ pub async fn outbox(
 }
 
 pub async fn retry(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
-    outbox::retry(&db::connect(settings).await?, id, Utc::now()).await?;
+    outbox::retry(&db::connect_existing(settings).await?, id, Utc::now()).await?;
     done(format!("outbox row {id}: pending again"))
 }
 
@@ -81,19 +81,19 @@ pub async fn confirm(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
     let by = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "command line".to_string());
-    outbox::confirm(&db::connect(settings).await?, id, &by, Utc::now()).await?;
+    outbox::confirm(&db::connect_existing(settings).await?, id, &by, Utc::now()).await?;
     done(format!(
         "outbox row {id}: confirmed; it goes at the next pass"
     ))
 }
 
 pub async fn cancel(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
-    outbox::cancel(&db::connect(settings).await?, id, Utc::now()).await?;
+    outbox::cancel(&db::connect_existing(settings).await?, id, Utc::now()).await?;
     done(format!("outbox row {id}: cancelled"))
 }
 
 pub async fn status(settings: Settings, format: Format) -> anyhow::Result<ExitCode> {
-    let pool = db::connect(&settings).await?;
+    let pool = db::connect_existing(&settings).await?;
     let health = crate::health::check(&pool, &settings, Utc::now()).await?;
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&health)?),
@@ -145,7 +145,7 @@ pub async fn ics(
         (None, Some(code)) => Owner::Authority(code),
         (None, None) => anyhow::bail!("give --inspector EMAIL or --authority CODE"),
     };
-    let pool = db::connect(settings).await?;
+    let pool = db::connect_existing(settings).await?;
     let records = crate::records::store::load(&pool).await?;
     if !ics::owners(&records).contains(&owner) {
         anyhow::bail!("no such lead inspector or authority in the records");

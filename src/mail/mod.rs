@@ -113,6 +113,9 @@ pub struct Draft<'a> {
     pub due_on: NaiveDate,
     pub recipients: &'a Recipients,
     pub message_id: &'a str,
+    /// The instant it is composed for: its Date, the documents' dates and
+    /// the calendar's DTSTAMP. The same instant gives the same email.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 impl Composer<'_> {
@@ -144,6 +147,7 @@ impl Composer<'_> {
             None => (draft.recipients.to.clone(), draft.recipients.cc.clone()),
         };
         let mut builder = builder(self.settings)
+            .date(std::time::SystemTime::from(draft.now))
             .subject(rendered.subject.clone())
             .message_id(Some(draft.message_id.to_string()));
         for a in &to {
@@ -204,8 +208,8 @@ impl Composer<'_> {
             match spec {
                 AnnexSpec::Generated(kind) => {
                     let facts = facts(self.settings, self.calendar, draft.subject);
-                    let a =
-                        annex::generate(*kind, &facts, self.renderer).map_err(|e| e.to_string())?;
+                    let a = annex::generate(*kind, &facts, self.renderer, draft.now)
+                        .map_err(|e| e.to_string())?;
                     out.push((a.filename, a.content_type.to_string(), a.bytes));
                 }
                 AnnexSpec::Calendar => {
@@ -245,7 +249,7 @@ impl Composer<'_> {
     /// on-site day; nothing for other subjects.
     fn calendar_file(&self, draft: &Draft) -> Option<(String, String, Vec<u8>)> {
         let domain = &self.settings.mail.message_id_domain;
-        let now = chrono::Utc::now();
+        let now = draft.now;
         let s = draft.subject;
         if let (Some(seminar), Some(delegate)) = (s.seminar, s.delegate) {
             let organiser = s
@@ -386,6 +390,7 @@ pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
                 due_on: day,
                 recipients: &recipients,
                 message_id: &message_id,
+                now: chrono::DateTime::UNIX_EPOCH,
             })
             .map_err(|e| anyhow::anyhow!("rules ({}): {e}", rule.id))?;
     }

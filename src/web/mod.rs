@@ -798,7 +798,7 @@ async fn compose(
     let records = crate::deliver::records_for(&state.pool, &row)
         .await
         .map_err(failed_page)?;
-    crate::deliver::compose_row(&engine, &records, &row).map_err(|e| {
+    crate::deliver::compose_row(&engine, &records, &row, Utc::now()).map_err(|e| {
         (
             StatusCode::CONFLICT,
             format!("the email cannot be built: {e}"),

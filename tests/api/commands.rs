@@ -52,3 +52,28 @@ fn admins_add_holidays_in_config() {
         "2027-01-15"
     );
 }
+
+#[test]
+fn a_command_that_only_reads_creates_no_database_at_a_mistyped_path() {
+    let mut app = TestApp::new();
+    let typo = app.dir.path().join("keydate.db");
+    app.set("KEYDATES__DATABASE__URL", typo.to_str().unwrap());
+    for args in [
+        &["status"][..],
+        &["agenda"],
+        &["outbox"],
+        &["retry", "1"],
+        &["plan-received", "SOU-2026-01"],
+    ] {
+        let err = app.fails(args);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+        assert!(err.contains("database.url"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // Importing is how an installation begins: it creates the database.
+    app.import_examples();
+    assert!(typo.exists());
+    let out = app.run(&["status", "--format", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["backend"], "sqlite");
+}

@@ -249,6 +249,7 @@ fn sigterm_during_a_burst_leaves_every_email_sent_or_pending() {
 #[test]
 fn status_exit_codes_for_healthy_stale_and_failed() {
     let app = TestApp::new();
+    app.ok(&["run", "--dry-run"]);
     let out = app.run(&["status"]);
     assert_eq!(out.status.code(), Some(2), "no pass yet");
     app.ok(&["run", "--once"]);

@@ -322,8 +322,8 @@ impl TestApp {
     pub fn count(&self, sql: &str) -> i64 {
         use std::sync::atomic::Ordering;
         if !self.opened.load(Ordering::SeqCst) {
-            // Opening through keydates creates and migrates the database.
-            self.ok(&["outbox"]);
+            // A run creates and migrates the database (a dry one changes nothing).
+            self.ok(&["run", "--dry-run"]);
             self.opened.store(true, Ordering::SeqCst);
         }
         let url = self.sqlx_url();

@@ -196,3 +196,62 @@ fn preview_shows_the_email_before_it_goes() {
     let err = app.fails(&["preview", "--rule", "plan-chase", "--subject", "NOPE"]);
     assert!(err.contains("plans nothing"), "{err}");
 }
+
+/// `preview ID --now T` shows the email that goes at T, part for part: its
+/// date, its text and HTML, and every attachment's bytes (the documents'
+/// dates and the calendar's DTSTAMP included).
+#[test]
+fn a_preview_is_the_email_that_goes_at_the_same_instant() {
+    let app = TestApp::new();
+    app.import_examples();
+    app.pass("2026-11-20");
+    let outbox = app.outbox();
+    let row = crate::helpers::rows_where(&outbox, "child-data-request", "RIV-2026-01#1")[0];
+    assert_eq!(row["status"], "pending", "{row}");
+    let id = row["id"].to_string();
+    let at = "2026-11-24T09:00:00Z";
+    let preview_path = app.dir.path().join("preview.eml");
+    app.ok(&[
+        "preview",
+        &id,
+        "--now",
+        at,
+        "--eml",
+        preview_path.to_str().unwrap(),
+    ]);
+    app.pass(at);
+    let outbox = app.outbox();
+    let row = crate::helpers::rows_where(&outbox, "child-data-request", "RIV-2026-01#1")[0];
+    assert_eq!(row["status"], "sent", "{row}");
+    let message_id = row["message_id"].as_str().unwrap();
+    let read = |path: &std::path::Path| Received {
+        from: String::new(),
+        to: Vec::new(),
+        data: std::fs::read(path).unwrap(),
+        tls: false,
+        login: None,
+    };
+    let sent = std::fs::read_dir(app.spool())
+        .unwrap()
+        .map(|e| read(&e.unwrap().path()))
+        .find(|m| m.header("Message-ID").as_deref() == Some(message_id))
+        .expect("the sent email in the spool");
+    let preview = read(&preview_path);
+    for header in [
+        "Date",
+        "Subject",
+        "To",
+        "Cc",
+        "Reply-To",
+        "From",
+        "Auto-Submitted",
+    ] {
+        assert_eq!(preview.header(header), sent.header(header), "{header}");
+    }
+    let (p, s) = (preview.parsed(), sent.parsed());
+    assert_eq!(p.body_text(0), s.body_text(0));
+    assert_eq!(p.body_html(0), s.body_html(0));
+    let (pa, sa) = (attachments(&preview), attachments(&sent));
+    assert_eq!(pa.len(), 2, "a workbook and a calendar");
+    assert_eq!(pa, sa);
+}
