@@ -198,21 +198,43 @@ async fn send_claimed(
         let records = records_for(pool, &row)
             .await
             .context("while reading the records for an email")?;
-        let delivery = match compose_row(engine, &records, &row, clock.now()) {
-            Ok(composed) => {
-                // Those it reached or who refused it are not sent it again;
-                // an admin's retry clears the refusals.
-                let skip: Vec<String> = row
-                    .delivered_to
-                    .iter()
-                    .cloned()
-                    .chain(row.refused.iter().map(|r| r.address.clone()))
-                    .collect();
-                Ok(engine.mailer.send(&composed.message, &skip).await)
-            }
-            Err(reason) => Err(reason),
+        let not_sent = |error: SendError| Delivery {
+            delivered: Vec::new(),
+            refused: Vec::new(),
+            reply: String::new(),
+            error: Some(error),
         };
-        Ok(settle_send(engine, &row, delivery, clock.now()))
+        let (delivery, relay_answered) = if let Some(d) = records.damaged.first() {
+            // Not composed on a guess: it waits for the record to be put right.
+            let error = format!(
+                "its record does not read back: {} {}: {}",
+                d.table, d.key, d.problem
+            );
+            tracing::error!(%error, "not sent");
+            (not_sent(SendError::Transient(error)), false)
+        } else {
+            match compose_row(engine, &records, &row, clock.now()) {
+                Ok(composed) => {
+                    // Those it reached or who refused it are not sent it again;
+                    // an admin's retry clears the refusals.
+                    let skip: Vec<String> = row
+                        .delivered_to
+                        .iter()
+                        .cloned()
+                        .chain(row.refused.iter().map(|r| r.address.clone()))
+                        .collect();
+                    (engine.mailer.send(&composed.message, &skip).await, true)
+                }
+                Err(reason) => (not_sent(SendError::Permanent(reason.to_string())), false),
+            }
+        };
+        Ok(settle_send(
+            engine,
+            &row,
+            delivery,
+            relay_answered,
+            clock.now(),
+        ))
     }
     .instrument(span)
     .await
@@ -228,7 +250,8 @@ pub const MAX_BROKEN_SENDS: i64 = 3;
 fn settle_send(
     engine: &Engine,
     row: &OutboxRow,
-    delivery: Result<Delivery, ComposeError>,
+    delivery: Delivery,
+    answered: bool,
     now: DateTime<Utc>,
 ) -> (Outcome, outbox::Settlement) {
     use outbox::Settled;
@@ -240,18 +263,6 @@ fn settle_send(
             Duration::seconds(s.backoff_max_secs as i64),
         );
     let id = row.id;
-    let (delivery, answered) = match delivery {
-        Ok(d) => (d, true),
-        Err(reason) => (
-            Delivery {
-                delivered: Vec::new(),
-                refused: Vec::new(),
-                reply: String::new(),
-                error: Some(SendError::Permanent(reason.to_string())),
-            },
-            false,
-        ),
-    };
     let mut delivered_to = row.delivered_to.clone();
     delivered_to.extend(delivery.delivered.iter().cloned());
     let mut refused: Vec<outbox::Refusal> = row
@@ -407,7 +418,7 @@ pub async fn plan_every_record(
     pool: &Pool,
     horizon: &plan::Horizon,
     mut take: impl AsyncFnMut(Vec<plan::PlannedAction>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<records::Damaged>> {
     let plan_batch = |records: &Records, kinds| {
         plan::plan_within(
             records,
@@ -422,14 +433,16 @@ pub async fn plan_every_record(
         .context("while reading the records")?;
     take(plan_batch(&records, SubjectKind::OF_SEMINARS)).await?;
     let mut after = String::new();
+    let mut damaged = std::mem::take(&mut records.damaged);
     loop {
-        let (cases, visits) = records::store::load_cases_after(pool, &after, CASE_BATCH)
+        let batch = records::store::load_cases_after(pool, &after, CASE_BATCH)
             .await
             .context("while reading the cases")?;
-        let Some(last) = cases.keys().next_back().cloned() else {
-            return Ok(());
+        let Some(last) = batch.last else {
+            return Ok(damaged);
         };
-        (records.cases, records.visits) = (cases, visits);
+        damaged.extend(batch.damaged);
+        (records.cases, records.visits) = (batch.cases, batch.visits);
         take(plan_batch(&records, SubjectKind::OF_CASES)).await?;
         after = last;
     }
@@ -454,14 +467,50 @@ pub async fn plan_and_reconcile(
     let mut tx = crate::db::begin(pool).await?;
     let mut reconciler =
         outbox::Reconciler::start(&mut tx, now, reach, outbox::ReconcileScope::All).await?;
-    plan_every_record(engine, pool, &horizon, async |batch| {
+    let damaged = plan_every_record(engine, pool, &horizon, async |batch| {
         reconciler.apply(&mut tx, &batch).await
     })
     .await
     .context("while reconciling the outbox")?;
+    let (spared_cases, spared_seminars) = spared(pool, &damaged).await?;
+    reconciler.spare(&spared_cases, &spared_seminars);
     let report = reconciler.finish(&mut tx).await?;
     tx.commit().await?;
+    records::store::note_damaged(pool, records::store::Read::Everything, &damaged).await?;
     Ok(report)
+}
+
+/// The cases and seminars whose rows a plan leaves as they are, because a
+/// record they depend on does not read back: planning them without it would
+/// cancel or change their emails on a guess.
+async fn spared(
+    pool: &Pool,
+    damaged: &[records::Damaged],
+) -> anyhow::Result<(
+    std::collections::HashSet<String>,
+    std::collections::HashSet<String>,
+)> {
+    let (mut cases, mut seminars) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    for d in damaged {
+        match d.table.as_str() {
+            "cases" | "visits" => {
+                cases.insert(d.key.clone());
+            }
+            "seminars" | "delegates" | "conversations" => {
+                seminars.insert(d.key.clone());
+            }
+            _ => {
+                let (of_authority, its_seminars) =
+                    records::store::subjects_of_authority(pool, &d.key).await?;
+                cases.extend(of_authority);
+                seminars.extend(its_seminars);
+            }
+        }
+    }
+    Ok((cases, seminars))
 }
 
 /// More changed records than this and a pass plans everything again, which
@@ -562,6 +611,24 @@ async fn plan_subjects(
     let records = records::store::load_subjects(pool, cases, seminars)
         .await
         .context("while reading the changed records")?;
+    records::store::note_damaged(
+        pool,
+        records::store::Read::Subjects { cases, seminars },
+        &records.damaged,
+    )
+    .await?;
+    let (spared_cases, spared_seminars) = spared(pool, &records.damaged).await?;
+    let cases: Vec<String> = cases
+        .iter()
+        .filter(|c| !spared_cases.contains(*c))
+        .cloned()
+        .collect();
+    let seminars: Vec<String> = seminars
+        .iter()
+        .filter(|s| !spared_seminars.contains(*s))
+        .cloned()
+        .collect();
+    let (cases, seminars) = (&cases[..], &seminars[..]);
     // All their actions: their open rows follow them however far ahead.
     let planned = plan::plan(&records, &engine.settings, &engine.calendar);
     let ids = |kinds: &[SubjectKind]| -> std::collections::HashSet<String> {
@@ -863,7 +930,13 @@ async fn send_digest_unless_sent(
     let awaiting = outbox::awaiting_past_due(pool, today).await?;
     let stuck = now - Duration::seconds(engine.settings.schedule.stale_after_secs as i64);
     let retrying = outbox::retrying_since(pool, stuck).await?;
-    if rows.is_empty() && relay_fault.is_none() && awaiting.is_empty() && retrying.is_empty() {
+    let damaged = records::store::damaged(pool).await?;
+    if rows.is_empty()
+        && relay_fault.is_none()
+        && awaiting.is_empty()
+        && retrying.is_empty()
+        && damaged.is_empty()
+    {
         state::set(pool, keys::LAST_DIGEST_ON, &today.to_string()).await?;
         return Ok(false);
     }
@@ -884,11 +957,14 @@ async fn send_digest_unless_sent(
     let message = digest::message(
         &engine.settings,
         &engine.renderer,
-        &items,
-        &awaiting,
-        &retrying,
-        relay_fault.as_ref(),
-        today,
+        &digest::Report {
+            items: &items,
+            awaiting: &awaiting,
+            retrying: &retrying,
+            damaged: &damaged,
+            relay_fault: relay_fault.as_ref(),
+            today,
+        },
     )?;
     match engine.mailer.send(&message, &[]).await.into_result() {
         Ok(reply) => {

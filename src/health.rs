@@ -81,6 +81,17 @@ pub async fn check(pool: &Pool, settings: &Settings, now: DateTime<Utc>) -> anyh
             first.last_error.as_deref().unwrap_or("no error recorded"),
         ));
     }
+    let damaged = crate::records::store::damaged(pool).await?;
+    if let Some(first) = damaged.first() {
+        problems.push(format!(
+            "{} stored {} not read back and left out of planning (changed by hand?); the first: {} {}: {}",
+            damaged.len(),
+            if damaged.len() == 1 { "record is" } else { "records are" },
+            first.table,
+            first.key,
+            first.problem
+        ));
+    }
     let failed = count_of(&counts, Status::Failed);
     if failed > 0 {
         problems.push(format!("{failed} failed (keydates outbox --status failed)"));

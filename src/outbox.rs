@@ -489,6 +489,21 @@ impl Reconciler {
     }
 
     /// Cancels the open rows that no batch called for.
+    /// Leaves the open rows of these cases (and their visits) and seminars
+    /// as they are, whatever the plan said of them.
+    pub fn spare(&mut self, cases: &HashSet<String>, seminars: &HashSet<String>) {
+        for (key, e) in self.existing.iter_mut() {
+            // Keys are `RULE|SUBJECT|ANCHOR[|...]`, a visit's subject `CASE#N`.
+            let Some(subject) = key.split('|').nth(1) else {
+                continue;
+            };
+            let case = subject.split_once('#').map_or(subject, |(c, _)| c);
+            if cases.contains(case) || seminars.contains(subject) {
+                e.planned = true;
+            }
+        }
+    }
+
     pub async fn finish(mut self, tx: &mut Conn) -> anyhow::Result<ReconcileReport> {
         for e in self.existing.values() {
             if e.status.is_open() && !e.planned {

@@ -20,6 +20,8 @@ pub mod keys {
     pub const PLANNED_UNTIL: &str = "planned_until";
     /// JSON: the mail relay fault in force.
     pub const RELAY_FAULT: &str = "relay_fault";
+    /// JSON: the stored records that do not read back, as the last plans found them.
+    pub const DAMAGED_RECORDS: &str = "damaged_records";
     /// The start (UTC) of the relay fault `mail.alert_to` was told of.
     pub const RELAY_ALERTED: &str = "relay_alerted";
     /// JSON: a relay fault that has ended, until the digest reports it.

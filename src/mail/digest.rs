@@ -24,16 +24,34 @@ pub struct DigestItem {
     pub refused: Vec<crate::mail::transport::Refusal>,
 }
 
+/// What one day's digest reports.
+pub struct Report<'a> {
+    /// Failed and missed emails, and sent ones some recipients refused.
+    pub items: &'a [DigestItem],
+    /// Held emails past their day.
+    pub awaiting: &'a [DigestItem],
+    /// Emails that keep failing to go.
+    pub retrying: &'a [DigestItem],
+    pub damaged: &'a [crate::records::Damaged],
+    /// A relay fault that has ended since the last digest.
+    pub relay_fault: Option<&'a RelayFault>,
+    pub today: NaiveDate,
+}
+
 /// Builds the digest from `digest.txt` (and `digest.html` if present).
 pub fn message(
     settings: &Settings,
     renderer: &Renderer,
-    items: &[DigestItem],
-    awaiting: &[DigestItem],
-    retrying: &[DigestItem],
-    relay_fault: Option<&RelayFault>,
-    today: NaiveDate,
+    report: &Report,
 ) -> anyhow::Result<Message> {
+    let Report {
+        items,
+        awaiting,
+        retrying,
+        damaged,
+        relay_fault,
+        today,
+    } = *report;
     let (refused, items): (Vec<&DigestItem>, Vec<&DigestItem>) = items
         .iter()
         .partition(|i| !i.failed && !i.refused.is_empty() && !i.delivered_to.is_empty());
@@ -41,7 +59,7 @@ pub fn message(
         items.into_iter().partition(|i| i.failed);
     let ctx = minijinja::Value::from_serialize(serde_json::json!({
         "date": today, "failed": failed, "missed": missed, "relay_fault": relay_fault,
-        "awaiting": awaiting, "refused": refused, "retrying": retrying,
+        "awaiting": awaiting, "refused": refused, "retrying": retrying, "damaged": damaged,
     }));
     let text = renderer
         .render_extra("digest.txt", &ctx)?

@@ -91,4 +91,15 @@ pub struct Records {
     /// When the senior HMI's six-month conversation with an authority's DCS
     /// took place, by (seminar, authority) (000 §38).
     pub conversations: BTreeMap<(String, String), NaiveDate>,
+    /// Rows that did not decode (changed by hand in the database): named,
+    /// and left out of everything else.
+    pub damaged: Vec<Damaged>,
+}
+
+/// A stored record that does not read back: its table, key and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Damaged {
+    pub table: String,
+    pub key: String,
+    pub problem: String,
 }

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::db::Pool;
 
-use super::{Authority, Case, Delegate, Records, Seminar, Visit};
+use super::{Authority, Case, Damaged, Delegate, Records, Seminar, Visit};
 use crate::calendar::parse_date;
 use crate::domain::EmailAddress;
 
@@ -47,20 +47,26 @@ async fn rows(pool: &Pool, sql: &str, binds: &[&str]) -> anyhow::Result<Vec<crat
 #[tracing::instrument(skip_all)]
 pub async fn load(pool: &Pool) -> anyhow::Result<Records> {
     let mut records = load_without_cases(pool).await?;
-    let every_case: Vec<CaseRow> = sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases"))
-        .fetch_all(pool)
-        .await?;
-    for row in every_case {
-        let c = case(row)?;
-        records.cases.insert(c.case_ref.clone(), c);
+    for row in rows(pool, &format!("SELECT {CASE_COLUMNS} FROM cases"), &[]).await? {
+        if let Some(c) = keep(
+            &mut records.damaged,
+            "cases",
+            || key_of(&row, "case_ref"),
+            case(&row),
+        ) {
+            records.cases.insert(c.case_ref.clone(), c);
+        }
     }
-    let every_visit: Vec<VisitRow> = sqlx::query_as(&format!(
-        "SELECT {VISIT_COLUMNS} FROM visits ORDER BY case_ref, visit_no"
-    ))
-    .fetch_all(pool)
-    .await?;
-    for row in every_visit {
-        records.visits.push(visit(row)?);
+    let every_visit = format!("SELECT {VISIT_COLUMNS} FROM visits ORDER BY case_ref, visit_no");
+    for row in rows(pool, &every_visit, &[]).await? {
+        if let Some(v) = keep(
+            &mut records.damaged,
+            "visits",
+            || key_of(&row, "case_ref"),
+            visit(&row),
+        ) {
+            records.visits.push(v);
+        }
     }
     Ok(records)
 }
@@ -70,169 +76,260 @@ pub async fn load(pool: &Pool) -> anyhow::Result<Records> {
 #[tracing::instrument(skip_all)]
 pub async fn load_without_cases(pool: &Pool) -> anyhow::Result<Records> {
     let mut records = Records::default();
+    let d = &mut records.damaged;
     for row in rows(pool, "SELECT * FROM authorities", &[]).await? {
-        let a = authority(&row)?;
-        records.authorities.insert(a.code.clone(), a);
+        if let Some(a) = keep(d, "authorities", || key_of(&row, "code"), authority(&row)) {
+            records.authorities.insert(a.code.clone(), a);
+        }
     }
     for row in rows(pool, "SELECT * FROM seminars", &[]).await? {
-        let s = seminar(&row)?;
-        records.seminars.insert(s.seminar_ref.clone(), s);
+        if let Some(s) = keep(d, "seminars", || key_of(&row, "seminar_ref"), seminar(&row)) {
+            records.seminars.insert(s.seminar_ref.clone(), s);
+        }
     }
     let by_seminar = "SELECT * FROM delegates ORDER BY seminar_ref, authority_code, email";
     for row in rows(pool, by_seminar, &[]).await? {
-        records.delegates.push(delegate(&row)?);
+        if let Some(x) = keep(
+            d,
+            "delegates",
+            || key_of(&row, "seminar_ref"),
+            delegate(&row),
+        ) {
+            records.delegates.push(x);
+        }
     }
     for row in rows(pool, "SELECT * FROM conversations", &[]).await? {
-        conversation(&row, &mut records)?;
+        if let Some((k, on)) = keep(
+            d,
+            "conversations",
+            || key_of(&row, "seminar_ref"),
+            conversation(&row),
+        ) {
+            records.conversations.insert(k, on);
+        }
     }
     Ok(records)
 }
 
-/// The columns of a case, in the order of `CaseRow`.
+/// The columns of a case, in the order `case` reads them.
 const CASE_COLUMNS: &str = "case_ref, authority_code, judgement, report_received_on,
     plan_received_on, lead_inspector_email, dfe_link_email, closed, planning_event_on";
-type CaseRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-);
 const VISIT_COLUMNS: &str =
     "case_ref, visit_no, starts_on, lead_inspector_email, audited_cases, cancelled";
-type VisitRow = (String, i64, String, String, String, i64);
+
+/// Column `i` of a row read by `SELECT {..._COLUMNS}`, named in its error.
+fn col<'r, T>(row: &'r crate::db::Row, i: usize, name: &str) -> anyhow::Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(i)
+        .map_err(|e| anyhow::anyhow!("column {name} does not hold what it should ({e})"))
+}
+
+fn named<'r, T>(row: &'r crate::db::Row, name: &str) -> anyhow::Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(name)
+        .map_err(|e| anyhow::anyhow!("column {name} does not hold what it should ({e})"))
+}
+
+/// The key of a row that may itself be damaged, for naming it.
+fn key_of(row: &crate::db::Row, column: &str) -> String {
+    row.try_get::<String, _>(column)
+        .unwrap_or_else(|_| "(unreadable key)".to_string())
+}
+
+/// Keeps a record that decodes; names and skips one that does not, so that
+/// one hand-edited row stops nothing else.
+fn keep<T>(
+    damaged: &mut Vec<Damaged>,
+    table: &'static str,
+    key: impl FnOnce() -> String,
+    decoded: anyhow::Result<T>,
+) -> Option<T> {
+    match decoded {
+        Ok(value) => Some(value),
+        Err(e) => {
+            let d = Damaged {
+                table: table.to_string(),
+                key: key(),
+                problem: format!("{e:#}"),
+            };
+            tracing::error!(table = %d.table, key = %d.key, problem = %d.problem, "a damaged record is skipped");
+            damaged.push(d);
+            None
+        }
+    }
+}
+
+/// One batch of cases in reference order, with their visits, and the rows
+/// that did not decode.
+#[derive(Debug, Default)]
+pub struct CaseBatch {
+    pub cases: std::collections::BTreeMap<String, Case>,
+    pub visits: Vec<Visit>,
+    pub damaged: Vec<Damaged>,
+    /// The last reference read, damaged or not: where the next batch starts.
+    pub last: Option<String>,
+}
 
 /// Up to `limit` cases after `after` in reference order, with their visits:
 /// a plan of every case reads them a batch at a time, so that its memory
 /// does not grow with the number of cases.
-pub async fn load_cases_after(
-    pool: &Pool,
-    after: &str,
-    limit: u32,
-) -> anyhow::Result<(std::collections::BTreeMap<String, Case>, Vec<Visit>)> {
+pub async fn load_cases_after(pool: &Pool, after: &str, limit: u32) -> anyhow::Result<CaseBatch> {
     let cases_sql =
         format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_ref > $1 ORDER BY case_ref LIMIT $2");
     let visits_sql = format!(
         "SELECT {VISIT_COLUMNS} FROM visits WHERE case_ref >= $1 AND case_ref <= $2
          ORDER BY case_ref, visit_no"
     );
-    let found: Vec<CaseRow> = sqlx::query_as(&cases_sql)
+    let found = sqlx::query(&cases_sql)
         .bind(after)
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?;
-    let mut cases = std::collections::BTreeMap::new();
+    let mut batch = CaseBatch::default();
+    let mut first_last = None;
     for row in found {
-        let c = case(row)?;
-        cases.insert(c.case_ref.clone(), c);
+        let key = key_of(&row, "case_ref");
+        first_last = Some((first_last.map_or(key.clone(), |(f, _)| f), key.clone()));
+        if let Some(c) = keep(&mut batch.damaged, "cases", || key, case(&row)) {
+            batch.cases.insert(c.case_ref.clone(), c);
+        }
     }
-    let mut visits = Vec::new();
-    if let (Some(first), Some(last)) = (cases.keys().next(), cases.keys().next_back()) {
-        let found: Vec<VisitRow> = sqlx::query_as(&visits_sql)
+    if let Some((first, last)) = &first_last {
+        let found = sqlx::query(&visits_sql)
             .bind(first)
             .bind(last)
             .fetch_all(pool)
             .await?;
         for row in found {
-            visits.push(visit(row)?);
+            if let Some(v) = keep(
+                &mut batch.damaged,
+                "visits",
+                || key_of(&row, "case_ref"),
+                visit(&row),
+            ) {
+                batch.visits.push(v);
+            }
         }
+        batch.last = Some(last.clone());
     }
-    Ok((cases, visits))
+    Ok(batch)
 }
 
-fn conversation(row: &crate::db::Row, records: &mut Records) -> anyhow::Result<()> {
-    let seminar_ref: String = row.get("seminar_ref");
-    let code: String = row.get("authority_code");
-    let held_on = date(row.get("held_on"))
-        .with_context(|| format!("while reading the conversation of {seminar_ref} with {code}"))?;
-    records.conversations.insert((seminar_ref, code), held_on);
-    Ok(())
+fn conversation(row: &crate::db::Row) -> anyhow::Result<((String, String), chrono::NaiveDate)> {
+    let seminar_ref: String = named(row, "seminar_ref")?;
+    let code: String = named(row, "authority_code")?;
+    let held_on = date(&named::<String>(row, "held_on")?)
+        .context("column held_on")
+        .with_context(|| format!("the conversation of {seminar_ref} with {code}"))?;
+    Ok(((seminar_ref, code), held_on))
 }
 
 fn authority(row: &crate::db::Row) -> anyhow::Result<Authority> {
-    let code: String = row.get("code");
+    let code: String = named(row, "code")?;
     (|| -> anyhow::Result<Authority> {
         Ok(Authority {
             code: code.clone(),
-            name: row.get("name"),
-            region: crate::domain::Region::from_str(row.get("region"))
-                .map_err(anyhow::Error::msg)?,
-            dcs_name: row.get("dcs_name"),
-            dcs_email: email(row.get("dcs_email"))?,
-            coordinator_email: optional_email(row.get("coordinator_email"))?,
+            name: named(row, "name")?,
+            region: crate::domain::Region::from_str(&named::<String>(row, "region")?)
+                .map_err(|e| anyhow::anyhow!("column region: {e}"))?,
+            dcs_name: named(row, "dcs_name")?,
+            dcs_email: email(&named::<String>(row, "dcs_email")?).context("column dcs_email")?,
+            coordinator_email: optional_email(named(row, "coordinator_email")?)
+                .context("column coordinator_email")?,
         })
     })()
-    .with_context(|| format!("while reading authority {code}"))
+    .with_context(|| format!("authority {code}"))
 }
 
 /// A yes/no column, kept as an integer on both backends.
-fn flag(row: &crate::db::Row, column: &str) -> bool {
-    row.get::<i64, _>(column) != 0
+fn flag(row: &crate::db::Row, column: &str) -> anyhow::Result<bool> {
+    Ok(named::<i64>(row, column)? != 0)
 }
 
-fn case(row: CaseRow) -> anyhow::Result<Case> {
-    let (case_ref, authority_code, judgement, report, plan, lead, dfe, closed, event) = row;
+fn case(row: &crate::db::Row) -> anyhow::Result<Case> {
+    let case_ref: String = col(row, 0, "case_ref")?;
     (|| -> anyhow::Result<Case> {
+        let judgement: String = col(row, 2, "judgement")?;
+        let report: String = col(row, 3, "report_received_on")?;
+        let plan: Option<String> = col(row, 4, "plan_received_on")?;
+        let lead: String = col(row, 5, "lead_inspector_email")?;
+        let event: Option<String> = col(row, 8, "planning_event_on")?;
         Ok(Case {
             case_ref: case_ref.clone(),
-            authority_code,
-            judgement: judgement.parse().map_err(anyhow::Error::msg)?,
-            report_received_on: date(&report)?,
-            plan_received_on: plan.map(|s| date(&s)).transpose()?,
-            lead_inspector_email: email(&lead)?,
-            dfe_link_email: optional_email(dfe)?,
-            closed: closed != 0,
-            planning_event_on: event.map(|s| date(&s)).transpose()?,
+            authority_code: col(row, 1, "authority_code")?,
+            judgement: judgement
+                .parse()
+                .map_err(|e| anyhow::anyhow!("column judgement: {e}"))?,
+            report_received_on: date(&report).context("column report_received_on")?,
+            plan_received_on: plan
+                .map(|s| date(&s))
+                .transpose()
+                .context("column plan_received_on")?,
+            lead_inspector_email: email(&lead).context("column lead_inspector_email")?,
+            dfe_link_email: optional_email(col(row, 6, "dfe_link_email")?)
+                .context("column dfe_link_email")?,
+            closed: col::<i64>(row, 7, "closed")? != 0,
+            planning_event_on: event
+                .map(|s| date(&s))
+                .transpose()
+                .context("column planning_event_on")?,
         })
     })()
-    .with_context(|| format!("while reading case {case_ref}"))
+    .with_context(|| format!("case {case_ref}"))
 }
 
-fn visit(row: VisitRow) -> anyhow::Result<Visit> {
-    let (case_ref, visit_no, starts_on, lead, audited, cancelled) = row;
+fn visit(row: &crate::db::Row) -> anyhow::Result<Visit> {
+    let case_ref: String = col(row, 0, "case_ref")?;
+    let visit_no: i64 = col(row, 1, "visit_no")?;
     (|| -> anyhow::Result<Visit> {
+        let starts_on: String = col(row, 2, "starts_on")?;
+        let lead: String = col(row, 3, "lead_inspector_email")?;
+        let audited: String = col(row, 4, "audited_cases")?;
+        let cancelled: i64 = col(row, 5, "cancelled")?;
         Ok(Visit {
             case_ref: case_ref.clone(),
             visit_no: u32::try_from(visit_no)?,
-            starts_on: date(&starts_on)?,
-            lead_inspector_email: email(&lead)?,
+            starts_on: date(&starts_on).context("column starts_on")?,
+            lead_inspector_email: email(&lead).context("column lead_inspector_email")?,
             audited_cases: split_audited(&audited),
             cancelled: cancelled != 0,
         })
     })()
-    .with_context(|| format!("while reading visit {case_ref}#{visit_no}"))
+    .with_context(|| format!("visit {case_ref}#{visit_no}"))
 }
 
 fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
-    let seminar_ref: String = row.get("seminar_ref");
+    let seminar_ref: String = named(row, "seminar_ref")?;
     (|| -> anyhow::Result<Seminar> {
         Ok(Seminar {
             seminar_ref: seminar_ref.clone(),
-            title: row.get("title"),
-            region: crate::domain::Region::from_str(row.get("region"))
-                .map_err(anyhow::Error::msg)?,
-            held_on: date(row.get("held_on"))?,
-            venue: row.get("venue"),
-            confirmed: flag(row, "confirmed"),
-            cancelled: flag(row, "cancelled"),
+            title: named(row, "title")?,
+            region: crate::domain::Region::from_str(&named::<String>(row, "region")?)
+                .map_err(|e| anyhow::anyhow!("column region: {e}"))?,
+            held_on: date(&named::<String>(row, "held_on")?).context("column held_on")?,
+            venue: named(row, "venue")?,
+            confirmed: flag(row, "confirmed")?,
+            cancelled: flag(row, "cancelled")?,
         })
     })()
-    .with_context(|| format!("while reading seminar {seminar_ref}"))
+    .with_context(|| format!("seminar {seminar_ref}"))
 }
 
 fn delegate(row: &crate::db::Row) -> anyhow::Result<Delegate> {
-    let seminar_ref: String = row.get("seminar_ref");
-    Ok(Delegate {
-        seminar_ref: seminar_ref.clone(),
-        authority_code: row.get("authority_code"),
-        name: row.get("name"),
-        email: email(row.get("email"))
-            .with_context(|| format!("while reading a delegate of {seminar_ref}"))?,
-    })
+    let seminar_ref: String = named(row, "seminar_ref")?;
+    (|| -> anyhow::Result<Delegate> {
+        Ok(Delegate {
+            seminar_ref: seminar_ref.clone(),
+            authority_code: named(row, "authority_code")?,
+            name: named(row, "name")?,
+            email: email(&named::<String>(row, "email")?).context("column email")?,
+        })
+    })()
+    .with_context(|| format!("a delegate of {seminar_ref}"))
 }
 
 /// The record changes not yet planned, as runs of consecutive sequence
@@ -323,21 +420,17 @@ pub async fn load_subjects(
     let one_case = format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_ref = $1");
     let its_visits =
         format!("SELECT {VISIT_COLUMNS} FROM visits WHERE case_ref = $1 ORDER BY visit_no");
+    let d = &mut records.damaged;
     for case_ref in cases {
-        let found: Option<CaseRow> = sqlx::query_as(&one_case)
-            .bind(case_ref)
-            .fetch_optional(pool)
-            .await?;
-        if let Some(row) = found {
-            let c = case(row)?;
-            records.cases.insert(c.case_ref.clone(), c);
+        for row in rows(pool, &one_case, &[case_ref]).await? {
+            if let Some(c) = keep(d, "cases", || case_ref.clone(), case(&row)) {
+                records.cases.insert(c.case_ref.clone(), c);
+            }
         }
-        let found: Vec<VisitRow> = sqlx::query_as(&its_visits)
-            .bind(case_ref)
-            .fetch_all(pool)
-            .await?;
-        for row in found {
-            records.visits.push(visit(row)?);
+        for row in rows(pool, &its_visits, &[case_ref]).await? {
+            if let Some(v) = keep(d, "visits", || case_ref.clone(), visit(&row)) {
+                records.visits.push(v);
+            }
         }
     }
     for seminar_ref in seminars {
@@ -348,8 +441,9 @@ pub async fn load_subjects(
         )
         .await?
         {
-            let s = seminar(&row)?;
-            records.seminars.insert(s.seminar_ref.clone(), s);
+            if let Some(s) = keep(d, "seminars", || seminar_ref.clone(), seminar(&row)) {
+                records.seminars.insert(s.seminar_ref.clone(), s);
+            }
         }
         for row in rows(
             pool,
@@ -358,7 +452,9 @@ pub async fn load_subjects(
         )
         .await?
         {
-            records.delegates.push(delegate(&row)?);
+            if let Some(x) = keep(d, "delegates", || seminar_ref.clone(), delegate(&row)) {
+                records.delegates.push(x);
+            }
         }
         for row in rows(
             pool,
@@ -367,7 +463,14 @@ pub async fn load_subjects(
         )
         .await?
         {
-            conversation(&row, &mut records)?;
+            if let Some((k, on)) = keep(
+                d,
+                "conversations",
+                || seminar_ref.clone(),
+                conversation(&row),
+            ) {
+                records.conversations.insert(k, on);
+            }
         }
     }
     let codes: std::collections::BTreeSet<String> = records
@@ -378,9 +481,79 @@ pub async fn load_subjects(
         .collect();
     for code in &codes {
         for row in rows(pool, "SELECT * FROM authorities WHERE code = $1", &[code]).await? {
-            let a = authority(&row)?;
-            records.authorities.insert(a.code.clone(), a);
+            if let Some(a) = keep(
+                &mut records.damaged,
+                "authorities",
+                || code.clone(),
+                authority(&row),
+            ) {
+                records.authorities.insert(a.code.clone(), a);
+            }
         }
     }
     Ok(records)
+}
+
+/// What the last plans found damaged, as `status` and the digest report it.
+pub async fn damaged(pool: &Pool) -> anyhow::Result<Vec<Damaged>> {
+    Ok(
+        match crate::state::get(pool, crate::state::keys::DAMAGED_RECORDS).await? {
+            Some(text) => serde_json::from_str(&text)?,
+            None => Vec::new(),
+        },
+    )
+}
+
+/// Which records a plan read: all of them, or these cases and seminars.
+pub enum Read<'a> {
+    Everything,
+    Subjects {
+        cases: &'a [String],
+        seminars: &'a [String],
+    },
+}
+
+/// Keeps what a plan found damaged: a plan of everything replaces the list;
+/// a plan of some subjects replaces what was known of them.
+pub async fn note_damaged(pool: &Pool, read: Read<'_>, found: &[Damaged]) -> anyhow::Result<()> {
+    let mut list = match read {
+        Read::Everything => Vec::new(),
+        Read::Subjects { cases, seminars } => {
+            let mut list = damaged(pool).await?;
+            list.retain(|d| match d.table.as_str() {
+                "cases" | "visits" => !cases.contains(&d.key),
+                "seminars" | "delegates" | "conversations" => !seminars.contains(&d.key),
+                _ => true,
+            });
+            list
+        }
+    };
+    for d in found {
+        if !list.contains(d) {
+            list.push(d.clone());
+        }
+    }
+    let key = crate::state::keys::DAMAGED_RECORDS;
+    if list.is_empty() {
+        crate::state::remove(pool, key).await
+    } else {
+        crate::state::set(pool, key, &serde_json::to_string(&list)?).await
+    }
+}
+
+/// The cases and seminars that involve an authority.
+pub async fn subjects_of_authority(
+    pool: &Pool,
+    code: &str,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let cases = sqlx::query_scalar("SELECT case_ref FROM cases WHERE authority_code = $1")
+        .bind(code)
+        .fetch_all(pool)
+        .await?;
+    let seminars =
+        sqlx::query_scalar("SELECT DISTINCT seminar_ref FROM delegates WHERE authority_code = $1")
+            .bind(code)
+            .fetch_all(pool)
+            .await?;
+    Ok((cases, seminars))
 }

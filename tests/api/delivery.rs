@@ -368,3 +368,83 @@ crate::on_postgres_too!(
     failed_and_missed_actions_reach_ims_in_one_daily_digest,
     the_worker_step_sends_one_due_email_per_call_then_idles,
 );
+
+/// A case changed by hand in the database (a number in a date column) is
+/// named and left as it is; every other email goes.
+#[test]
+fn a_damaged_case_is_named_and_skipped_while_the_other_emails_go() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-20");
+    let sou_open = |app: &TestApp| {
+        app.count(
+            "SELECT COUNT(*) FROM outbox WHERE subject LIKE 'SOU-2026-01%'
+               AND status IN ('pending', 'awaiting_confirmation')",
+        )
+    };
+    let before = sou_open(&app);
+    app.edit_by_hand(
+        "UPDATE cases SET report_received_on = 20261102 WHERE case_ref = 'SOU-2026-01'",
+    );
+    app.edit_by_hand(
+        "UPDATE seminars SET confirmed = 'maybe' WHERE seminar_ref = 'G2G-NW-2027-01'",
+    );
+    let out = app.run(&["run", "--once", "--now", "2026-11-24"]);
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("SOU-2026-01") && log.contains("report_received_on"),
+        "{log}"
+    );
+    assert!(
+        log.contains("G2G-NW-2027-01") && log.contains("confirmed"),
+        "{log}"
+    );
+    let seminar_sent = smtp
+        .received()
+        .into_iter()
+        .filter(|m| !m.to.iter().any(|t| t == "ims@example.org"))
+        .filter(|m| m.text().contains("G2G-NW-2027-01"))
+        .count();
+    assert_eq!(seminar_sent, 0, "nothing goes from a damaged seminar");
+    // Everything else went.
+    assert_eq!(riv_request(&app)["status"], "sent");
+    assert!(!to_riverton(&smtp).is_empty());
+    // IMS hear of both in the digest.
+    let digest = smtp
+        .received()
+        .into_iter()
+        .find(|m| m.to.iter().any(|t| t == "ims@example.org"))
+        .expect("a digest");
+    assert!(
+        digest.text().contains("RECORDS THAT DO NOT READ BACK: 2"),
+        "{}",
+        digest.text()
+    );
+    // The damaged case's emails are neither cancelled nor changed on a guess.
+    assert_eq!(sou_open(&app), before);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE subject LIKE 'SOU-2026-01%' AND cancelled_by = 'plan'"),
+        0
+    );
+    // A new day plans every record: the same.
+    app.pass("2026-11-25");
+    assert_eq!(sou_open(&app), before);
+    let out = app.run(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not read back"), "{text}");
+    assert!(
+        text.contains("2 stored records are not read back"),
+        "{text}"
+    );
+    // Put right, it is planned again and nothing is reported.
+    app.edit_by_hand(
+        "UPDATE cases SET report_received_on = '2026-11-02' WHERE case_ref = 'SOU-2026-01'",
+    );
+    app.edit_by_hand("UPDATE seminars SET confirmed = 0 WHERE seminar_ref = 'G2G-NW-2027-01'");
+    app.pass("2026-11-25T10:00:00Z");
+    let text = String::from_utf8_lossy(&app.run(&["status"]).stdout).to_string();
+    assert!(!text.contains("not read back"), "{text}");
+}

@@ -319,6 +319,23 @@ impl TestApp {
     }
 
     /// Counts rows straight from the database.
+    /// Changes the database behind keydates' back, as a hand edit would.
+    pub fn edit_by_hand(&self, sql: &str) {
+        self.count("SELECT 1");
+        let url = self.sqlx_url();
+        let sql = sql.to_string();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            })
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         use std::sync::atomic::Ordering;
         let made = self.backend() == Backend::Sqlite && self.db_path().is_file();
