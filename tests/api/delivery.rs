@@ -120,6 +120,8 @@ fn starttls_with_a_password_sends() {
     assert!(out.starts_with("sent: 250"), "{out}");
     assert_eq!(smtp.received().len(), 1);
     assert_eq!(smtp.received()[0].to, ["admin@example.org"]);
+    assert!(smtp.received()[0].tls, "the session was upgraded to TLS");
+    assert_eq!(smtp.received()[0].login.as_deref(), Some("keydates"));
     assert!(!tls.cert_pem.is_empty());
 
     app.set("KEYDATES__MAIL__SMTP__PASSWORD", "wrong");
