@@ -237,7 +237,10 @@ def serve(c):
             with lock:
                 n = count[0] + 1
             if mode == "tls-close" and n % 10 == 0:
-                keep(body); c.close(); return
+                keep(body)
+                with open(f"{dump}.silent", "a") as f:
+                    f.write("1\n")
+                c.close(); return
             if mode == "tls-close" and n % 10 == 5:
                 with lock:
                     count[0] += 1
@@ -263,7 +266,7 @@ PY
     log "the TLS relay did not start"; exit 1
 }
 
-# Passes one after another, ten minutes apart, against a relay that closes
+# Passes one after another, ten minutes apart (at most 201), against a relay that closes
 # its TLS connection at each step ($1 the letter), until nothing is pending:
 # every pass ends by itself (no signal), nothing stays `sending`.
 test_tls_close() {
@@ -274,11 +277,10 @@ test_tls_close() {
     conf=$dir/keydates.toml
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$dir/key.pem" -out "$dir/cert.pem" \
         -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
-    sed -e "s|^dir = \"templates\"|dir = \"$ROOT/config/templates\"|" \
-        -e 's|^tls = "none"|tls = "starttls"|' "$ROOT/config/keydates.toml" >"$conf"
+    sed -e "s|^dir = \"templates\"|dir = \"$ROOT/config/templates\"|" "$ROOT/config/keydates.toml" >"$conf"
     start_tls_relay tls-close "$dir" "$dir/mail"
     t0=$SECONDS
-    for pass in $(seq 0 30); do
+    for pass in $(seq 0 200); do
         rc=0
         KEYDATES_CONFIG=$conf KEYDATES__MAIL__SMTP__TLS=starttls KEYDATES__MAIL__SMTP__CA_FILE=$dir/cert.pem \
             KEYDATES__SCHEDULE__BACKOFF_INITIAL_SECS=60 KEYDATES__SCHEDULE__BACKOFF_MAX_SECS=300 \
@@ -296,9 +298,15 @@ test_tls_close() {
     local failed
     failed=$(count_due failed "$(at 09:00)")
     log "g: due $due received $received duplicates $dup_ids/$dup_rcpts lost $lost unsent $unsent (failed $failed)"
-    # Each message the relay kept without a reply goes again: one in ten.
-    if ((signalled != 0 || lost != 0 || unsent != 0 || dup_rcpts > due / 10 + 1)); then result=FAIL; fi
-    record "g. STARTTLS relay closing at each step (1 in 10 after the dot, 1 in 10 with 421, 1 in 7 after the reply), passes 10 min apart" "$((pass + 1)) passes" "$due" "$received" "$dup_ids" "$dup_rcpts" "$lost" "$result"
+    # A message the relay kept without a reply goes again (the one window
+    # for duplicates): nothing else may.
+    local silent
+    silent=$(cat "$dir/mail.silent" 2>/dev/null | wc -l)
+    log "g: the relay kept $silent messages without a reply"
+    # An email whose sends broke the connection three times is failed by
+    # design (the digest names it); any other unsent one is a fault.
+    if ((signalled != 0 || lost != 0 || unsent != failed || dup_rcpts > silent)); then result=FAIL; fi
+    record "g. STARTTLS relay closing at each step (1 in 10 after the dot, 1 in 10 with 421, 1 in 7 after the reply), passes 10 min apart; $silent kept without a reply; $failed failed after 3 broken tries" "$((pass + 1)) passes" "$due" "$received" "$dup_ids" "$dup_rcpts" "$lost" "$result"
 }
 
 # One pass against a relay that answers the first message of each

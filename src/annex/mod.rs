@@ -92,7 +92,7 @@ pub fn generate(
         AnnexKind::ChildLevelData => (
             mime::XLSX,
             "xlsx",
-            xlsx::build(&blocks).map_err(|e| build_error(e.to_string()))?,
+            xlsx::build(&blocks, now).map_err(|e| build_error(e.to_string()))?,
         ),
         _ => {
             // Otherwise docx-rs dates every document 1 January 1970.

@@ -1,7 +1,8 @@
 //! Blocks to a workbook (rust_xlsxwriter): each `##` heading starts a sheet
 //! named by it; a table's header row is bold; a paragraph is one row.
 
-use rust_xlsxwriter::{Format, Workbook, XlsxError};
+use chrono::{Datelike, Timelike};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, XlsxError};
 
 use super::clean;
 use super::markup::{Block, plain};
@@ -15,8 +16,13 @@ fn sheet_name(text: &str) -> String {
         .collect()
 }
 
-pub fn build(blocks: &[Block]) -> Result<Vec<u8>, XlsxError> {
+/// The workbook, dated `now` (otherwise it takes the clock, and a preview
+/// would differ from the email that goes).
+pub fn build(blocks: &[Block], now: chrono::DateTime<chrono::Utc>) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
+    let created = ExcelDateTime::from_ymd(now.year() as u16, now.month() as u8, now.day() as u8)?
+        .and_hms(now.hour() as u16, now.minute() as u8, now.second())?;
+    workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
     let bold = Format::new().set_bold().set_text_wrap();
     let wrap = Format::new().set_text_wrap();
     let mut sheets = 0usize;
