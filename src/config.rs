@@ -20,6 +20,55 @@ crate::named_enum!(TlsMode, "a TLS mode");
 crate::named_enum!(AuthKind, "a login kind");
 crate::named_enum!(LogFormat, "a log format");
 
+/// Where the relay-down alert goes.
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
+pub enum AlertTo {
+    /// `/usr/local/bin/page-ims`: run with no shell, the alert on stdin.
+    Command(PathBuf),
+    /// `smtp://HOST[:PORT]/ADDRESS`: sent through that relay, with STARTTLS
+    /// when it offers it, without a login.
+    Smtp {
+        host: String,
+        port: u16,
+        to: EmailAddress,
+    },
+}
+
+impl std::str::FromStr for AlertTo {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.starts_with('/') {
+            return Ok(AlertTo::Command(PathBuf::from(s)));
+        }
+        let help =
+            "give a command's absolute path (/usr/local/bin/NAME) or smtp://HOST[:PORT]/ADDRESS";
+        let rest = s
+            .strip_prefix("smtp://")
+            .ok_or_else(|| format!("`{s}` is neither a command nor an smtp:// address: {help}"))?;
+        let (server, address) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` names no address after the relay: {help}"))?;
+        let (host, port) = match server.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{p}` in `{s}` is not a port"))?,
+            ),
+            None => (server, 25),
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` names no relay host: {help}"));
+        }
+        Ok(AlertTo::Smtp {
+            host: host.to_string(),
+            port,
+            to: EmailAddress::parse(address).map_err(|e| format!("`{address}`: {e}"))?,
+        })
+    }
+}
+
 /// Why settings could not be loaded. Each message names the key or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -146,7 +195,7 @@ pub struct MailSettings {
     /// A second path for the alert that the relay is down: a command's
     /// absolute path, or `smtp://HOST[:PORT]/ADDRESS` on another relay.
     #[serde(default)]
-    pub alert_to: Option<crate::mail::alert::AlertTo>,
+    pub alert_to: Option<AlertTo>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1021,5 +1070,40 @@ pub fn redact(url: &str) -> String {
         }
         Ok(parsed) => parsed.to_string(),
         Err(_) => "(a URL that does not parse)".into(),
+    }
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_path_is_a_command_or_an_address_on_a_relay() {
+        assert_eq!(
+            "/usr/local/bin/page-ims".parse(),
+            Ok(AlertTo::Command("/usr/local/bin/page-ims".into()))
+        );
+        let AlertTo::Smtp { host, port, to } = "smtp://backup.example:2525/ims@example.org"
+            .parse()
+            .unwrap()
+        else {
+            panic!("an smtp alert")
+        };
+        assert_eq!(
+            (host.as_str(), port, to.as_str()),
+            ("backup.example", 2525, "ims@example.org")
+        );
+        assert!(
+            "ims@example.org"
+                .parse::<AlertTo>()
+                .unwrap_err()
+                .contains("smtp://")
+        );
+        assert!("smtp://backup.example".parse::<AlertTo>().is_err());
+        assert!(
+            "smtp://backup.example:x/ims@example.org"
+                .parse::<AlertTo>()
+                .is_err()
+        );
     }
 }

@@ -401,3 +401,10 @@ mod tests {
         assert!(SubjectKey::parse(SubjectType::Visit, "SOU#x").is_err());
     }
 }
+
+/// One recipient refused for good, with the relay's reply.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub address: String,
+    pub reply: String,
+}

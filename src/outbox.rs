@@ -14,8 +14,8 @@ use sqlx::Row;
 use crate::db::{Backend, Conn, Pool};
 use strum::{EnumString, IntoStaticStr};
 
+pub use crate::domain::Refusal;
 use crate::domain::{EmailAddress, SubjectKey, SubjectType};
-pub use crate::mail::transport::Refusal;
 use crate::plan::{PlannedAction, Recipients};
 use crate::state;
 

@@ -39,12 +39,7 @@ pub enum SendError {
     Relay(String),
 }
 
-/// One recipient refused for good, with the relay's reply.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Refusal {
-    pub address: String,
-    pub reply: String,
-}
+pub use crate::domain::Refusal;
 
 /// What a send achieved: whom the email reached (all of them, unless some
 /// were refused or something stopped the rest) and the relay's reply.
