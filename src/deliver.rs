@@ -280,20 +280,22 @@ fn settle_send(
     for r in &delivery.refused {
         tracing::warn!(recipient = %r.address, reply = %r.reply, "a recipient was refused; the others get the email");
     }
+    let fail = |error: String| {
+        tracing::error!(%error, "failed");
+        (
+            Outcome::Failed {
+                id,
+                error: error.clone(),
+            },
+            Settled::Failed { error },
+            "failed",
+        )
+    };
     let retry_or_fail = |error: String| {
         let first = row.first_attempt_at.unwrap_or(now);
         let lifetime = Duration::hours(s.retry_lifetime_hours as i64);
         if next - first > lifetime {
-            let error = format!("gave up after {} attempts: {error}", row.attempts);
-            tracing::error!(%error, "failed");
-            (
-                Outcome::Failed {
-                    id,
-                    error: error.clone(),
-                },
-                Settled::Failed { error },
-                "failed",
-            )
+            fail(format!("gave up after {} attempts: {error}", row.attempts))
         } else {
             tracing::warn!(%error, next_attempt = %outbox::ts(next), "will retry");
             (
@@ -338,18 +340,9 @@ fn settle_send(
         Some(SendError::Broken(error)) => {
             broken = true;
             if row.broken_sends + 1 >= MAX_BROKEN_SENDS {
-                let error = format!(
+                fail(format!(
                     "the connection to the mail server broke on each of {MAX_BROKEN_SENDS} tries to send this email; not tried again: {error}"
-                );
-                tracing::error!(%error, "failed");
-                (
-                    Outcome::Failed {
-                        id,
-                        error: error.clone(),
-                    },
-                    Settled::Failed { error },
-                    "failed",
-                )
+                ))
             } else {
                 retry_or_fail(error)
             }

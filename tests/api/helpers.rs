@@ -318,25 +318,11 @@ impl TestApp {
         settings
     }
 
-    /// Counts rows straight from the database.
-    /// Changes the database behind keydates' back, as a hand edit would.
-    pub fn edit_by_hand(&self, sql: &str) {
-        self.count("SELECT 1");
-        let url = self.sqlx_url();
-        let sql = sql.to_string();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                sqlx::any::install_default_drivers();
-                let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-                sqlx::query(&sql).execute(&pool).await.unwrap();
-                pool.close().await;
-            })
-    }
-
-    pub fn count(&self, sql: &str) -> i64 {
+    /// Runs `work` on a pool of this app's database, made first if need be.
+    fn on_database<T: Send + 'static>(
+        &self,
+        work: impl AsyncFnOnce(&sqlx::AnyPool) -> T + Send + 'static,
+    ) -> T {
         use std::sync::atomic::Ordering;
         let made = self.backend() == Backend::Sqlite && self.db_path().is_file();
         if !self.opened.load(Ordering::SeqCst) && !made {
@@ -345,7 +331,6 @@ impl TestApp {
             self.opened.store(true, Ordering::SeqCst);
         }
         let url = self.sqlx_url();
-        let sql = sql.to_string();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -353,10 +338,29 @@ impl TestApp {
             .block_on(async move {
                 sqlx::any::install_default_drivers();
                 let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-                let n: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
+                let out = work(&pool).await;
                 pool.close().await;
-                n
+                out
             })
+    }
+
+    /// Changes the database behind keydates' back, as a hand edit would.
+    pub fn edit_by_hand(&self, sql: &str) {
+        let sql = sql.to_string();
+        self.on_database(async move |pool| {
+            sqlx::query(&sql).execute(pool).await.unwrap();
+        })
+    }
+
+    /// Counts rows straight from the database.
+    pub fn count(&self, sql: &str) -> i64 {
+        let sql = sql.to_string();
+        self.on_database(async move |pool| {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        })
     }
 }
 
