@@ -6,9 +6,10 @@ use std::hint::black_box;
 use chrono::NaiveDate;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keydates::calendar::Calendar;
+use keydates::calendar::offset::Offset;
 use keydates::config::Settings;
-use keydates::offset::Offset;
-use keydates::{plan, sample};
+use keydates::plan;
+use keydates::records::sample;
 
 fn settings() -> Settings {
     Settings::load(std::path::Path::new(concat!(
@@ -53,7 +54,7 @@ fn planning(c: &mut Criterion) {
                     black_box(r),
                     &settings,
                     &calendar,
-                    keydates::rules::SubjectKind::ALL,
+                    keydates::config::rules::SubjectKind::ALL,
                     Some(&horizon),
                 )
                 .len()

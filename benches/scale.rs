@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, TimeZone, Utc};
 use keydates::config::{Settings, TransportKind};
 use keydates::db::Pool;
-use keydates::deliver::{Engine, plan_if_changed};
+use keydates::delivery::{Engine, plan_if_changed};
 use keydates::records::Records;
-use keydates::{outbox, plan, records, sample};
+use keydates::records::{self, sample};
+use keydates::{outbox, plan};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -140,7 +141,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
     drop(planned);
     let today = now.date_naive();
     let horizon = plan::Horizon {
-        until: keydates::deliver::horizon_end(&engine.settings, now),
+        until: keydates::delivery::horizon_end(&engine.settings, now),
         today,
         ..plan::Horizon::default()
     };
@@ -149,7 +150,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
         &records,
         &engine.settings,
         &engine.calendar,
-        keydates::rules::SubjectKind::ALL,
+        keydates::config::rules::SubjectKind::ALL,
         Some(&horizon),
     );
     let plan_horizon = t.elapsed();
@@ -161,7 +162,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
     let read_all = t.elapsed();
     let t = Instant::now();
     let mut kept = 0;
-    keydates::deliver::plan_every_record(&engine, &pool, &horizon, async |batch| {
+    keydates::delivery::plan_every_record(&engine, &pool, &horizon, async |batch| {
         kept += batch.len();
         Ok(())
     })

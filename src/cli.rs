@@ -7,10 +7,10 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::calendar::offset::Offset;
 use crate::calendar::parse_date;
 use crate::config::LogFormat;
 use crate::domain::EmailAddress;
-use crate::offset::Offset;
 use crate::outbox::Status;
 use crate::records::import::Kind;
 

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         .log_format
         .map(Into::into)
         .unwrap_or(settings.log.format);
-    keydates::telemetry::init(&settings.log.level, format);
+    keydates::service::telemetry::init(&settings.log.level, format);
     match keydates::commands::run(cli, settings).await {
         Ok(code) => code,
         Err(e) => {

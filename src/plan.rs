@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
+use crate::config::rules::{Anchor, Condition, Role, Rule, SendUntil, SubjectKind};
 use crate::domain::{EmailAddress, Judgement, Region, SubjectKey};
 use crate::records::{Authority, Case, Delegate, Records, Seminar, Visit};
-use crate::rules::{Anchor, Condition, Role, Rule, SendUntil, SubjectKind};
 
 /// Who an email goes to, resolved from roles.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

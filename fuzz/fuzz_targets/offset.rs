@@ -2,7 +2,7 @@
 //! Any text as an offset: parse it, and apply what parses to a date.
 
 use keydates::calendar::Calendar;
-use keydates::offset::Offset;
+use keydates::calendar::offset::Offset;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,9 +9,10 @@ use super::done;
 use super::outln;
 use crate::calendar::Direction;
 use crate::config::{Settings, TransportKind};
-use crate::deliver::{self, Clock, Engine};
+use crate::delivery::{self, Clock, Engine};
+use crate::records::demo;
 use crate::records::{import, store};
-use crate::{db, demo, plan};
+use crate::{db, plan};
 
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     if settings.mail.transport != TransportKind::File {
@@ -59,7 +60,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         engine.settings.time_zone(),
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    let report = deliver::run_pass(&engine, &pool, Clock::Fixed(at), &stop).await?;
+    let report = delivery::run_pass(&engine, &pool, Clock::Fixed(at), &stop).await?;
     outln!(
         "demo records for {} written to {} and imported",
         crate::calendar::uk_long_date(day),

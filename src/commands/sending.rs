@@ -10,9 +10,9 @@ use super::{out, outln};
 use crate::cli::Now;
 use crate::config::Settings;
 use crate::db;
-use crate::deliver::{self, Clock, Engine};
+use crate::delivery::transport::Mailer;
+use crate::delivery::{self, Clock, Engine};
 use crate::domain::{EmailAddress, SubjectKey};
-use crate::mail::transport::Mailer;
 use crate::outbox::{self, OutboxRow};
 use crate::plan;
 use crate::records::store;
@@ -31,7 +31,7 @@ pub async fn run(
     let pool = db::connect(&settings).await?;
     let engine = std::sync::Arc::new(Engine::new(settings)?);
     if dry_run {
-        let due = deliver::dry_run(&engine, &pool, clock.now()).await?;
+        let due = delivery::dry_run(&engine, &pool, clock.now()).await?;
         for (row, composed) in &due {
             match composed {
                 Ok(c) => outln!(
@@ -50,13 +50,13 @@ pub async fn run(
             due.len()
         ));
     }
-    let stop = crate::daemon::stop_on_signals()?;
+    let stop = crate::service::stop_on_signals()?;
     if !once {
-        crate::daemon::run(pool, engine, config_path, clock, stop).await?;
+        crate::service::run(pool, engine, config_path, clock, stop).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = deliver::run_pass(&engine, &pool, clock, &stop).await?;
-    if let Some(fault) = crate::relay::current(&pool).await? {
+    let report = delivery::run_pass(&engine, &pool, clock, &stop).await?;
+    if let Some(fault) = crate::delivery::relay_fault::current(&pool).await? {
         outln!(
             "pass: {} sent; the mail relay cannot be used, emails wait: {}",
             report.sent,
@@ -78,7 +78,7 @@ pub async fn run(
 
 pub async fn send_test(settings: Settings, to: &EmailAddress) -> anyhow::Result<ExitCode> {
     let mailer = Mailer::from_settings(&settings)?;
-    let message = crate::mail::builder(&settings)
+    let message = crate::delivery::compose::builder(&settings)
         .to(to.mailbox())
         .subject("keydates: test message")
         .message_id(Some(crate::domain::message_id(
@@ -132,7 +132,7 @@ pub async fn preview(
         }
         _ => bail!("give an outbox id, or --rule and --subject"),
     };
-    let composed = deliver::compose_row(&engine, &records, &row, now)?;
+    let composed = delivery::compose_row(&engine, &records, &row, now)?;
     if let Some(path) = eml {
         std::fs::write(path, composed.message.formatted())
             .with_context(|| format!("while writing {}", path.display()))?;

@@ -7,28 +7,28 @@ use chrono::{Datelike, Local, NaiveDate};
 
 use super::done;
 use super::outln;
+use crate::calendar::offset::Offset;
 use crate::cli::Format;
 use crate::config::Settings;
-use crate::deliver::Engine;
-use crate::mail::transport::Mailer;
-use crate::offset::Offset;
+use crate::delivery::Engine;
+use crate::delivery::transport::Mailer;
 
 pub fn check_config(settings: Settings) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(settings)?;
-    crate::mail::check_rules(&engine.composer())?;
+    crate::delivery::compose::check_rules(&engine.composer())?;
     let s = &engine.settings;
     outln!("config: ok");
     outln!("database: {}", s.database_location());
     outln!("transport: {}", Mailer::describe(s));
     outln!("templates: {}", s.templates_dir().display());
     match s.web.address() {
-        Ok(Some(addr)) => outln!("console: http://{addr}/ ({} users)", s.web.users.len()),
+        Some(addr) => outln!("console: http://{addr}/ ({} users)", s.web.users.len()),
         _ => outln!("console: off"),
     }
     outln!(
         "sending: {:02}:00 {} on working days; poll \"{}\"",
         s.schedule.send_hour,
-        s.schedule.time_zone,
+        s.time_zone(),
         s.schedule.poll
     );
     outln!(
@@ -109,7 +109,7 @@ pub async fn migrate_db(
     to: &str,
 ) -> anyhow::Result<ExitCode> {
     let timeout = std::time::Duration::from_secs(settings.database.busy_timeout_secs);
-    let copied = crate::db_copy::sqlite_to_postgres(from, to, timeout).await?;
+    let copied = crate::db::copy::sqlite_to_postgres(from, to, timeout).await?;
     for (table, rows) in &copied {
         outln!("{table:<15} {rows}");
     }

@@ -94,7 +94,7 @@ pub async fn cancel(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
 
 pub async fn status(settings: Settings, format: Format) -> anyhow::Result<ExitCode> {
     let pool = db::connect_existing(&settings).await?;
-    let health = crate::health::check(&pool, &settings, Utc::now()).await?;
+    let health = crate::delivery::health::check(&pool, &settings, Utc::now()).await?;
     match format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&health)?),
         Format::Table => {
@@ -139,7 +139,7 @@ pub async fn ics(
     inspector: Option<crate::domain::EmailAddress>,
     authority: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    use crate::ics::{self, Owner};
+    use crate::agenda::feed::{self, Owner};
     let owner = match (inspector, authority) {
         (Some(e), _) => Owner::Inspector(e),
         (None, Some(code)) => Owner::Authority(code),
@@ -147,13 +147,13 @@ pub async fn ics(
     };
     let pool = db::connect_existing(settings).await?;
     let records = crate::records::store::load(&pool).await?;
-    if !ics::owners(&records).contains(&owner) {
+    if !feed::owners(&records).contains(&owner) {
         anyhow::bail!("no such lead inspector or authority in the records");
     }
     let items = agenda::current(&pool, settings, Utc::now(), Window::default()).await?;
     out!(
         "{}",
-        ics::feed(
+        feed::feed(
             "keydates",
             &owner,
             &items,
@@ -161,11 +161,10 @@ pub async fn ics(
             Utc::now()
         )
     );
-    if let (Some(secret), Ok(Some(addr))) = (&settings.web.calendar_secret, settings.web.address())
-    {
+    if let (Some(secret), Some(addr)) = (&settings.web.calendar_secret, settings.web.address()) {
         eprintln!(
             "subscribe at http://{addr}/calendar/{}.ics",
-            ics::token(secret, &owner)
+            feed::token(secret, &owner)
         );
     }
     Ok(ExitCode::SUCCESS)

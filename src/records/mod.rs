@@ -1,7 +1,10 @@
 //! The case records: authorities, cases, monitoring visits, seminars and delegates.
 
+pub mod audit;
+pub mod demo;
 pub mod edit;
 pub mod import;
+pub mod sample;
 pub mod store;
 
 use std::collections::BTreeMap;

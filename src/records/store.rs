@@ -497,7 +497,7 @@ pub async fn load_subjects(
 /// What the last plans found damaged, as `status` and the digest report it.
 pub async fn damaged(pool: &Pool) -> anyhow::Result<Vec<Damaged>> {
     Ok(
-        match crate::state::get(pool, crate::state::keys::DAMAGED_RECORDS).await? {
+        match crate::db::state::get(pool, crate::db::state::keys::DAMAGED_RECORDS).await? {
             Some(text) => serde_json::from_str(&text)?,
             None => Vec::new(),
         },
@@ -533,11 +533,11 @@ pub async fn note_damaged(pool: &Pool, read: Read<'_>, found: &[Damaged]) -> any
             list.push(d.clone());
         }
     }
-    let key = crate::state::keys::DAMAGED_RECORDS;
+    let key = crate::db::state::keys::DAMAGED_RECORDS;
     if list.is_empty() {
-        crate::state::remove(pool, key).await
+        crate::db::state::remove(pool, key).await
     } else {
-        crate::state::set(pool, key, &serde_json::to_string(&list)?).await
+        crate::db::state::set(pool, key, &serde_json::to_string(&list)?).await
     }
 }
 

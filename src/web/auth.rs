@@ -43,15 +43,23 @@ impl Sessions {
     /// new session and its token. Each failure for a name waits longer.
     pub async fn login(&self, users: &[WebUser], name: &str, password: &str) -> Option<String> {
         let user = users.iter().find(|u| u.name == name);
-        let ok = user.is_some_and(|u| {
-            PasswordHash::new(u.password_hash.expose_secret())
-                .map(|hash| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &hash)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        });
+        let hash = user.map(|u| u.password_hash.clone());
+        let password = password.to_string();
+        // Argon2 takes tens of milliseconds of CPU and 19 MiB: off the async
+        // threads, so pages, mail and the watchdog keep their time.
+        let ok = tokio::task::spawn_blocking(move || {
+            hash.is_some_and(|h| {
+                PasswordHash::new(h.expose_secret())
+                    .map(|hash| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &hash)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+        })
+        .await
+        .unwrap_or(false);
         if !ok {
             let failures = {
                 let mut f = self.failures.lock().expect("not poisoned");

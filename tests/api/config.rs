@@ -215,6 +215,11 @@ fn check_config_refuses_what_would_fail_later_naming_the_key() {
             "transport = \"smpt\"",
             vec!["smpt", "file", "smtp"],
         ),
+        (
+            "add = []",
+            "add = [\"2026-12-32\"]",
+            vec!["calendar.add", "2026-12-32"],
+        ),
     ] {
         let err = broken(|t| {
             assert!(t.contains(from), "{from}");
@@ -226,6 +231,18 @@ fn check_config_refuses_what_would_fail_later_naming_the_key() {
     }
     for (key, value, expect) in [
         ("KEYDATES__LOG__LEVEL", "loud", vec!["log.level", "loud"]),
+        // Each value is parsed into its type where it is read, and refused
+        // there: no time zone quietly becomes London, no holiday is dropped.
+        (
+            "KEYDATES__SCHEDULE__TIME_ZONE",
+            "Europe/Lndon",
+            vec!["schedule.time_zone", "Europe/Lndon", "not a time zone"],
+        ),
+        (
+            "KEYDATES__WEB__LISTEN",
+            "localhost",
+            vec!["web.listen", "localhost", "HOST:PORT"],
+        ),
         (
             "KEYDATES__DATABASE__URL",
             "",

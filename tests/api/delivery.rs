@@ -312,7 +312,7 @@ fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
 /// it through the real server and records the outcome; then it is idle.
 #[test]
 fn the_worker_step_sends_one_due_email_per_call_then_idles() {
-    use keydates::deliver::{Clock, Engine, Outcome, try_deliver_one};
+    use keydates::delivery::{Clock, Engine, Outcome, try_deliver_one};
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
@@ -328,7 +328,7 @@ fn the_worker_step_sends_one_due_email_per_call_then_idles() {
         // The SMTP pool lives on the runtime: build and drop it inside.
         let engine = Engine::new(settings).unwrap();
         let pool = keydates::db::connect(&engine.settings).await.unwrap();
-        keydates::deliver::plan_if_changed(&engine, &pool, now)
+        keydates::delivery::plan_if_changed(&engine, &pool, now)
             .await
             .unwrap();
         let mut sent = Vec::new();

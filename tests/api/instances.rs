@@ -137,13 +137,13 @@ fn the_daily_digest_goes_once_however_many_instances_look_at_once() {
         .build()
         .unwrap()
         .block_on(async {
-            let engine = keydates::deliver::Engine::new(settings).unwrap();
+            let engine = keydates::delivery::Engine::new(settings).unwrap();
             // Four instances' connections, each looking at the same moment.
             let mut pools = Vec::new();
             for _ in 0..4 {
                 pools.push(keydates::db::connect(&engine.settings).await.unwrap());
             }
-            let look = |pool| keydates::deliver::send_digest_if_due(&engine, pool, now);
+            let look = |pool| keydates::delivery::send_digest_if_due(&engine, pool, now);
             let (a, b, c, d) = tokio::join!(
                 look(&pools[0]),
                 look(&pools[1]),
@@ -280,11 +280,22 @@ fn migrate_db_moves_an_installation_and_refuses_a_database_that_is_not_empty() {
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
     app.pass("2026-11-24");
-    let cancelled = app.outbox()[0]["id"].as_i64().unwrap().to_string();
-    app.run(&["cancel", &cancelled]);
+    let cancelled = app
+        .outbox()
+        .iter()
+        .find(|r| r["status"] == "pending" || r["status"] == "awaiting_confirmation")
+        .expect("an email still to go")["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    app.ok(&["cancel", &cancelled]);
     let sent = smtp.received().len();
     assert!(sent > 0);
     let outbox = app.outbox();
+    assert!(
+        outbox.iter().any(|r| r["status"] == "cancelled"),
+        "a cancelled row to carry across"
+    );
     let agenda = app.agenda("2026-11-24");
     let attempts = app.count("SELECT COUNT(*) FROM attempts");
     assert!(attempts > 0);
@@ -351,5 +362,27 @@ fn migrate_db_moves_an_installation_and_refuses_a_database_that_is_not_empty() {
     assert!(
         err.contains("--to") && err.contains("not a PostgreSQL URL"),
         "{err}"
+    );
+}
+
+#[test]
+fn migrate_db_refuses_a_target_that_lacks_a_column_the_source_holds() {
+    let app = TestApp::new();
+    app.import_examples();
+    app.pass("2026-11-24");
+    app.edit_by_hand("ALTER TABLE cases ADD COLUMN notes TEXT");
+    let url = pg::shared().new_database();
+    let db = app.db_path().display().to_string();
+    let err = app.fails(&["migrate-db", "--from", &db, "--to", &url]);
+    assert!(
+        err.contains("cases.notes") && err.contains("nothing was copied"),
+        "{err}"
+    );
+    let mut target = TestApp::new();
+    target.set("KEYDATES__DATABASE__URL", &url);
+    assert_eq!(
+        target.count("SELECT COUNT(*) FROM cases"),
+        0,
+        "nothing copied"
     );
 }

@@ -20,5 +20,6 @@ mod properties;
 mod relay;
 mod relays;
 mod safety;
+mod schema;
 mod smtp;
 mod systemd;

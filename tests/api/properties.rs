@@ -4,7 +4,8 @@
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use keydates::config::Settings;
 use keydates::records::Records;
-use keydates::{outbox, plan, sample};
+use keydates::records::sample;
+use keydates::{outbox, plan};
 use proptest::prelude::*;
 
 fn settings() -> Settings {
@@ -30,13 +31,13 @@ fn records(n: usize, shifts: &[(u8, bool, bool)]) -> Records {
 }
 
 /// The examples imported into a fresh database, and an engine on it.
-fn examples_with_engine() -> (crate::helpers::TestApp, keydates::deliver::Engine) {
+fn examples_with_engine() -> (crate::helpers::TestApp, keydates::delivery::Engine) {
     let app = crate::helpers::TestApp::new();
     app.import_examples();
     let mut settings = settings();
     settings.database.url = app.db_path().display().to_string();
     settings.mail.spool_dir = app.spool();
-    let engine = keydates::deliver::Engine::new(settings).unwrap();
+    let engine = keydates::delivery::Engine::new(settings).unwrap();
     (app, engine)
 }
 
@@ -128,11 +129,11 @@ fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
         let pool = keydates::db::open(&app.db_path(), std::time::Duration::from_secs(5))
             .await
             .unwrap();
-        let first = keydates::deliver::plan_if_changed(&engine, &pool, now)
+        let first = keydates::delivery::plan_if_changed(&engine, &pool, now)
             .await
             .unwrap();
         assert!(first.is_some_and(|r| r.added > 0));
-        let second = keydates::deliver::plan_if_changed(&engine, &pool, now)
+        let second = keydates::delivery::plan_if_changed(&engine, &pool, now)
             .await
             .unwrap();
         assert_eq!(second, None, "nothing changed: nothing planned");
@@ -145,7 +146,7 @@ fn a_pass_with_nothing_changed_skips_planning_and_any_edit_brings_it_back() {
         )
         .await
         .unwrap();
-        let third = keydates::deliver::plan_if_changed(&engine, &pool, now)
+        let third = keydates::delivery::plan_if_changed(&engine, &pool, now)
             .await
             .unwrap();
         assert!(
@@ -198,7 +199,7 @@ proptest! {
             let pool = keydates::db::open(&app.db_path(), std::time::Duration::from_secs(5))
                 .await
                 .unwrap();
-            keydates::deliver::plan_if_changed(&engine, &pool, now).await.unwrap();
+            keydates::delivery::plan_if_changed(&engine, &pool, now).await.unwrap();
             for edit in &edits {
                 let base = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
                 let _ = match edit {
@@ -209,12 +210,12 @@ proptest! {
                     Edit::CancelSeminar(s) => e::cancel_seminar(&pool, seminars[*s]).await,
                     Edit::ConfirmSeminar(s) => e::confirm_seminar(&pool, seminars[*s]).await,
                 };
-                let report = keydates::deliver::plan_if_changed(&engine, &pool, now).await.unwrap();
+                let report = keydates::delivery::plan_if_changed(&engine, &pool, now).await.unwrap();
                 assert!(report.is_some(), "an edit is planned");
             }
             let all = keydates::records::store::load(&pool).await.unwrap();
             let planned = plan::plan(&all, &engine.settings, &engine.calendar);
-            let until = keydates::deliver::horizon_end(&engine.settings, now);
+            let until = keydates::delivery::horizon_end(&engine.settings, now);
             let reach = outbox::Reach { until, watermark: Some(until) };
             let full = outbox::reconcile(&pool, &planned, now, reach).await.unwrap();
             assert_eq!(
@@ -237,7 +238,7 @@ fn outbox_after_passes(days: &[chrono::DateTime<Utc>]) -> Vec<(String, outbox::S
             .await
             .unwrap();
         for day in days {
-            keydates::deliver::plan_if_changed(&engine, &pool, *day)
+            keydates::delivery::plan_if_changed(&engine, &pool, *day)
                 .await
                 .unwrap();
         }

@@ -1,0 +1,376 @@
+//! Rules: what an admin writes in config to say which email goes when, and to whom.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_with::DeserializeFromStr;
+use strum::IntoStaticStr;
+
+use crate::calendar::offset::Offset;
+use crate::domain::{AnnexKind, EmailAddress, SubjectType, parse_named};
+
+/// What a rule hangs on: each record of this kind gives at most one action.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum SubjectKind {
+    /// One action per case.
+    Case,
+    /// One action per monitoring visit.
+    Visit,
+    /// One action per seminar.
+    Seminar,
+    /// One action per seminar delegate.
+    Delegate,
+    /// One action per authority that sent delegates to a seminar.
+    SeminarAuthority,
+}
+
+impl SubjectKind {
+    pub const ALL: &'static [SubjectKind] = &[
+        SubjectKind::Case,
+        SubjectKind::Visit,
+        SubjectKind::Seminar,
+        SubjectKind::Delegate,
+        SubjectKind::SeminarAuthority,
+    ];
+    /// The kinds planned from a case and its visits.
+    pub const OF_CASES: &'static [SubjectKind] = &[SubjectKind::Case, SubjectKind::Visit];
+    /// The kinds planned from a seminar and its delegates.
+    pub const OF_SEMINARS: &'static [SubjectKind] = &[
+        SubjectKind::Seminar,
+        SubjectKind::Delegate,
+        SubjectKind::SeminarAuthority,
+    ];
+
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The record an action of this kind is keyed on.
+    pub fn subject_type(self) -> SubjectType {
+        match self {
+            SubjectKind::Case => SubjectType::Case,
+            SubjectKind::Visit => SubjectType::Visit,
+            SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
+                SubjectType::Seminar
+            }
+        }
+    }
+
+    /// The date fields a rule on this kind may count from.
+    pub fn anchors(self) -> &'static [Anchor] {
+        match self {
+            SubjectKind::Case => &[
+                Anchor::ReportReceivedOn,
+                Anchor::PlanReceivedOn,
+                Anchor::PlanningEventOn,
+            ],
+            SubjectKind::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
+            SubjectKind::Seminar | SubjectKind::Delegate => &[Anchor::HeldOn],
+            SubjectKind::SeminarAuthority => &[Anchor::HeldOn, Anchor::ConversationOn],
+        }
+    }
+}
+
+crate::named_enum!(SubjectKind, "a record kind");
+crate::named_enum!(Anchor, "a date field");
+crate::named_enum!(Condition, "a condition");
+
+/// A date field of a record.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Anchor {
+    ReportReceivedOn,
+    PlanReceivedOn,
+    StartsOn,
+    HeldOn,
+    /// The agreed date of the planning event, once recorded.
+    PlanningEventOn,
+    /// The day the six-month conversation with the DCS took place, once recorded.
+    ConversationOn,
+}
+
+impl Anchor {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// A condition that must hold for the action to be planned (all must hold).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Condition {
+    CaseOpen,
+    PlanNotReceived,
+    PlanReceived,
+    JudgementInadequate,
+    JudgementRequiresImprovement,
+    VisitNotCancelled,
+    SeminarConfirmed,
+    SeminarNotCancelled,
+    HasDelegates,
+    /// The visit's audited cases have been selected and recorded.
+    AuditedCasesRecorded,
+    AuditedCasesNotRecorded,
+    /// Any monitoring visit but the first (whose report is not published, 001 §41).
+    NotFirstVisit,
+}
+
+/// Who receives an email, named by role and resolved from the records and config.
+/// Not a plain name table: any text with an `@` is an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, DeserializeFromStr)]
+pub enum Role {
+    /// The authority's Director of Children's Services.
+    Dcs,
+    /// The authority's monitoring-visit coordinator, or the DCS if none is recorded.
+    Coordinator,
+    /// The visit's lead inspector for visit rules, else the case's.
+    LeadInspector,
+    Shmi,
+    RegionalDirector,
+    SupportTeam,
+    Ims,
+    NationalDirector,
+    /// The DfE link person, where the case has one.
+    DfeLink,
+    /// The one delegate a `delegate` rule is about.
+    Delegate,
+    /// Every delegate of the authority (or seminar) the action is about.
+    Delegates,
+    /// A fixed address.
+    Address(EmailAddress),
+}
+
+const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "dcs" => Role::Dcs,
+            "coordinator" => Role::Coordinator,
+            "lead_inspector" => Role::LeadInspector,
+            "shmi" => Role::Shmi,
+            "regional_director" => Role::RegionalDirector,
+            "support_team" => Role::SupportTeam,
+            "ims" => Role::Ims,
+            "national_director" => Role::NationalDirector,
+            "dfe_link" => Role::DfeLink,
+            "delegate" => Role::Delegate,
+            "delegates" => Role::Delegates,
+            other if other.contains('@') => Role::Address(EmailAddress::parse(other)?),
+            other => return Err(format!("`{other}` is not a role ({ROLE_NAMES})")),
+        })
+    }
+}
+
+/// How late an overdue action may still go after downtime.
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
+pub enum SendUntil {
+    /// Until the anchor date itself (the event) arrives.
+    Anchor,
+    /// Up to and including the date this offset gives from the due date.
+    AfterDue(Offset),
+}
+
+impl FromStr for SendUntil {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "anchor" {
+            return Ok(SendUntil::Anchor);
+        }
+        s.parse::<Offset>()
+            .map(SendUntil::AfterDue)
+            .map_err(|e| format!("{e}, or \"anchor\""))
+    }
+}
+
+impl fmt::Display for SendUntil {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendUntil::Anchor => f.write_str("anchor"),
+            SendUntil::AfterDue(o) => write!(f, "{o} after due"),
+        }
+    }
+}
+
+/// An attachment: a document generated for the case, or a file the admin supplies.
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
+pub enum AnnexSpec {
+    Generated(AnnexKind),
+    File(PathBuf),
+    /// `calendar`: the seminar as an invitation, or the visit's first day, as .ics.
+    Calendar,
+}
+
+impl FromStr for AnnexSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.trim().is_empty() {
+                return Err("`file:` needs a path".to_string());
+            }
+            return Ok(AnnexSpec::File(PathBuf::from(path.trim())));
+        }
+        if s.trim() == "calendar" {
+            return Ok(AnnexSpec::Calendar);
+        }
+        parse_named::<AnnexKind>("an annex", s)
+            .map(AnnexSpec::Generated)
+            .map_err(|e| format!("{e}, calendar, or file:PATH"))
+    }
+}
+
+/// One rule as written in config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id: part of every outbox key, so renaming a rule re-plans its actions.
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    pub on: SubjectKind,
+    pub anchor: Anchor,
+    pub offset: Offset,
+    #[serde(default)]
+    pub when: Vec<Condition>,
+    pub to: Vec<Role>,
+    #[serde(default)]
+    pub cc: Vec<Role>,
+    #[serde(default)]
+    pub reply_to: Vec<Role>,
+    /// The subject line, a template.
+    pub subject: String,
+    /// Base name of the body templates: `NAME.txt` and `NAME.html`.
+    pub template: String,
+    #[serde(default)]
+    pub annexes: Vec<AnnexSpec>,
+    /// Default: "anchor" for reminders before the anchor, "10 working days" otherwise.
+    #[serde(default)]
+    pub send_until: Option<SendUntil>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Held until someone confirms it may go; the people asked are emailed
+    /// ahead of its day by a rule made from this (`ID-confirmation`).
+    #[serde(default)]
+    pub confirmation: Option<Confirmation>,
+    /// Set on the rule a confirmation step was made from: its emails wait as
+    /// `awaiting_confirmation` until `keydates confirm ID`.
+    #[serde(skip)]
+    pub held: bool,
+}
+
+/// A confirmation step, as written under a rule in config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// Who is asked, and may confirm.
+    pub by: Vec<Role>,
+    /// When they are asked, counted from the held email's due date, e.g. "-3 working days".
+    pub ask: Offset,
+    #[serde(default)]
+    pub cc: Vec<Role>,
+    #[serde(default)]
+    pub reply_to: Vec<Role>,
+    /// The request's subject line (a template) and body templates.
+    pub subject: String,
+    pub template: String,
+}
+
+impl Rule {
+    /// The rule that asks for the confirmation, made from a rule's
+    /// `confirmation`: same records and conditions, its own day and people.
+    pub fn confirmation_rule(&self) -> Option<Result<Rule, String>> {
+        let c = self.confirmation.as_ref()?;
+        let offset = format!("{} then {}", self.offset, c.ask)
+            .parse::<Offset>()
+            .map_err(|e| e.to_string());
+        Some(offset.map(|offset| Rule {
+            id: format!("{}-confirmation", self.id),
+            description: format!("Ask whether {} may go", self.id),
+            on: self.on,
+            anchor: self.anchor,
+            offset,
+            when: self.when.clone(),
+            to: c.by.clone(),
+            cc: c.cc.clone(),
+            reply_to: c.reply_to.clone(),
+            subject: c.subject.clone(),
+            template: c.template.clone(),
+            annexes: Vec::new(),
+            send_until: None,
+            enabled: self.enabled,
+            confirmation: None,
+            held: false,
+        }))
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Rule {
+    pub fn send_until(&self) -> &SendUntil {
+        static ANCHOR: SendUntil = SendUntil::Anchor;
+        static TEN_WORKING_DAYS: std::sync::LazyLock<SendUntil> = std::sync::LazyLock::new(|| {
+            SendUntil::AfterDue("10 working days".parse().expect("a valid offset"))
+        });
+        match &self.send_until {
+            Some(until) => until,
+            None if self.offset.is_before() => &ANCHOR,
+            None => &TEN_WORKING_DAYS,
+        }
+    }
+
+    /// Checks what serde cannot: that the anchor fits the subject and ids are sane.
+    pub fn check(&self) -> Result<(), String> {
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "id `{}` must be letters, digits, '-' or '_'",
+                self.id
+            ));
+        }
+        if !self.on.anchors().contains(&self.anchor) {
+            let allowed: Vec<_> = self.on.anchors().iter().map(|a| a.name()).collect();
+            return Err(format!(
+                "anchor `{}` does not belong to a {} (use {})",
+                self.anchor.name(),
+                self.on.name(),
+                allowed.join(" or ")
+            ));
+        }
+        if self.to.is_empty() {
+            return Err("`to` names nobody".to_string());
+        }
+        let needs_delegate = [&self.to, &self.cc, &self.reply_to]
+            .iter()
+            .any(|roles| roles.contains(&Role::Delegate));
+        if needs_delegate && self.on != SubjectKind::Delegate {
+            return Err("role `delegate` only fits rules `on = \"delegate\"`".to_string());
+        }
+        if self.template.contains(['/', '\\']) || self.template.starts_with('.') {
+            return Err(format!(
+                "template `{}` must be a name in the templates folder",
+                self.template
+            ));
+        }
+        Ok(())
+    }
+}

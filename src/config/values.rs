@@ -1,0 +1,152 @@
+//! Settings values that are more than a string, each parsed once when the
+//! config is read: what does not parse is refused there, naming its key, and
+//! nothing later falls back to a default in its place.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
+use serde_with::DeserializeFromStr;
+
+/// A time zone from the IANA database, e.g. `Europe/London`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr)]
+pub struct TimeZone(pub Tz);
+
+impl FromStr for TimeZone {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse()
+            .map(TimeZone)
+            .map_err(|_| format!("`{s}` is not a time zone (e.g. Europe/London)"))
+    }
+}
+
+impl fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+/// A six-field cron expression (seconds first) that fires at some point.
+#[derive(Debug, Clone, DeserializeFromStr)]
+pub struct Cron {
+    text: String,
+    cron: croner::Cron,
+}
+
+impl Cron {
+    /// The expression as written, for the scheduler.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// When it next fires after `after`.
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cron.find_next_occurrence(&after, false).ok()
+    }
+}
+
+impl PartialEq for Cron {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl fmt::Display for Cron {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FromStr for Cron {
+    type Err = String;
+    fn from_str(expr: &str) -> Result<Self, String> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(expr)
+            .map_err(|e| {
+                format!(
+                    "`{expr}` is not a cron expression with seconds first, e.g. \"0 * * * * *\" ({e})"
+                )
+            })?;
+        if cron
+            .find_next_occurrence(&chrono::Utc::now(), false)
+            .is_err()
+        {
+            return Err(format!("`{expr}` never fires"));
+        }
+        Ok(Cron {
+            text: expr.to_string(),
+            cron,
+        })
+    }
+}
+
+/// Where the console listens: `HOST:PORT`, or empty for no console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(Listen(None));
+        }
+        s.parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|_| format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:8765)"))
+    }
+}
+
+/// A list of days written `YYYY-MM-DD`, each one checked.
+pub fn days<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NaiveDate>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            crate::calendar::parse_date(text)
+                .map_err(|e| serde::de::Error::custom(format!("entry {i}: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_does_not_parse_is_refused_with_the_value() {
+        assert!(
+            "Europe/Lndon"
+                .parse::<TimeZone>()
+                .unwrap_err()
+                .contains("Europe/Lndon")
+        );
+        assert!(
+            "0 0 0 31 2 *"
+                .parse::<Cron>()
+                .unwrap_err()
+                .contains("never fires")
+        );
+        assert!(
+            "localhost"
+                .parse::<Listen>()
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+        assert_eq!("".parse::<Listen>(), Ok(Listen(None)));
+        assert_eq!(
+            "Europe/London".parse::<TimeZone>(),
+            Ok(TimeZone(chrono_tz::Europe::London))
+        );
+    }
+}

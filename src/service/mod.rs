@@ -1,0 +1,247 @@
+//! The long-running loop: poll on a cron cadence, reload on SIGHUP, finish the
+//! sends in hand and exit when told to stop, and keep systemd informed.
+
+pub mod telemetry;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::Pool;
+use anyhow::Context;
+use sd_notify::NotifyState;
+use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::db::state;
+use crate::delivery::{self, Clock, Engine};
+use crate::web::WebState;
+
+fn notify(state: &[NotifyState]) {
+    // Outside systemd there is no socket; that is not an error.
+    let _ = sd_notify::notify(false, state);
+}
+
+/// Half the watchdog interval systemd asked for, if it asked.
+fn watchdog_interval() -> Option<Duration> {
+    let mut usec = 0u64;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+}
+
+async fn poll_job(
+    scheduler: &JobScheduler,
+    cron: &str,
+    tick: mpsc::Sender<()>,
+) -> anyhow::Result<uuid::Uuid> {
+    let job = Job::new_async(cron, move |_, _| {
+        let tick = tick.clone();
+        Box::pin(async move {
+            // A full channel means a pass is already waiting: nothing is lost.
+            let _ = tick.try_send(());
+        })
+    })
+    .with_context(|| format!("schedule.poll `{cron}`"))?;
+    Ok(scheduler.add(job).await?)
+}
+
+/// Hands memory freed after a large plan back to the system: the allocator
+/// would otherwise keep the first full plan's peak for the daemon's life.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// A token cancelled on SIGTERM or SIGINT: the sends in hand finish and are
+/// recorded, then the pass stops.
+pub fn stop_on_signals() -> anyhow::Result<CancellationToken> {
+    let stop = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).context("while listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("while listening for SIGINT")?;
+    let token = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping: finishing the sends in hand");
+        token.cancel();
+    });
+    Ok(stop)
+}
+
+/// Runs passes until `shutdown` is cancelled. Config errors on reload are
+/// logged and the old config stays in force.
+pub async fn run(
+    pool: Pool,
+    engine: Arc<Engine>,
+    config_path: PathBuf,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
+    // The console, when configured: it reads the settings in force and wakes
+    // this loop when someone changes a record.
+    let mut engine = engine;
+    let (engine_tx, engine_rx) = watch::channel(engine.clone());
+    let wake = Arc::new(Notify::new());
+    if let Some(addr) = engine.settings.web.address() {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
+        let metrics = if engine.settings.web.metrics {
+            Some(crate::delivery::metrics::install()?)
+        } else {
+            None
+        };
+        let state = Arc::new(WebState::new(
+            pool.clone(),
+            engine_rx,
+            wake.clone(),
+            metrics,
+        ));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::web::serve(listener, state, stop).await {
+                tracing::error!(error = format!("{e:#}"), "the console stopped");
+            }
+        });
+        tracing::info!(%addr, "console listening");
+    }
+    let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
+    let scheduler = JobScheduler::new().await?;
+    let mut job = poll_job(
+        &scheduler,
+        engine.settings.schedule.poll.as_str(),
+        tick_tx.clone(),
+    )
+    .await?;
+    scheduler.start().await?;
+
+    // The keepalive is sent from this loop, also while a pass waits on a
+    // send: every wait in a pass is bounded (one send by mail.smtp.timeout_secs,
+    // the database by busy_timeout_secs), so a loop that stops ticking is stuck.
+    let watchdog = watchdog_interval();
+    let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let ping = || {
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+    };
+
+    // Heard by `status` on every machine that shares the database; a
+    // change another instance makes wakes this one.
+    // A task of its own: a heartbeat waiting on the database must never
+    // hold up the loop (and its watchdog pings).
+    let heartbeat = tokio::spawn({
+        let pool = pool.clone();
+        let stop = shutdown.clone();
+        async move {
+            let started_at = chrono::Utc::now();
+            let mut beat = tokio::time::interval(Duration::from_secs(state::HEARTBEAT_SECS));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = beat.tick() => {}
+                }
+                if let Err(e) = state::heartbeat(&pool, started_at, chrono::Utc::now()).await {
+                    tracing::warn!(error = crate::db::explain(&e), "heartbeat not recorded");
+                }
+            }
+        }
+    });
+    {
+        let wake = wake.clone();
+        crate::db::listen_for_changes(&pool, move || wake.notify_one()).await?;
+    }
+
+    notify(&[NotifyState::Ready]);
+    tracing::info!(
+        instance = %state::worker_id(),
+        database = %crate::db::Backend::of(&pool).name(),
+        transport = %crate::delivery::transport::Mailer::describe(&engine.settings),
+        "keydates started"
+    );
+    let mut pending_tick = true; // one pass straight away
+    loop {
+        if pending_tick && !shutdown.is_cancelled() {
+            pending_tick = false;
+            let pass = delivery::run_pass(&engine, &pool, clock, &shutdown);
+            tokio::pin!(pass);
+            let result = loop {
+                tokio::select! {
+                    result = &mut pass => break result,
+                    _ = keepalive.tick() => ping(),
+                }
+            };
+            match result {
+                Ok(report) => {
+                    if report.reconcile != Default::default() {
+                        release_freed_memory();
+                    }
+                    if report.sent + report.failed + report.retrying > 0
+                        || report.reconcile.added > 0
+                    {
+                        tracing::info!(?report, "pass done");
+                    }
+                }
+                Err(e) => tracing::error!(
+                    error = crate::db::explain(&e),
+                    "pass failed; will try again"
+                ),
+            }
+            if let Ok(line) =
+                crate::delivery::health::status_line(&pool, engine.settings.time_zone()).await
+            {
+                notify(&[NotifyState::Status(&line)]);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick_rx.recv() => pending_tick = true,
+            _ = wake.notified() => pending_tick = true,
+            _ = hup.recv() => {
+                notify(&[NotifyState::Reloading]);
+                match Settings::load(&config_path).map_err(anyhow::Error::from).and_then(Engine::new) {
+                    Ok(new) => {
+                        if new.settings.schedule.poll != engine.settings.schedule.poll {
+                            scheduler.remove(&job).await?;
+                            job = poll_job(&scheduler, new.settings.schedule.poll.as_str(), tick_tx.clone()).await?;
+                        }
+                        engine = Arc::new(new);
+                        let _ = engine_tx.send(engine.clone());
+                        crate::delivery::metrics::reloaded();
+                        tracing::info!(rules = engine.settings.rules.len(), "config reloaded");
+                        // A fixed relay setting takes effect at once for the emails waiting on it.
+                        if let Err(e) = crate::delivery::relay_fault::retry_waiting_now(&pool).await {
+                            tracing::error!(error = format!("{e:#}"), "while releasing emails waiting for the relay");
+                        }
+                        pending_tick = true;
+                    }
+                    Err(e) => tracing::error!(error = format!("{e:#}"), "config not reloaded; the old one stays in force"),
+                }
+                notify(&[NotifyState::Ready]);
+            }
+            _ = keepalive.tick() => ping(),
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    let _ = heartbeat.await;
+    if let Err(e) = state::leave(&pool, chrono::Utc::now()).await {
+        tracing::warn!(
+            error = crate::db::explain(&e),
+            "could not say this instance stopped"
+        );
+    }
+    let mut scheduler = scheduler;
+    let _ = scheduler.shutdown().await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The authorities, and one authority's page: its cases, visits, seminars,
+//! timeline, planned emails and history.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, Utc};
+use minijinja::context;
+
+use super::session::SignedIn;
+use super::{Shared, agenda_items, base, failed_page, timeline};
+use crate::agenda::{AgendaItem, Window};
+use crate::config::WebRole;
+use crate::plan;
+use crate::records::{self, audit};
+
+pub async fn authorities_page(State(state): State<Shared>, SignedIn(s): SignedIn) -> Response {
+    let records = match records::store::load(&state.pool).await {
+        Ok(r) => r,
+        Err(e) => return failed_page(e),
+    };
+    let list: Vec<_> = records
+        .authorities
+        .values()
+        .map(|a| {
+            let cases: Vec<&str> = records
+                .cases
+                .values()
+                .filter(|c| c.authority_code == a.code)
+                .map(|c| c.case_ref.as_str())
+                .collect();
+            context! { code => a.code, name => a.name, region => a.region.name(), cases => cases }
+        })
+        .collect();
+    let ctx = base(&s, "authorities", "Authorities");
+    state.render("authorities.html", context! { authorities => list, ..ctx })
+}
+
+pub async fn authority_page(
+    State(state): State<Shared>,
+    SignedIn(s): SignedIn,
+    Path(code): Path<String>,
+) -> Response {
+    let settings = state.engine.borrow().settings.clone();
+    let records = match records::store::load(&state.pool).await {
+        Ok(r) => r,
+        Err(e) => return failed_page(e),
+    };
+    let Some(authority) = records.authorities.get(&code) else {
+        return (StatusCode::NOT_FOUND, "no such authority").into_response();
+    };
+    let items: Vec<AgendaItem> = match agenda_items(&state, Window::default()).await {
+        Ok(items) => items
+            .into_iter()
+            .filter(|i| i.authority.as_deref() == Some(code.as_str()))
+            .collect(),
+        Err(e) => return failed_page(e),
+    };
+    let calendar = settings.calendar();
+    let cases: Vec<_> = records
+        .cases
+        .values()
+        .filter(|c| c.authority_code == code)
+        .collect();
+    let mut entries: Vec<(NaiveDate, String, String, String)> = items
+        .iter()
+        .filter_map(|i| {
+            let status: &str = i.status.into();
+            Some((
+                i.due_on?,
+                i.rule.clone(),
+                status.to_string(),
+                i.rule.clone(),
+            ))
+        })
+        .collect();
+    let record = |d: NaiveDate, label: String| (d, label, "record".to_string(), String::new());
+    for c in &cases {
+        entries.push(record(
+            c.report_received_on,
+            format!("{}: report received", c.case_ref),
+        ));
+        if let Some(due) = plan::plan_due_on(&calendar, c.report_received_on) {
+            entries.push(record(due, format!("{}: plan due", c.case_ref)));
+        }
+        if let Some(on) = c.planning_event_on {
+            entries.push(record(on, format!("{}: planning event", c.case_ref)));
+        }
+    }
+    let visits: Vec<_> = records
+        .visits
+        .iter()
+        .filter(|v| cases.iter().any(|c| c.case_ref == v.case_ref))
+        .collect();
+    for v in &visits {
+        entries.push(record(v.starts_on, format!("visit {} starts", v.visit_no)));
+    }
+    let seminar_refs: std::collections::BTreeSet<&str> = records
+        .delegates
+        .iter()
+        .filter(|d| d.authority_code == code)
+        .map(|d| d.seminar_ref.as_str())
+        .collect();
+    let seminars: Vec<_> = seminar_refs
+        .iter()
+        .filter_map(|r| records.seminars.get(*r))
+        .collect();
+    for s in &seminars {
+        entries.push(record(s.held_on, format!("seminar {}", s.seminar_ref)));
+    }
+    let today = Utc::now().with_timezone(&settings.time_zone()).date_naive();
+    let case_views: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            let vs: Vec<_> = visits
+                .iter()
+                .filter(|v| v.case_ref == c.case_ref)
+                .map(|v| context! { visit_no => v.visit_no, starts_on => v.starts_on, cancelled => v.cancelled, audited_cases => v.audited_cases })
+                .collect();
+            context! { case_ref => c.case_ref, judgement => c.judgement.id(), visits => vs }
+        })
+        .collect();
+    let seminar_views: Vec<_> = seminars
+        .iter()
+        .map(|s| context! { seminar_ref => s.seminar_ref, title => s.title, held_on => s.held_on })
+        .collect();
+    let mut audit = Vec::new();
+    for target in cases.iter().map(|c| format!("case:{}", c.case_ref)).chain(
+        seminars
+            .iter()
+            .map(|s| format!("seminar:{}", s.seminar_ref)),
+    ) {
+        audit.extend(
+            audit::for_target(&state.pool, &target)
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    audit.sort_by(|a, b| b.at.cmp(&a.at));
+    let ctx = base(&s, "authorities", &authority.name);
+    state.render(
+        "authority.html",
+        context! {
+            authority => context! { code => authority.code, name => authority.name },
+            timeline => timeline::layout(entries, today),
+            items => items,
+            cases => case_views,
+            seminars => seminar_views,
+            can_act => s.role == WebRole::Editor,
+            audit => audit,
+            ..ctx
+        },
+    )
+}

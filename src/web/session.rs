@@ -1,0 +1,92 @@
+//! The extractors every handler starts from: who is signed in, and whether a
+//! form post may act. A handler that takes one cannot forget the check.
+
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::Shared;
+use super::auth::{COOKIE, Session};
+use crate::config::WebRole;
+
+/// The session token the browser holds, if any.
+pub fn token(jar: &CookieJar) -> Option<String> {
+    jar.get(COOKIE).map(|c| c.value().to_string())
+}
+
+/// A signed-in user; anyone else is sent to the sign-in page.
+pub struct SignedIn(pub Session);
+
+impl FromRequestParts<Shared> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        token(&jar)
+            .and_then(|t| state.sessions.get(&t))
+            .map(SignedIn)
+            .ok_or_else(|| Redirect::to("/login").into_response())
+    }
+}
+
+/// Every form carries the session's CSRF token beside its own fields.
+#[derive(Deserialize)]
+struct WithCsrf<T> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// A form post from a signed-in user carrying the session's CSRF token;
+/// `form` is the typed form.
+pub struct Posted<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest<Shared> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let SignedIn(session) = SignedIn::from_request_parts(&mut parts, state).await?;
+        let Form(WithCsrf { csrf, fields }) =
+            Form::<WithCsrf<T>>::from_request(Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        if csrf != session.csrf {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "the form is out of date: reload the page",
+            )
+                .into_response());
+        }
+        Ok(Posted {
+            session,
+            form: fields,
+        })
+    }
+}
+
+/// A form post that may change something: posted, as an editor.
+pub struct Editing<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest<Shared> for Editing<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Response> {
+        let Posted { session, form } = Posted::from_request(req, state).await?;
+        if session.role != WebRole::Editor {
+            return Err((StatusCode::FORBIDDEN, "viewers cannot change anything").into_response());
+        }
+        Ok(Editing { session, form })
+    }
+}
