@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::{Local, NaiveDate};
 
 use super::done;
+use crate::calendar::Calendar;
 use crate::config::Settings;
 use crate::db;
 use crate::plan;
@@ -19,8 +20,9 @@ pub async fn import(
     let pool = db::connect(settings).await?;
     let report = import::import(&pool, kind, file).await?;
     if kind == import::Kind::Cases {
+        let calendar = settings.calendar();
         for case in store::load(&pool).await?.cases.values() {
-            warn_outside_window(settings, case);
+            warn_outside_window(&calendar, case);
         }
     }
     done(format!(
@@ -33,11 +35,11 @@ pub async fn import(
 
 /// A planning event recorded outside the 25-35 working-day window is
 /// accepted (the handbooks say "normally"), with a warning on stderr.
-fn warn_outside_window(settings: &Settings, case: &Case) {
-    let (Some(on), Some((from, to))) = (
-        case.planning_event_on,
-        plan::planning_window(&settings.calendar(), case.report_received_on),
-    ) else {
+fn warn_outside_window(calendar: &Calendar, case: &Case) {
+    let Some(on) = case.planning_event_on else {
+        return;
+    };
+    let Some((from, to)) = plan::planning_window(calendar, case.report_received_on) else {
         return;
     };
     if on < from || on > to {
@@ -60,7 +62,7 @@ pub async fn set_planning_event(
         .cases
         .get(case_ref)
     {
-        warn_outside_window(settings, case);
+        warn_outside_window(&settings.calendar(), case);
     }
     done(format!("case {case_ref}: planning event on {on}"))
 }

@@ -116,6 +116,14 @@ pub struct DatabaseSettings {
     pub url: String,
     #[serde(default = "default_busy_timeout")]
     pub busy_timeout_secs: u64,
+    /// On PostgreSQL, the longest any one statement may run before the
+    /// server cancels it: a pass never waits on the database for ever.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_secs: u64,
+}
+
+fn default_statement_timeout() -> u64 {
+    60
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -128,6 +136,7 @@ impl std::fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &url)
             .field("busy_timeout_secs", &self.busy_timeout_secs)
+            .field("statement_timeout_secs", &self.statement_timeout_secs)
             .finish()
     }
 }

@@ -106,15 +106,20 @@ impl Backend {
     }
 }
 
-/// Opens the database the settings name.
 /// Opens what `database.url` names, and makes it when it is not there (a
 /// SQLite file and its folder): for `run`, `import` and `demo`, which are
 /// how an installation begins.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Pool> {
     let busy = Duration::from_secs(settings.database.busy_timeout_secs);
+    // A connection for each sending worker, and for the outcome writer, the
+    // planner, the console and the heartbeat beside them.
+    let connections = settings.mail.smtp.pool_size.max(1) + 4;
     match settings.database_location() {
-        Location::Sqlite(path) => open(&path, busy).await,
-        Location::Postgres(url) => open_postgres(&url, busy).await,
+        Location::Sqlite(path) => open_sized(&path, busy, connections).await,
+        Location::Postgres(url) => {
+            let statements = Duration::from_secs(settings.database.statement_timeout_secs);
+            open_postgres_sized(&url, busy, connections, statements).await
+        }
     }
 }
 
@@ -139,8 +144,12 @@ fn install_drivers() {
 
 /// Opens (creating if need be) the database in WAL mode, with a busy timeout so
 /// the command line can change records while the daemon runs, and migrates it.
-#[tracing::instrument(skip_all, fields(path = %path.display()))]
 pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Pool> {
+    open_sized(path, busy_timeout, 4).await
+}
+
+#[tracing::instrument(skip_all, fields(path = %path.display()))]
+async fn open_sized(path: &Path, busy_timeout: Duration, connections: u32) -> anyhow::Result<Pool> {
     install_drivers();
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
@@ -156,7 +165,7 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Pool> {
         .to_url_lossy();
     let busy_ms = busy_timeout.as_millis();
     let pool = AnyPoolOptions::new()
-        .max_connections(4)
+        .max_connections(connections)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(&*format!(
@@ -179,8 +188,19 @@ pub async fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Pool> {
 
 /// Connects to a PostgreSQL database and migrates it. `acquire_timeout` is
 /// how long a caller waits for a connection (the server may be restarting).
-#[tracing::instrument(skip_all, fields(url = %redact(url.expose_secret())))]
 pub async fn open_postgres(url: &SecretString, acquire_timeout: Duration) -> anyhow::Result<Pool> {
+    open_postgres_sized(url, acquire_timeout, 8, Duration::from_secs(60)).await
+}
+
+/// As `open_postgres`, with `connections` in the pool and every statement
+/// cancelled by the server after `statement_timeout`.
+#[tracing::instrument(skip_all, fields(url = %redact(url.expose_secret())))]
+async fn open_postgres_sized(
+    url: &SecretString,
+    acquire_timeout: Duration,
+    connections: u32,
+    statement_timeout: Duration,
+) -> anyhow::Result<Pool> {
     install_drivers();
     let shown = redact(url.expose_secret());
     // One connection first: a pool says only that it timed out, where this
@@ -194,9 +214,17 @@ pub async fn open_postgres(url: &SecretString, acquire_timeout: Duration) -> any
     .and_then(|c| c.map_err(anyhow::Error::from))
     .with_context(|| format!("while connecting to the database {shown}"))?;
     first.close().await.ok();
+    let statement_ms = statement_timeout.as_millis().max(1);
     let pool = AnyPoolOptions::new()
-        .max_connections(8)
+        .max_connections(connections)
         .acquire_timeout(acquire_timeout)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(&*format!("SET statement_timeout = {statement_ms}"))
+                    .await?;
+                Ok(())
+            })
+        })
         .connect(url.expose_secret())
         .await
         .with_context(|| format!("while connecting to the database {shown}"))?;
@@ -260,15 +288,33 @@ async fn exclusive(pool: &Pool, job: Job) -> anyhow::Result<Exclusive> {
         Backend::Sqlite => Ok(Exclusive(None, key)),
         Backend::Postgres => {
             let mut conn = pool.acquire().await?;
-            sqlx::query("SELECT 1 FROM pg_advisory_lock($1)")
-                .bind(key)
-                .execute(&mut *conn)
-                .await
-                .with_context(|| format!("while waiting for another instance's {job:?}"))?;
-            Ok(Exclusive(Some(conn), key))
+            // Tried, not waited on: a wait would hold a statement open past
+            // statement_timeout, and another instance's long plan is no
+            // reason to hang. This pass gives way; the next tries again.
+            let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+            loop {
+                let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .with_context(|| format!("while asking for the {job:?} lock"))?;
+                if held {
+                    return Ok(Exclusive(Some(conn), key));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "another instance has been doing {job:?} for over {}s; this pass gives way",
+                        LOCK_WAIT.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
 }
+
+/// How long an instance waits for another's `Job` before giving this pass up.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
 
 impl Exclusive {
     async fn release(mut self) -> anyhow::Result<()> {

@@ -26,6 +26,8 @@ pub mod keys {
     pub const RELAY_ALERTED: &str = "relay_alerted";
     /// JSON: a relay fault that has ended, until the digest reports it.
     pub const RELAY_FAULT_ENDED: &str = "relay_fault_ended";
+    /// `DATE|CLAIMED_AT`: the day whose digest an instance is sending, and since when.
+    pub const DIGEST_CLAIM: &str = "digest_claim";
 }
 
 pub async fn get(pool: &Pool, name: &str) -> anyhow::Result<Option<String>> {
@@ -47,6 +49,33 @@ pub async fn set(pool: &Pool, name: &str, value: &str) -> anyhow::Result<()> {
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Takes the claim `name` for `day`, unless another process took it for the
+/// same day less than `lease` ago: one statement, so of two processes asking
+/// at once exactly one gets it (on SQLite as on PostgreSQL).
+pub async fn claim_day(
+    pool: &Pool,
+    name: &str,
+    day: chrono::NaiveDate,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> anyhow::Result<bool> {
+    let value = format!("{day}|{}", crate::db::ts(now));
+    let stale = format!("{day}|{}", crate::db::ts(now - lease));
+    let taken = sqlx::query(
+        "INSERT INTO daemon_state (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value
+         WHERE substr(daemon_state.value, 1, 10) <> substr(excluded.value, 1, 10)
+            OR daemon_state.value < $3",
+    )
+    .bind(name)
+    .bind(&value)
+    .bind(&stale)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(taken == 1)
 }
 
 pub async fn remove(pool: &Pool, name: &str) -> anyhow::Result<()> {

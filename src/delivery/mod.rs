@@ -8,6 +8,7 @@ pub mod annex;
 pub mod compose;
 pub mod health;
 pub mod metrics;
+pub mod progress;
 pub mod relay_fault;
 pub mod transport;
 
@@ -172,24 +173,28 @@ pub async fn records_for(pool: &Pool, row: &OutboxRow) -> anyhow::Result<Records
     }
 }
 
-/// Claims and sends at most one due row, and records what became of it.
+/// Claims and sends at most one due row, and records what became of it:
+/// the sending loop itself (`deliver_due`), given a budget of one email.
 #[tracing::instrument(skip_all)]
 pub async fn try_deliver_one(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     pool: &Pool,
     worker: &str,
     clock: Clock,
 ) -> anyhow::Result<Outcome> {
-    let now = clock.now();
-    let Some(row) = outbox::claim(pool, now, worker, &engine.settings.mail.message_id_domain)
-        .await
-        .context("while claiming the next due email")?
-    else {
-        return Ok(Outcome::Idle);
-    };
-    let (outcome, settlement) = send_claimed(engine, pool, row, clock).await?;
-    record(pool, &[(outcome.clone(), settlement)]).await?;
-    Ok(outcome)
+    let (recorder, writer) = Recorder::start(pool.clone());
+    let done = deliver_due(
+        engine.clone(),
+        pool.clone(),
+        worker.to_string(),
+        clock,
+        CancellationToken::new(),
+        recorder,
+        Some(1),
+    )
+    .await;
+    writer.await.context("the outcome writer stopped")??;
+    Ok(done?.1.unwrap_or(Outcome::Idle))
 }
 
 /// Composes and sends one claimed row; says what became of it, to record.
@@ -407,7 +412,7 @@ pub struct PassReport {
 }
 
 /// How many cases a plan of every record reads at a time.
-const CASE_BATCH: u32 = 20_000;
+pub const CASE_BATCH: u32 = 20_000;
 
 /// The actions the outbox may hold, planned from every record a batch of
 /// cases at a time and handed to `take` batch by batch: memory follows the
@@ -444,6 +449,7 @@ pub async fn plan_every_record(
         damaged.extend(batch.damaged);
         (records.cases, records.visits) = (batch.cases, batch.visits);
         take(plan_batch(&records, SubjectKind::OF_CASES)).await?;
+        progress::made();
         after = last;
     }
 }
@@ -669,6 +675,7 @@ pub async fn run_pass(
     clock: Clock,
     stop: &CancellationToken,
 ) -> anyhow::Result<PassReport> {
+    progress::made();
     let worker = state::worker_id();
     let now = clock.now();
     let lease = Duration::seconds(engine.settings.schedule.claim_lease_secs as i64);
@@ -694,6 +701,7 @@ pub async fn run_pass(
             clock,
             stop.clone(),
             recorder.clone(),
+            None,
         ));
     }
     drop(recorder);
@@ -705,7 +713,7 @@ pub async fn run_pass(
             .map_err(|e| anyhow::Error::new(e).context("a sending task stopped"))
             .and_then(|r| r);
         match done {
-            Ok(tally) => {
+            Ok((tally, _)) => {
                 report.sent += tally.sent;
                 report.retrying += tally.retrying;
                 report.failed += tally.failed;
@@ -755,7 +763,9 @@ const CLAIM_BATCH: u32 = 8;
 /// one on its own connection, and hands each outcome to the recorder. It
 /// sends the next email while the last outcome is being committed, but not
 /// the one after: at any moment at most two of its sends are not yet on disk,
-/// which bounds what a crash can send twice.
+/// which bounds what a crash can send twice. `budget` caps the emails it
+/// sends (none: until nothing is due); it returns its tally and the last
+/// email's outcome.
 async fn deliver_due(
     engine: Arc<Engine>,
     pool: Pool,
@@ -763,15 +773,22 @@ async fn deliver_due(
     clock: Clock,
     stop: CancellationToken,
     recorder: Recorder,
-) -> anyhow::Result<PassReport> {
+    budget: Option<u32>,
+) -> anyhow::Result<(PassReport, Option<Outcome>)> {
     let mut tally = PassReport::default();
+    let mut last = None;
+    let mut sends = 0u32;
     let domain = &engine.settings.mail.message_id_domain;
     let mut committing: Option<tokio::sync::oneshot::Receiver<()>> = None;
-    'claiming: while !stop.is_cancelled() {
-        let batch = if tally.sent > 0 { CLAIM_BATCH } else { 1 };
+    'claiming: while !stop.is_cancelled() && budget.is_none_or(|b| sends < b) {
+        let mut batch = if tally.sent > 0 { CLAIM_BATCH } else { 1 };
+        if let Some(b) = budget {
+            batch = batch.min(b - sends);
+        }
         let rows = outbox::claim_batch(&pool, clock.now(), &worker, domain, batch)
             .await
             .context("while claiming due emails")?;
+        progress::made();
         if rows.is_empty() {
             break;
         }
@@ -786,6 +803,8 @@ async fn deliver_due(
             }
             let row = rows.next().expect("peeked");
             let (outcome, settlement) = send_claimed(&engine, &pool, row, clock).await?;
+            progress::made();
+            sends += 1;
             match outcome {
                 Outcome::Sent { .. } => tally.sent += 1,
                 Outcome::Retrying { .. } => tally.retrying += 1,
@@ -794,6 +813,7 @@ async fn deliver_due(
                 Outcome::Idle => {}
             }
             let relay_fault = matches!(outcome, Outcome::RelayFault { .. });
+            last = Some(outcome.clone());
             committing = recorder.record(outcome, settlement);
             // The next email would meet the same relay: leave them all waiting.
             if committing.is_none() || relay_fault {
@@ -812,7 +832,7 @@ async fn deliver_due(
     if let Some(ack) = committing {
         let _ = ack.await;
     }
-    Ok(tally)
+    Ok((tally, last))
 }
 
 /// A send's outcome on its way to the writer, with word back once it is on disk.
@@ -923,6 +943,27 @@ async fn send_digest_unless_sent(
     {
         return Ok(false);
     }
+    // Claimed before it is read and sent: a daemon and a `run --once` on one
+    // SQLite file (which has no advisory locks) cannot both send it.
+    let lease = Duration::seconds(engine.settings.schedule.claim_lease_secs as i64);
+    if !state::claim_day(pool, keys::DIGEST_CLAIM, today, now, lease).await? {
+        return Ok(false);
+    }
+    let sent = send_digest_claimed(engine, pool, now, today).await;
+    if !matches!(sent, Ok(true)) {
+        // Not sent (nothing to say, or the relay did not take it): given back,
+        // so that the next pass may try.
+        state::remove(pool, keys::DIGEST_CLAIM).await?;
+    }
+    sent
+}
+
+async fn send_digest_claimed(
+    engine: &Engine,
+    pool: &Pool,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> anyhow::Result<bool> {
     let rows = outbox::unreported(pool).await?;
     let relay_fault = relay_fault::ended(pool).await?;
     let awaiting = outbox::awaiting_past_due(pool, today).await?;

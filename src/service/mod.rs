@@ -124,15 +124,28 @@ pub async fn run(
     .await?;
     scheduler.start().await?;
 
-    // The keepalive is sent from this loop, also while a pass waits on a
-    // send: every wait in a pass is bounded (one send by mail.smtp.timeout_secs,
-    // the database by busy_timeout_secs), so a loop that stops ticking is stuck.
+    // The keepalive is sent from this loop. While a pass runs it is sent
+    // only while the pass makes progress: every step of a pass is bounded
+    // (an SMTP command by mail.smtp.timeout_secs, a message's reply by
+    // final_reply_timeout_secs, the database by its timeouts), so a pass
+    // quiet for longer than its longest step is stuck, and systemd restarts it.
     let watchdog = watchdog_interval();
     let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let ping = || {
         if watchdog.is_some() {
             notify(&[NotifyState::Watchdog]);
         }
+    };
+    let longest_step = |engine: &Engine| {
+        let s = &engine.settings;
+        Duration::from_secs(
+            s.mail
+                .smtp
+                .timeout_secs
+                .max(s.mail.smtp.final_reply_timeout_secs)
+                .max(s.database.busy_timeout_secs)
+                .max(s.database.statement_timeout_secs),
+        )
     };
 
     // Heard by `status` on every machine that shares the database; a
@@ -174,10 +187,22 @@ pub async fn run(
             pending_tick = false;
             let pass = delivery::run_pass(&engine, &pool, clock, &shutdown);
             tokio::pin!(pass);
+            let mut stuck_told = false;
             let result = loop {
                 tokio::select! {
                     result = &mut pass => break result,
-                    _ = keepalive.tick() => ping(),
+                    _ = keepalive.tick() => {
+                        let quiet = delivery::progress::since_last();
+                        if delivery::progress::is_alive(quiet, longest_step(&engine)) {
+                            ping();
+                        } else if !stuck_told {
+                            stuck_told = true;
+                            tracing::error!(
+                                quiet_secs = quiet.as_secs(),
+                                "the pass has made no progress for longer than any step may take; the watchdog keepalive stops"
+                            );
+                        }
+                    }
                 }
             };
             match result {

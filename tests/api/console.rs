@@ -133,8 +133,11 @@ fn csrf(page: &str) -> String {
     page[at..at + 64].to_string()
 }
 
+/// The held chase's row, once the daemon has stored it (0 until then).
 fn chase_id(app: &TestApp) -> i64 {
-    app.count("SELECT id FROM outbox WHERE rule_id = 'plan-chase' AND subject = 'WES-1'")
+    app.count(
+        "SELECT COALESCE(MAX(id), 0) FROM outbox WHERE rule_id = 'plan-chase' AND subject = 'WES-1'",
+    )
 }
 
 #[test]

@@ -308,6 +308,40 @@ fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
     assert_eq!(digests(&smtp).len(), 1);
 }
 
+/// Two processes on one SQLite file at the digest hour (the daemon and a
+/// `run --once`, say): IMS gets one digest, not two.
+#[test]
+fn two_processes_on_one_sqlite_file_send_the_digest_once() {
+    let smtp = SmtpServer::start();
+    smtp.set_mode(Mode::RejectRecipients);
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-24");
+    assert_eq!(riv_request(&app)["status"], "failed");
+    smtp.set_mode(Mode::Accept);
+    // The relay takes its time over each message, so the two overlap.
+    smtp.script(|s| s.final_delay = std::time::Duration::from_secs(2));
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = app.command();
+            cmd.args(["run", "--once", "--now", "2026-11-24T11:00:00Z"]);
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut p in both {
+        assert!(p.wait().unwrap().success());
+    }
+    let digests = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m.to == ["ims@example.org"])
+        .count();
+    assert_eq!(digests, 1, "one digest for the day");
+}
+
 /// The worker step, driven directly: each call claims one due email, sends
 /// it through the real server and records the outcome; then it is idle.
 #[test]
@@ -326,7 +360,7 @@ fn the_worker_step_sends_one_due_email_per_call_then_idles() {
         .unwrap();
     runtime.block_on(async {
         // The SMTP pool lives on the runtime: build and drop it inside.
-        let engine = Engine::new(settings).unwrap();
+        let engine = std::sync::Arc::new(Engine::new(settings).unwrap());
         let pool = keydates::db::connect(&engine.settings).await.unwrap();
         keydates::delivery::plan_if_changed(&engine, &pool, now)
             .await

@@ -467,3 +467,61 @@ crate::on_postgres_too!(
     a_dry_run_renders_what_is_due_and_records_nothing,
     admins_cancel_what_has_not_gone_and_cannot_cancel_what_has,
 );
+
+/// A plan of every record reads the cases a batch at a time: with one batch
+/// and a little more stored, every case is planned once, as a plan of all
+/// the records at once would plan it.
+#[test]
+fn planning_every_record_in_batches_plans_each_case_once_across_the_boundary() {
+    use keydates::delivery::{CASE_BATCH, Engine, plan_every_record};
+    let app = TestApp::new();
+    let n = CASE_BATCH as usize + 50;
+    app.import_same_day_cases(n);
+    let mut settings = keydates::config::Settings::load(&app.config).unwrap();
+    settings.database.url = app.db_path().display().to_string();
+    let engine = Engine::new(settings).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let pool = keydates::db::connect_existing(&engine.settings)
+                .await
+                .unwrap();
+            let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+            let horizon = keydates::plan::Horizon {
+                until: chrono::NaiveDate::from_ymd_opt(2027, 12, 31).unwrap(),
+                today,
+                ..Default::default()
+            };
+            let mut batches = Vec::new();
+            plan_every_record(&engine, &pool, &horizon, async |batch| {
+                batches.push(batch);
+                Ok(())
+            })
+            .await
+            .unwrap();
+            assert!(batches.len() >= 3, "seminars, then two batches of cases");
+            let all = keydates::records::store::load(&pool).await.unwrap();
+            let whole = keydates::plan::plan_within(
+                &all,
+                &engine.settings,
+                &engine.calendar,
+                keydates::config::rules::SubjectKind::ALL,
+                Some(&horizon),
+            );
+            let batched = batches.concat();
+            let chased: std::collections::HashSet<String> = batched
+                .iter()
+                .filter(|a| a.rule_id == "plan-chase")
+                .map(|a| a.subject.to_string())
+                .collect();
+            let mut batched: Vec<String> = batched.into_iter().map(|a| a.key).collect();
+            let mut keys: Vec<String> = whole.into_iter().map(|a| a.key).collect();
+            batched.sort();
+            keys.sort();
+            assert_eq!(batched.len(), keys.len(), "no action twice, none left out");
+            assert_eq!(batched, keys);
+            assert_eq!(chased.len(), n, "every case's chase, the last batch's too");
+        });
+}

@@ -194,6 +194,7 @@ fn a_silent_relay_never_starves_the_watchdog_and_the_email_waits() {
     let mut last_ping: Option<Instant> = None;
     let mut longest = Duration::ZERO;
     let mut ready = false;
+    let mut pings = 0;
     while start.elapsed() < Duration::from_secs(12) {
         let mut buf = [0u8; 4096];
         if let Ok(n) = socket.recv(&mut buf) {
@@ -205,10 +206,23 @@ fn a_silent_relay_never_starves_the_watchdog_and_the_email_waits() {
                     longest = longest.max(now - last);
                 }
                 last_ping = Some(now);
+                pings += 1;
             }
         }
     }
     assert!(ready, "{}", crate::daemon::log_of(&app));
+    // Every half second for 12 s, less the start: a keepalive that stopped
+    // after READY (or never began) shows here, not as a short gap.
+    assert!(
+        pings >= 15,
+        "{pings} keepalives in 12 s\n{}",
+        crate::daemon::log_of(&app)
+    );
+    let quiet_at_end = last_ping.map(|t| t.elapsed()).unwrap_or(Duration::MAX);
+    assert!(
+        quiet_at_end < Duration::from_millis(1000),
+        "no keepalive for the last {quiet_at_end:?}"
+    );
     assert!(
         longest < Duration::from_millis(1000),
         "a gap of {longest:?} between keepalives would trip a 1s watchdog\n{}",

@@ -216,7 +216,10 @@ impl Relay {
         limit: Duration,
         work: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
     ) -> Result<T, StepError> {
-        match tokio::time::timeout(limit, work).await {
+        let result = tokio::time::timeout(limit, work).await;
+        // A reply, or a command given up at its limit: either way the pass moved on.
+        crate::delivery::progress::made();
+        match result {
             Err(_) => Err(StepError {
                 stage,
                 trouble: Trouble::Silent(limit),
