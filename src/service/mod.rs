@@ -1,6 +1,7 @@
 //! The long-running loop: poll on a cron cadence, reload on SIGHUP, finish the
 //! sends in hand and exit when told to stop, and keep systemd informed.
 
+mod notify;
 pub mod telemetry;
 
 use std::path::PathBuf;
@@ -8,7 +9,6 @@ use std::time::Duration;
 
 use crate::db::Pool;
 use anyhow::Context;
-use sd_notify::NotifyState;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,11 +20,6 @@ use crate::config::Settings;
 use crate::db::state;
 use crate::delivery::{self, Clock, Engine};
 use crate::web::WebState;
-
-fn notify(state: &[NotifyState]) {
-    // Outside systemd there is no socket; that is not an error.
-    let _ = sd_notify::notify(false, state);
-}
 
 /// Half the watchdog interval systemd asked for, if it asked.
 fn watchdog_interval() -> Option<Duration> {
@@ -86,6 +81,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
+    let notifier = notify::Notifier::from_env();
     // The console, when configured: it reads the settings in force and wakes
     // this loop when someone changes a record.
     let mut engine = engine;
@@ -133,7 +129,7 @@ pub async fn run(
     let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let ping = || {
         if watchdog.is_some() {
-            notify(&[NotifyState::Watchdog]);
+            notifier.send("WATCHDOG=1");
         }
     };
     let longest_step = |engine: &Engine| {
@@ -174,7 +170,7 @@ pub async fn run(
         crate::db::listen_for_changes(&pool, move || wake.notify_one()).await?;
     }
 
-    notify(&[NotifyState::Ready]);
+    notifier.send("READY=1");
     tracing::info!(
         instance = %state::worker_id(),
         database = %crate::db::Backend::of(&pool).name(),
@@ -224,7 +220,7 @@ pub async fn run(
             if let Ok(line) =
                 crate::delivery::health::status_line(&pool, engine.settings.time_zone()).await
             {
-                notify(&[NotifyState::Status(&line)]);
+                notifier.send(&format!("STATUS={line}"));
             }
         }
         tokio::select! {
@@ -232,7 +228,7 @@ pub async fn run(
             _ = tick_rx.recv() => pending_tick = true,
             _ = wake.notified() => pending_tick = true,
             _ = hup.recv() => {
-                notify(&[NotifyState::Reloading]);
+                notifier.send("RELOADING=1");
                 match Settings::load(&config_path).map_err(anyhow::Error::from).and_then(Engine::new) {
                     Ok(new) => {
                         if new.settings.schedule.poll != engine.settings.schedule.poll {
@@ -251,12 +247,12 @@ pub async fn run(
                     }
                     Err(e) => tracing::error!(error = format!("{e:#}"), "config not reloaded; the old one stays in force"),
                 }
-                notify(&[NotifyState::Ready]);
+                notifier.send("READY=1");
             }
             _ = keepalive.tick() => ping(),
         }
     }
-    notify(&[NotifyState::Stopping]);
+    notifier.send("STOPPING=1");
     let _ = heartbeat.await;
     if let Err(e) = state::leave(&pool, chrono::Utc::now()).await {
         tracing::warn!(

@@ -15,6 +15,7 @@ mod authorities;
 mod feeds;
 mod outbox;
 mod records;
+pub mod server;
 pub mod session;
 mod sign_in;
 pub mod timeline;
@@ -130,7 +131,13 @@ pub fn router(state: Shared) -> Router {
             "/seminars/{seminar}/conversation/{code}",
             post(records::conversation_action),
         )
-        .route("/login", get(sign_in::login_page).post(sign_in::login))
+        .route(
+            "/login",
+            get(sign_in::login_page)
+                .post(sign_in::login)
+                // A name and a password: anything larger is refused unread.
+                .layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
         .route("/logout", post(sign_in::logout))
         .route("/static/style.css", get(style))
         .route("/metrics", get(feeds::metrics_page))
@@ -158,16 +165,16 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Serves the console until `stop` is cancelled.
+/// Serves the console until `stop` is cancelled, within the limits the
+/// process's file limit allows.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Shared,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await?;
-    Ok(())
+    let limits = server::Limits::from_file_limit();
+    tracing::debug!(?limits, "console limits");
+    server::serve(listener, router(state), limits, stop).await
 }
 
 /// What every page's layout needs.

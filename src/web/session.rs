@@ -18,6 +18,24 @@ pub fn token(jar: &CookieJar) -> Option<String> {
     jar.get(COOKIE).map(|c| c.value().to_string())
 }
 
+/// The client's address, as the console's server loop saw the connection
+/// (unspecified when there is none, as under a test router).
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<Shared> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Shared) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        ))
+    }
+}
+
 /// A signed-in user; anyone else is sent to the sign-in page.
 pub struct SignedIn(pub Session);
 

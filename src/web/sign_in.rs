@@ -8,8 +8,10 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::Shared;
-use super::auth::COOKIE;
+use super::auth::{COOKIE, SignIn};
+use super::session::ClientAddr;
 use super::session::{Posted, token};
+use axum::http::{HeaderValue, StatusCode, header};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -19,7 +21,7 @@ pub struct LoginQuery {
 pub async fn login_page(State(state): State<Shared>, Query(q): Query<LoginQuery>) -> Response {
     state.render(
         "login.html",
-        context! { user => (), page => "login", title => "Sign in", notice => (), failed => q.failed.is_some() },
+        context! { user => (), page => "login", title => "Sign in", notice => (), failed => q.failed.is_some(), busy => false },
     )
 }
 
@@ -51,6 +53,7 @@ fn session_cookie(value: String) -> Cookie<'static> {
 
 pub async fn login(
     State(state): State<Shared>,
+    ClientAddr(from): ClientAddr,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -58,16 +61,26 @@ pub async fn login(
     let name = as_logged(&form.name);
     match state
         .sessions
-        .login(&users, &form.name, &form.password)
+        .login(&users, from, &form.name, &form.password)
         .await
     {
-        Some(token) => {
+        SignIn::Welcome(token) => {
             tracing::info!(user = name, "console sign-in");
             (jar.add(session_cookie(token)), Redirect::to("/")).into_response()
         }
-        None => {
-            tracing::warn!(user = name, "console sign-in refused");
+        SignIn::Refused => {
+            tracing::warn!(user = name, %from, "console sign-in refused");
             Redirect::to("/login?failed").into_response()
+        }
+        SignIn::Busy => {
+            let mut page = state.render(
+                "login.html",
+                context! { user => (), page => "login", title => "Sign in", notice => (), failed => false, busy => true },
+            );
+            *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            page
         }
     }
 }

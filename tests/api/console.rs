@@ -12,10 +12,10 @@ use keydates::calendar::{Calendar, Direction};
 use crate::daemon::{Daemon, eventually, log_of, start};
 use crate::helpers::{SmtpServer, TestApp, free_addr};
 
-const EDITOR: (&str, &str) = ("pat", "correct horse battery staple");
+pub(crate) const EDITOR: (&str, &str) = ("pat", "correct horse battery staple");
 const VIEWER: (&str, &str) = ("val", "a viewer's own password");
 
-fn hash(app: &TestApp, password: &str) -> String {
+pub(crate) fn hash(app: &TestApp, password: &str) -> String {
     let mut child = app
         .command()
         .arg("hash-password")
@@ -30,7 +30,7 @@ fn hash(app: &TestApp, password: &str) -> String {
 }
 
 /// The next working day from today: when the test's chase falls due.
-fn chase_day() -> chrono::NaiveDate {
+pub(crate) fn chase_day() -> chrono::NaiveDate {
     Calendar::default()
         .roll(Utc::now().date_naive(), Direction::Forward)
         .unwrap()
@@ -39,7 +39,16 @@ fn chase_day() -> chrono::NaiveDate {
 /// An installation with the console on a free port, an editor and a viewer,
 /// and one requires-improvement case whose plan chase falls due on
 /// `chase_day()`; the daemon runs as of that day.
-fn console(smtp: &SmtpServer) -> (TestApp, SocketAddr, Daemon) {
+pub(crate) fn console(smtp: &SmtpServer) -> (TestApp, SocketAddr, Daemon) {
+    console_with(smtp, None, &[])
+}
+
+/// As `console`, with the daemon's open-file limit and environment given.
+pub(crate) fn console_with(
+    smtp: &SmtpServer,
+    nofile: Option<u32>,
+    env: &[(&str, &str)],
+) -> (TestApp, SocketAddr, Daemon) {
     let mut app = TestApp::with_smtp(smtp.addr);
     let users = format!(
         "\n[[web.users]]\nname = \"{}\"\npassword_hash = \"{}\"\nrole = \"editor\"\n\n[[web.users]]\nname = \"{}\"\npassword_hash = \"{}\"\nrole = \"viewer\"\n",
@@ -66,7 +75,11 @@ fn console(smtp: &SmtpServer) -> (TestApp, SocketAddr, Daemon) {
         "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nWES-1,WES,requires_improvement,{report},,hmi@ofsted.example.gov.uk,\n"
     );
     assert!(app.import("cases", "c.csv", &cases).status.success());
-    let daemon = start(&app, &[], &["run", "--now", &day.to_string()]);
+    let args = ["run", "--now", &day.to_string()];
+    let daemon = match nofile {
+        Some(n) => crate::daemon::start_with_file_limit(&app, n, env, &args),
+        None => start(&app, env, &args),
+    };
     assert!(
         eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
             addr
@@ -78,12 +91,12 @@ fn console(smtp: &SmtpServer) -> (TestApp, SocketAddr, Daemon) {
     (app, addr, daemon)
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().redirects(0).build()
 }
 
 /// Signs in and returns the session cookie.
-fn sign_in(addr: SocketAddr, (name, password): (&str, &str)) -> String {
+pub(crate) fn sign_in(addr: SocketAddr, (name, password): (&str, &str)) -> String {
     let response = agent()
         .post(&format!("http://{addr}/login"))
         .send_form(&[("name", name), ("password", password)])
@@ -98,7 +111,7 @@ fn sign_in(addr: SocketAddr, (name, password): (&str, &str)) -> String {
     cookie.split(';').next().unwrap().to_string()
 }
 
-fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> ureq::Response {
+pub(crate) fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> ureq::Response {
     let mut request = agent().get(&format!("http://{addr}{path}"));
     if let Some(c) = cookie {
         request = request.set("Cookie", c);
@@ -110,7 +123,7 @@ fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> ureq::Response {
     }
 }
 
-fn post(
+pub(crate) fn post(
     addr: SocketAddr,
     path: &str,
     cookie: Option<&str>,
@@ -128,7 +141,7 @@ fn post(
 }
 
 /// The CSRF token in a page's forms.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     page[at..at + 64].to_string()
 }

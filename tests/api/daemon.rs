@@ -75,11 +75,34 @@ pub fn start(app: &TestApp, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon
 /// A daemon of `app` logging to `NAME.log` in its folder, for tests that run
 /// several.
 pub fn start_named(app: &TestApp, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Daemon {
+    start_within(app, name, None, extra_env, args)
+}
+
+/// A daemon whose open-file limit is `nofile`, as systemd's `LimitNOFILE=` sets it.
+pub fn start_with_file_limit(
+    app: &TestApp,
+    nofile: u32,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> Daemon {
+    start_within(app, "daemon", Some(nofile), extra_env, args)
+}
+
+fn start_within(
+    app: &TestApp,
+    name: &str,
+    nofile: Option<u32>,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> Daemon {
     let log = std::fs::File::create(app.dir.path().join(format!("{name}.log"))).unwrap();
     // Through `sh -c exec` so that WATCHDOG_PID can name the daemon's own pid,
     // as systemd does.
+    let limit = nofile
+        .map(|n| format!("ulimit -n {n} && "))
+        .unwrap_or_default();
     let mut cmd = std::process::Command::new("sh");
-    cmd.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+    cmd.args(["-c", &format!("{limit}WATCHDOG_PID=$$ exec \"$0\" \"$@\"")])
         .arg(env!("CARGO_BIN_EXE_keydates"))
         .arg("--config")
         .arg(&app.config)
