@@ -41,7 +41,27 @@ macro_rules! named_enum {
 /// read differently from what it holds (U+202E and its kin).
 pub fn is_forbidden_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Checks a record's reference or code (a case, seminar or authority): at
+/// most 64 of letters, digits, `-`, `_` and `.`, and no `..`, so that it can
+/// stand in an address or a file name and mean only itself.
+pub fn check_reference(value: &str) -> Result<(), String> {
+    check_text(value, MAX_REFERENCE_CHARS)?;
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "holds `{}`: a reference may use letters, digits, - _ and . only",
+            c.escape_debug()
+        ));
+    }
+    if value.contains("..") {
+        return Err("holds `..`, which a reference may not".into());
+    }
+    Ok(())
 }
 
 /// Checks one text value from a record: at most `max` characters, and no
@@ -60,9 +80,10 @@ pub fn check_text(value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a reference (case, seminar, audited case): short, and free of the
-/// characters keydates uses to join references (`#` for visits, `;` for lists).
-pub fn check_reference(value: &str) -> Result<(), String> {
+/// Checks an audited case's reference (the authority's own, shown but never
+/// in an address): short, and free of the characters keydates uses to join
+/// references (`#` for visits, `;` for lists).
+pub fn check_audited_reference(value: &str) -> Result<(), String> {
     check_text(value, MAX_REFERENCE_CHARS)?;
     if value.contains(['#', ';']) {
         return Err("must not contain `#` or `;`".to_string());

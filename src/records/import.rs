@@ -16,8 +16,8 @@ use super::{
 };
 use crate::calendar::parse_date;
 use crate::domain::{
-    EmailAddress, Judgement, MAX_REFERENCE_CHARS, MAX_TEXT_CHARS, Region, check_reference,
-    check_text,
+    EmailAddress, Judgement, MAX_REFERENCE_CHARS, MAX_TEXT_CHARS, Region, check_audited_reference,
+    check_reference, check_text,
 };
 
 /// The five kinds of record file.
@@ -478,7 +478,7 @@ pub fn parse_audited(s: &str) -> Result<Vec<String>, String> {
         ));
     }
     for r in &refs {
-        check_reference(r).map_err(|e| format!("audited case `{r}` {e}"))?;
+        check_audited_reference(r).map_err(|e| format!("audited case `{r}` {e}"))?;
     }
     let mut seen = HashSet::new();
     if let Some(dup) = refs.iter().find(|r| !seen.insert(r.as_str())) {

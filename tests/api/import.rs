@@ -253,6 +253,11 @@ fn oversized_fields_and_control_characters_are_rejected_with_their_place() {
         ("Evil\u{202E}txt", "U+202E"),
         ("Nul\u{0}here", "U+0000"),
         ("Esc\u{1b}[31m", "U+001B"),
+        // Invisible characters that make two names look the same, or break a line.
+        ("Zero\u{200B}width", "U+200B"),
+        ("Line\u{2028}break", "U+2028"),
+        ("Para\u{2029}graph", "U+2029"),
+        ("Byte\u{FEFF}order", "U+FEFF"),
     ] {
         rejected(
             &app,
@@ -268,6 +273,19 @@ fn oversized_fields_and_control_characters_are_rejected_with_their_place() {
         "cases",
         "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nSOU#2,SOU,inadequate,2026-11-02,,anna@ofsted.example.gov.uk,\n",
         &["line 2", "column 1 (case_ref)", "`#`"],
+    );
+    // A reference stands in the console's addresses: it cannot carry a path.
+    rejected(
+        &app,
+        "cases",
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nC2/../../../outbox/15/confirm?,SOU,inadequate,2026-11-02,,anna@ofsted.example.gov.uk,\n",
+        &["line 2", "column 1 (case_ref)", "`/`"],
+    );
+    rejected(
+        &app,
+        "cases",
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nC2..x,SOU,inadequate,2026-11-02,,anna@ofsted.example.gov.uk,\n",
+        &["line 2", "column 1 (case_ref)", "`..`"],
     );
 }
 
