@@ -143,7 +143,12 @@ fn a_crash_between_claim_and_send_loses_nothing() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while app.count("SELECT COUNT(*) FROM outbox WHERE status = 'sending'") == 0 {
+    // Several workers claim side by side: wait for this email's own claim.
+    while app.count(
+        "SELECT COUNT(*) FROM outbox WHERE rule_id = 'child-data-request'
+         AND subject = 'RIV-2026-01#1' AND status = 'sending'",
+    ) == 0
+    {
         assert!(start.elapsed() < Duration::from_secs(30), "never claimed");
         std::thread::sleep(Duration::from_millis(50));
     }
