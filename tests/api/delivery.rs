@@ -280,16 +280,22 @@ fn a_write_lock_held_elsewhere_is_waited_out_and_nothing_is_lost() {
     assert_eq!(to_riverton(&smtp).len(), 1);
 }
 
-#[test]
-fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
+/// The examples after a pass in which the data request failed for good (and
+/// the digest could not go either); the relay now accepts.
+fn a_failure_to_report() -> (SmtpServer, TestApp) {
     let smtp = SmtpServer::start();
     smtp.set_mode(Mode::RejectRecipients);
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
-    // The data request fails for good; the digest cannot go yet either.
     app.pass("2026-11-24");
     assert_eq!(riv_request(&app)["status"], "failed");
     smtp.set_mode(Mode::Accept);
+    (smtp, app)
+}
+
+#[test]
+fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
+    let (smtp, app) = a_failure_to_report();
     app.pass("2026-11-24T11:00:00Z");
     let digests = |smtp: &SmtpServer| -> Vec<crate::helpers::Received> {
         smtp.received()
@@ -317,13 +323,7 @@ fn failed_and_missed_actions_reach_ims_in_one_daily_digest() {
 /// `run --once`, say): IMS gets one digest, not two.
 #[test]
 fn two_processes_on_one_sqlite_file_send_the_digest_once() {
-    let smtp = SmtpServer::start();
-    smtp.set_mode(Mode::RejectRecipients);
-    let app = TestApp::with_smtp(smtp.addr);
-    app.import_examples();
-    app.pass("2026-11-24");
-    assert_eq!(riv_request(&app)["status"], "failed");
-    smtp.set_mode(Mode::Accept);
+    let (smtp, app) = a_failure_to_report();
     // The relay takes its time over each message, so the two overlap.
     smtp.script(|s| s.final_delay = std::time::Duration::from_secs(2));
     let both: Vec<_> = (0..2)
