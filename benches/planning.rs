@@ -54,7 +54,7 @@ fn planning(c: &mut Criterion) {
                     black_box(r),
                     &settings,
                     &calendar,
-                    keydates::config::rules::SubjectKind::ALL,
+                    keydates::config::rules::RuleOn::ALL,
                     Some(&horizon),
                 )
                 .len()

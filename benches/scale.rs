@@ -150,7 +150,7 @@ async fn measure(n: usize) -> anyhow::Result<()> {
         &records,
         &engine.settings,
         &engine.calendar,
-        keydates::config::rules::SubjectKind::ALL,
+        keydates::config::rules::RuleOn::ALL,
         Some(&horizon),
     );
     let plan_horizon = t.elapsed();

@@ -22,7 +22,7 @@ pub enum Now {
 }
 
 impl FromStr for Now {
-    type Err = String;
+    type Err = NotAnInstant;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -30,9 +30,13 @@ impl FromStr for Now {
         }
         parse_date(s)
             .map(Now::Date)
-            .map_err(|_| format!("`{s}` is neither RFC 3339 (2027-01-15T09:00:00Z) nor YYYY-MM-DD"))
+            .map_err(|_| NotAnInstant(s.to_string()))
     }
 }
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{0}` is neither RFC 3339 (2027-01-15T09:00:00Z) nor YYYY-MM-DD")]
+pub struct NotAnInstant(String);
 
 /// keydates: sends the dated emails that follow an Ofsted inspection of a
 /// local authority's children's services, each on its working day, with its annex.

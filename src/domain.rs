@@ -1,19 +1,58 @@
 //! Small domain types that can only hold valid values: parse, don't validate.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
 
 use serde_with::{DeserializeFromStr, SerializeDisplay};
 use strum::{AsRefStr, IntoEnumIterator, IntoStaticStr};
 
+/// Why a value from a record, a form or the config is refused. The text
+/// follows the value's name: "case_ref holds `/`: ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("`{given}` is not {what} (one of {choices})")]
+    NotOneOf {
+        what: &'static str,
+        given: String,
+        choices: String,
+    },
+    #[error("is empty")]
+    Empty,
+    #[error("holds the control character U+{0:04X}, which a record may not contain")]
+    ControlCharacter(u32),
+    #[error("is {length} characters long; at most {max} are allowed")]
+    TooLong { length: usize, max: usize },
+    #[error("holds `{0}`: a reference may use letters, digits, - _ and . only")]
+    ReferenceCharacter(String),
+    #[error("holds `..`, which a reference may not")]
+    DoubleDot,
+    #[error("must not contain `#` or `;`")]
+    Separator,
+    #[error("is longer than an email address can be (254 characters)")]
+    AddressTooLong,
+    #[error("`{0}` is not an email address")]
+    NotAnAddress(String),
+    #[error("`{0}` is not a visit (CASE_REF#VISIT_NO)")]
+    NotAVisit(String),
+}
+
 /// The error for a name that is not one of an enum's: it lists the valid ones.
-pub fn not_one_of<T: IntoEnumIterator + Into<&'static str>>(what: &str, given: &str) -> String {
+pub fn not_one_of<T: IntoEnumIterator + Into<&'static str>>(
+    what: &'static str,
+    given: &str,
+) -> Invalid {
     let names: Vec<&'static str> = T::iter().map(Into::into).collect();
-    format!("`{given}` is not {what} (one of {})", names.join(", "))
+    Invalid::NotOneOf {
+        what,
+        given: given.to_string(),
+        choices: names.join(", "),
+    }
 }
 
 /// Parses a name of an enum, with an error that lists the valid names.
-pub fn parse_named<T>(what: &str, s: &str) -> Result<T, String>
+pub fn parse_named<T>(what: &'static str, s: &str) -> Result<T, Invalid>
 where
     T: IntoEnumIterator + Into<&'static str> + Copy,
 {
@@ -28,7 +67,7 @@ where
 macro_rules! named_enum {
     ($t:ty, $what:expr) => {
         impl std::str::FromStr for $t {
-            type Err = String;
+            type Err = $crate::domain::Invalid;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 $crate::domain::parse_named($what, s)
             }
@@ -44,38 +83,98 @@ pub fn is_forbidden_char(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// Checks a record's reference or code (a case, seminar or authority): at
-/// most 64 of letters, digits, `-`, `_` and `.`, and no `..`, so that it can
-/// stand in an address or a file name and mean only itself.
-pub fn check_reference(value: &str) -> Result<(), String> {
-    check_text(value, MAX_REFERENCE_CHARS)?;
-    if let Some(c) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(format!(
-            "holds `{}`: a reference may use letters, digits, - _ and . only",
-            c.escape_debug()
-        ));
+/// A record's reference or code (a case, seminar or authority): 1 to 64 of
+/// letters, digits, `-`, `_` and `.`, and no `..`, so that it can stand in
+/// an address or a file name and mean only itself.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, DeserializeFromStr, SerializeDisplay,
+)]
+pub struct Reference(String);
+
+impl Reference {
+    pub fn parse(value: &str) -> Result<Reference, Invalid> {
+        check_text(value, MAX_REFERENCE_CHARS)?;
+        if value.is_empty() {
+            return Err(Invalid::Empty);
+        }
+        if let Some(c) = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(Invalid::ReferenceCharacter(c.escape_debug().to_string()));
+        }
+        if value.contains("..") {
+            return Err(Invalid::DoubleDot);
+        }
+        Ok(Reference(value.to_string()))
     }
-    if value.contains("..") {
-        return Err("holds `..`, which a reference may not".into());
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    Ok(())
+}
+
+impl FromStr for Reference {
+    type Err = Invalid;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Reference::parse(s)
+    }
+}
+
+impl Deref for Reference {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Reference {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Reference {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Reference {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Reference {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl From<Reference> for String {
+    fn from(r: Reference) -> String {
+        r.0
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Checks one text value from a record: at most `max` characters, and no
 /// control or bidirectional control characters.
-pub fn check_text(value: &str, max: usize) -> Result<(), String> {
+pub fn check_text(value: &str, max: usize) -> Result<(), Invalid> {
     if let Some(c) = value.chars().find(|c| is_forbidden_char(*c)) {
-        return Err(format!(
-            "holds the control character U+{:04X}, which a record may not contain",
-            c as u32
-        ));
+        return Err(Invalid::ControlCharacter(c as u32));
     }
-    let n = value.chars().count();
-    if n > max {
-        return Err(format!("is {n} characters long; at most {max} are allowed"));
+    let length = value.chars().count();
+    if length > max {
+        return Err(Invalid::TooLong { length, max });
     }
     Ok(())
 }
@@ -83,10 +182,10 @@ pub fn check_text(value: &str, max: usize) -> Result<(), String> {
 /// Checks an audited case's reference (the authority's own, shown but never
 /// in an address): short, and free of the characters keydates uses to join
 /// references (`#` for visits, `;` for lists).
-pub fn check_audited_reference(value: &str) -> Result<(), String> {
+pub fn check_audited_reference(value: &str) -> Result<(), Invalid> {
     check_text(value, MAX_REFERENCE_CHARS)?;
     if value.contains(['#', ';']) {
-        return Err("must not contain `#` or `;`".to_string());
+        return Err(Invalid::Separator);
     }
     Ok(())
 }
@@ -106,14 +205,14 @@ pub struct EmailAddress(String);
 impl EmailAddress {
     /// Parses an address; the domain is kept lower-cased, as domains compare
     /// without case.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
         let trimmed = s.trim();
         if trimmed.chars().count() > 254 {
-            return Err("is longer than an email address can be (254 characters)".to_string());
+            return Err(Invalid::AddressTooLong);
         }
         let address = trimmed
             .parse::<lettre::Address>()
-            .map_err(|_| format!("`{s}` is not an email address"))?;
+            .map_err(|_| Invalid::NotAnAddress(s.to_string()))?;
         Ok(EmailAddress(format!(
             "{}@{}",
             address.user(),
@@ -147,7 +246,7 @@ impl EmailAddress {
 }
 
 impl FromStr for EmailAddress {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         EmailAddress::parse(s)
@@ -206,7 +305,7 @@ impl Region {
         }
     }
 
-    pub fn parse(s: &str) -> Result<Region, String> {
+    pub fn parse(s: &str) -> Result<Region, Invalid> {
         parse_named("a region", s)
     }
 }
@@ -240,7 +339,7 @@ impl Judgement {
         self.id().replace('_', " ")
     }
 
-    pub fn parse(s: &str) -> Result<Judgement, String> {
+    pub fn parse(s: &str) -> Result<Judgement, Invalid> {
         parse_named("a judgement", s)
     }
 }
@@ -278,39 +377,33 @@ pub enum SubjectType {
 /// Which record an email is about: a case, one of its visits, or a seminar.
 /// Shown (and stored) as `CASE_REF`, `CASE_REF#VISIT_NO` or `SEMINAR_REF`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, SerializeDisplay)]
-pub enum SubjectKey {
-    Case(String),
-    Visit { case_ref: String, visit_no: u32 },
-    Seminar(String),
+pub enum Subject {
+    Case(Reference),
+    Visit { case_ref: Reference, visit_no: u32 },
+    Seminar(Reference),
 }
 
-impl SubjectKey {
+impl Subject {
     pub fn subject_type(&self) -> SubjectType {
         match self {
-            SubjectKey::Case(_) => SubjectType::Case,
-            SubjectKey::Visit { .. } => SubjectType::Visit,
-            SubjectKey::Seminar(_) => SubjectType::Seminar,
+            Subject::Case(_) => SubjectType::Case,
+            Subject::Visit { .. } => SubjectType::Visit,
+            Subject::Seminar(_) => SubjectType::Seminar,
         }
     }
 
     /// Reads a subject of a known type, as shown by `Display`.
-    pub fn parse(subject_type: SubjectType, s: &str) -> Result<SubjectKey, String> {
+    pub fn parse(subject_type: SubjectType, s: &str) -> Result<Subject, Invalid> {
         let s = s.trim();
-        if s.is_empty() {
-            return Err("an empty subject".to_string());
-        }
         Ok(match subject_type {
-            SubjectType::Case => SubjectKey::Case(s.to_string()),
-            SubjectType::Seminar => SubjectKey::Seminar(s.to_string()),
+            SubjectType::Case => Subject::Case(Reference::parse(s)?),
+            SubjectType::Seminar => Subject::Seminar(Reference::parse(s)?),
             SubjectType::Visit => {
-                let (case_ref, no) = s
-                    .rsplit_once('#')
-                    .ok_or_else(|| format!("`{s}` is not a visit (CASE_REF#VISIT_NO)"))?;
-                let visit_no = no
-                    .parse()
-                    .map_err(|_| format!("`{s}` is not a visit (CASE_REF#VISIT_NO)"))?;
-                SubjectKey::Visit {
-                    case_ref: case_ref.to_string(),
+                let not_a_visit = || Invalid::NotAVisit(s.to_string());
+                let (case_ref, no) = s.rsplit_once('#').ok_or_else(not_a_visit)?;
+                let visit_no = no.parse().map_err(|_| not_a_visit())?;
+                Subject::Visit {
+                    case_ref: Reference::parse(case_ref).map_err(|_| not_a_visit())?,
                     visit_no,
                 }
             }
@@ -318,26 +411,26 @@ impl SubjectKey {
     }
 
     /// The case a case or visit subject belongs to.
-    pub fn case_ref(&self) -> Option<&str> {
+    pub fn case_ref(&self) -> Option<&Reference> {
         match self {
-            SubjectKey::Case(c) | SubjectKey::Visit { case_ref: c, .. } => Some(c),
-            SubjectKey::Seminar(_) => None,
+            Subject::Case(c) | Subject::Visit { case_ref: c, .. } => Some(c),
+            Subject::Seminar(_) => None,
         }
     }
 
-    pub fn seminar_ref(&self) -> Option<&str> {
+    pub fn seminar_ref(&self) -> Option<&Reference> {
         match self {
-            SubjectKey::Seminar(s) => Some(s),
+            Subject::Seminar(s) => Some(s),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for SubjectKey {
+impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SubjectKey::Case(c) | SubjectKey::Seminar(c) => f.write_str(c),
-            SubjectKey::Visit { case_ref, visit_no } => write!(f, "{case_ref}#{visit_no}"),
+            Subject::Case(c) | Subject::Seminar(c) => f.write_str(c),
+            Subject::Visit { case_ref, visit_no } => write!(f, "{case_ref}#{visit_no}"),
         }
     }
 }
@@ -389,6 +482,7 @@ mod tests {
             assert_eq!(Region::parse(r.id()), Ok(r));
         }
         let e = Region::parse("midlands").unwrap_err();
+        let e = e.to_string();
         assert!(e.contains("north-west") && e.contains("south-west"), "{e}");
     }
 
@@ -399,27 +493,56 @@ mod tests {
             Ok(Judgement::RequiresImprovement)
         );
         assert_eq!(Judgement::Inadequate.text(), "inadequate");
-        assert!(Judgement::parse("good").unwrap_err().contains("inadequate"));
+        assert!(
+            Judgement::parse("good")
+                .unwrap_err()
+                .to_string()
+                .contains("inadequate")
+        );
         for k in AnnexKind::iter() {
             assert_eq!(k.name().parse::<AnnexKind>(), Ok(k));
         }
     }
 
+    fn reference(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn references_hold_only_what_an_address_can() {
+        for good in ["SOU-2026-01", "sem_1.a", "A"] {
+            assert_eq!(reference(good).as_str(), good);
+        }
+        assert_eq!(Reference::parse(""), Err(Invalid::Empty));
+        assert_eq!(Reference::parse("a..b"), Err(Invalid::DoubleDot));
+        assert_eq!(
+            Reference::parse("a/b"),
+            Err(Invalid::ReferenceCharacter("/".into()))
+        );
+        assert_eq!(
+            Reference::parse(&"x".repeat(65)),
+            Err(Invalid::TooLong {
+                length: 65,
+                max: 64
+            })
+        );
+    }
+
     #[test]
     fn subjects_round_trip_through_their_text() {
         for key in [
-            SubjectKey::Case("SOU-2026-01".into()),
-            SubjectKey::Visit {
-                case_ref: "SOU-2026-01".into(),
+            Subject::Case(reference("SOU-2026-01")),
+            Subject::Visit {
+                case_ref: reference("SOU-2026-01"),
                 visit_no: 2,
             },
-            SubjectKey::Seminar("SEM-1".into()),
+            Subject::Seminar(reference("SEM-1")),
         ] {
-            let back = SubjectKey::parse(key.subject_type(), &key.to_string()).unwrap();
+            let back = Subject::parse(key.subject_type(), &key.to_string()).unwrap();
             assert_eq!(back, key);
         }
-        assert!(SubjectKey::parse(SubjectType::Visit, "SOU-2026-01").is_err());
-        assert!(SubjectKey::parse(SubjectType::Visit, "SOU#x").is_err());
+        assert!(Subject::parse(SubjectType::Visit, "SOU-2026-01").is_err());
+        assert!(Subject::parse(SubjectType::Visit, "SOU#x").is_err());
     }
 }
 

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
-use crate::config::rules::{Anchor, Condition, Role, Rule, SendUntil, SubjectKind};
-use crate::domain::{EmailAddress, Judgement, Region, SubjectKey};
+use crate::config::rules::{Anchor, Condition, Role, Rule, RuleOn, SendUntil};
+use crate::domain::{EmailAddress, Judgement, Reference, Region, Subject};
 use crate::records::{Authority, Case, Delegate, Records, Seminar, Visit};
 
 /// Who an email goes to, resolved from roles.
@@ -45,7 +45,7 @@ pub struct PlannedAction {
     /// delegate where a rule fans out). Planning twice gives the same keys.
     pub key: String,
     pub rule_id: String,
-    pub subject: SubjectKey,
+    pub subject: Subject,
     pub authority: Option<String>,
     pub delegate: Option<EmailAddress>,
     pub anchor_on: NaiveDate,
@@ -82,21 +82,21 @@ pub struct Horizon {
 impl Horizon {
     /// `end` is the day the action's limit runs out (its sending ends as
     /// that day begins). The outbox decides exactly; this keeps a superset.
-    fn keeps(&self, subject: &Subject, record_from: NaiveDate, end: NaiveDate) -> bool {
+    fn keeps(&self, involved: &Involved, record_from: NaiveDate, end: NaiveDate) -> bool {
         let current = end >= self.today || self.watermark.is_some_and(|w| record_from > w);
         (record_from <= self.until && current)
-            || match subject.case {
-                Some(c) if subject.seminar.is_none() => self.cases.contains(&c.case_ref),
-                _ => subject
+            || match involved.case {
+                Some(c) if involved.seminar.is_none() => self.cases.contains(c.case_ref.as_str()),
+                _ => involved
                     .seminar
-                    .is_some_and(|s| self.seminars.contains(&s.seminar_ref)),
+                    .is_some_and(|s| self.seminars.contains(s.seminar_ref.as_str())),
             }
     }
 }
 
 /// The records one action is about: what templates and annexes are filled from.
 #[derive(Debug, Clone, Default)]
-pub struct Subject<'a> {
+pub struct Involved<'a> {
     pub authority: Option<&'a Authority>,
     pub case: Option<&'a Case>,
     pub visit: Option<&'a Visit>,
@@ -107,7 +107,7 @@ pub struct Subject<'a> {
     pub conversation_on: Option<NaiveDate>,
 }
 
-impl Subject<'_> {
+impl Involved<'_> {
     /// The region whose contacts act: the authority's, except for a seminar
     /// or one of its delegates, where it is the seminar's (a seminar can
     /// draw authorities from two regions, 000 §35).
@@ -120,13 +120,13 @@ impl Subject<'_> {
     }
 
     /// Which record the subject is keyed on.
-    pub fn key(&self) -> SubjectKey {
+    pub fn key(&self) -> Subject {
         if let Some(v) = self.visit {
             v.subject()
         } else if let Some(c) = self.case {
-            SubjectKey::Case(c.case_ref.clone())
+            Subject::Case(c.case_ref.clone())
         } else if let Some(s) = self.seminar {
-            SubjectKey::Seminar(s.seminar_ref.clone())
+            Subject::Seminar(s.seminar_ref.clone())
         } else {
             unreachable!("every subject has a case, a visit or a seminar")
         }
@@ -218,36 +218,32 @@ impl Subject<'_> {
 }
 
 /// Every subject a rule of `kind` applies to.
-pub fn subjects<'a>(records: &'a Records, kind: SubjectKind) -> Vec<Subject<'a>> {
+pub fn involved<'a>(records: &'a Records, kind: RuleOn) -> Vec<Involved<'a>> {
     let mut out = Vec::new();
-    for_each_subject(records, kind, |s| out.push(s));
+    for_each_involved(records, kind, |s| out.push(s));
     out
 }
 
 /// Calls `f` with every subject a rule of `kind` applies to, one at a time:
 /// a plan of many cases holds no list of them.
-pub fn for_each_subject<'a>(
-    records: &'a Records,
-    kind: SubjectKind,
-    mut f: impl FnMut(Subject<'a>),
-) {
+pub fn for_each_involved<'a>(records: &'a Records, kind: RuleOn, mut f: impl FnMut(Involved<'a>)) {
     let authority = |code: &str| records.authorities.get(code);
     match kind {
-        SubjectKind::Case => {
+        RuleOn::Case => {
             for c in records.cases.values() {
-                f(Subject {
+                f(Involved {
                     authority: authority(&c.authority_code),
                     case: Some(c),
-                    ..Subject::default()
+                    ..Involved::default()
                 });
             }
         }
-        SubjectKind::Visit => {
+        RuleOn::Visit => {
             // Visits come in case order: look each case up once.
             let mut current: Option<(&str, Option<&Case>, Option<&Authority>)> = None;
             for v in &records.visits {
                 let (_, case, authority) = match current {
-                    Some(found) if found.0 == v.case_ref => found,
+                    Some(found) if v.case_ref == found.0 => found,
                     _ => {
                         let case = records.cases.get(&v.case_ref);
                         let found = (
@@ -260,43 +256,43 @@ pub fn for_each_subject<'a>(
                     }
                 };
                 if let Some(case) = case {
-                    f(Subject {
+                    f(Involved {
                         authority,
                         case: Some(case),
                         visit: Some(v),
-                        ..Subject::default()
+                        ..Involved::default()
                     });
                 }
             }
         }
-        SubjectKind::Seminar => {
+        RuleOn::Seminar => {
             let by_seminar = delegates_by_seminar(records);
             for s in records.seminars.values() {
-                f(Subject {
+                f(Involved {
                     seminar: Some(s),
                     delegates: by_seminar
                         .get(s.seminar_ref.as_str())
                         .cloned()
                         .unwrap_or_default(),
-                    ..Subject::default()
+                    ..Involved::default()
                 });
             }
         }
-        SubjectKind::Delegate => {
+        RuleOn::Delegate => {
             for d in &records.delegates {
                 if let Some(seminar) = records.seminars.get(&d.seminar_ref) {
-                    f(Subject {
+                    f(Involved {
                         authority: authority(&d.authority_code),
                         seminar: Some(seminar),
                         delegate: Some(d),
                         delegates: vec![d],
-                        ..Subject::default()
+                        ..Involved::default()
                     });
                 }
             }
         }
-        SubjectKind::SeminarAuthority => {
-            let mut groups: BTreeMap<(&str, &str), Vec<&Delegate>> = BTreeMap::new();
+        RuleOn::SeminarAuthority => {
+            let mut groups: BTreeMap<(&Reference, &Reference), Vec<&Delegate>> = BTreeMap::new();
             for d in &records.delegates {
                 groups
                     .entry((&d.seminar_ref, &d.authority_code))
@@ -307,15 +303,15 @@ pub fn for_each_subject<'a>(
                 if let (Some(authority), Some(seminar_record)) =
                     (authority(code), records.seminars.get(seminar))
                 {
-                    f(Subject {
+                    f(Involved {
                         authority: Some(authority),
                         seminar: Some(seminar_record),
                         delegates,
                         conversation_on: records
                             .conversations
-                            .get(&(seminar.to_string(), code.to_string()))
+                            .get(&(seminar.clone(), code.clone()))
                             .copied(),
-                        ..Subject::default()
+                        ..Involved::default()
                     });
                 }
             }
@@ -332,17 +328,17 @@ fn delegates_by_seminar(records: &Records) -> BTreeMap<&str, Vec<&Delegate>> {
 }
 
 /// The outbox key of one occurrence.
-pub fn action_key(rule: &Rule, subject: &Subject, anchor_on: NaiveDate) -> String {
-    let mut key = format!("{}|{}|{}", rule.id, subject.key(), anchor_on);
+pub fn action_key(rule: &Rule, involved: &Involved, anchor_on: NaiveDate) -> String {
+    let mut key = format!("{}|{}|{}", rule.id, involved.key(), anchor_on);
     match rule.on {
-        SubjectKind::Delegate => {
-            if let Some(d) = subject.delegate {
+        RuleOn::Delegate => {
+            if let Some(d) = involved.delegate {
                 key.push('|');
                 key.push_str(&d.email.as_str().to_ascii_lowercase());
             }
         }
-        SubjectKind::SeminarAuthority => {
-            if let Some(a) = subject.authority {
+        RuleOn::SeminarAuthority => {
+            if let Some(a) = involved.authority {
                 key.push('|');
                 key.push_str(&a.code);
             }
@@ -372,15 +368,15 @@ pub fn local_instant(date: NaiveDate, hour: u32, tz: Tz) -> DateTime<Utc> {
 /// horizon, an action beyond it gives nothing either.
 pub fn plan_one(
     rule: &Rule,
-    subject: &Subject,
+    involved: &Involved,
     settings: &Settings,
     calendar: &Calendar,
     horizon: Option<&Horizon>,
 ) -> Option<PlannedAction> {
-    if !rule.when.iter().all(|c| subject.holds(*c)) {
+    if !rule.when.iter().all(|c| involved.holds(*c)) {
         return None;
     }
-    let anchor_on = subject.anchor(rule.anchor)?;
+    let anchor_on = involved.anchor(rule.anchor)?;
     let due_on = rule.offset.apply(anchor_on, calendar)?;
     let asked_on = match &rule.confirmation {
         Some(c) if rule.held => c.ask.apply(due_on, calendar),
@@ -393,22 +389,22 @@ pub fn plan_one(
             .apply(due_on, calendar)?
             .checked_add_days(Days::new(1))?,
     };
-    if horizon.is_some_and(|h| !h.keeps(subject, record_from, last_day_end)) {
+    if horizon.is_some_and(|h| !h.keeps(involved, record_from, last_day_end)) {
         return None;
     }
     let tz = settings.time_zone();
     let send_at = local_instant(due_on, settings.schedule.send_hour, tz);
     let send_until = local_instant(last_day_end, 0, tz);
-    let recipients = subject.recipients(rule, settings);
+    let recipients = involved.recipients(rule, settings);
     if recipients.to.is_empty() {
         return None;
     }
     Some(PlannedAction {
-        key: action_key(rule, subject, anchor_on),
+        key: action_key(rule, involved, anchor_on),
         rule_id: rule.id.clone(),
-        subject: subject.key(),
-        authority: subject.authority.map(|a| a.code.clone()),
-        delegate: subject.delegate.map(|d| d.email.clone()),
+        subject: involved.key(),
+        authority: involved.authority.map(|a| a.code.to_string()),
+        delegate: involved.delegate.map(|d| d.email.clone()),
         anchor_on,
         due_on,
         send_at,
@@ -421,7 +417,7 @@ pub fn plan_one(
 
 /// Every action the records and enabled rules call for, in send order.
 pub fn plan(records: &Records, settings: &Settings, calendar: &Calendar) -> Vec<PlannedAction> {
-    plan_within(records, settings, calendar, SubjectKind::ALL, None)
+    plan_within(records, settings, calendar, RuleOn::ALL, None)
 }
 
 /// The actions of rules on these kinds of subject, within the horizon if
@@ -430,7 +426,7 @@ pub fn plan_within(
     records: &Records,
     settings: &Settings,
     calendar: &Calendar,
-    kinds: &[SubjectKind],
+    kinds: &[RuleOn],
     horizon: Option<&Horizon>,
 ) -> Vec<PlannedAction> {
     let mut actions = Vec::new();
@@ -439,11 +435,11 @@ pub fn plan_within(
         if rules.is_empty() {
             continue;
         }
-        for_each_subject(records, kind, |subject| {
+        for_each_involved(records, kind, |involved| {
             actions.extend(
                 rules
                     .iter()
-                    .filter_map(|rule| plan_one(rule, &subject, settings, calendar, horizon)),
+                    .filter_map(|rule| plan_one(rule, &involved, settings, calendar, horizon)),
             );
         });
     }
@@ -452,14 +448,14 @@ pub fn plan_within(
 }
 
 /// Finds the records an outbox row is about, by rule kind and subject name.
-pub fn find_subject<'a>(
+pub fn find_involved<'a>(
     records: &'a Records,
     rule: &Rule,
-    subject: &SubjectKey,
+    subject: &Subject,
     authority: Option<&str>,
     delegate: Option<&EmailAddress>,
-) -> Option<Subject<'a>> {
-    subjects(records, rule.on).into_iter().find(|s| {
+) -> Option<Involved<'a>> {
+    involved(records, rule.on).into_iter().find(|s| {
         s.key() == *subject
             && (authority.is_none() || s.authority.map(|a| a.code.as_str()) == authority)
             && (delegate.is_none() || s.delegate.is_some_and(|d| Some(&d.email) == delegate))
@@ -471,7 +467,7 @@ pub fn find_subject<'a>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     pub rule_id: String,
-    pub subject: SubjectKey,
+    pub subject: Subject,
     pub authority: Option<String>,
     /// What is missing, and the command that records it.
     pub reason: &'static str,
@@ -490,12 +486,12 @@ pub fn waiting(records: &Records, settings: &Settings) -> Vec<Waiting> {
             }
             _ => continue,
         };
-        for s in subjects(records, rule.on) {
+        for s in involved(records, rule.on) {
             if s.anchor(rule.anchor).is_none() && rule.when.iter().all(|c| s.holds(*c)) {
                 out.push(Waiting {
                     rule_id: rule.id.clone(),
                     subject: s.key(),
-                    authority: s.authority.map(|a| a.code.clone()),
+                    authority: s.authority.map(|a| a.code.to_string()),
                     reason,
                 });
             }
@@ -520,6 +516,36 @@ pub fn planning_window(
 /// action: 70 working days after the report was received (000 §25; 001 §19).
 pub fn plan_due_on(calendar: &Calendar, report_received_on: NaiveDate) -> Option<NaiveDate> {
     calendar.add_working_days(report_received_on, 70)
+}
+
+/// The dates the planner derives for one email from its records and its due
+/// date, handed to composing so that the email states what the plan computed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyDates {
+    /// The improvement plan's statutory deadline, for a case.
+    pub plan_due_on: Option<NaiveDate>,
+    /// When the planning seminar or visit should fall, for a case.
+    pub planning_window: Option<(NaiveDate, NaiveDate)>,
+    /// When a visit's audited case files are due.
+    pub files_due_on: Option<NaiveDate>,
+    /// When the child-level data asked for on the due date comes back: the
+    /// end of that week (001 §42).
+    pub data_due_on: Option<NaiveDate>,
+}
+
+impl Involved<'_> {
+    pub fn key_dates(&self, calendar: &Calendar, due_on: NaiveDate) -> KeyDates {
+        KeyDates {
+            plan_due_on: self
+                .case
+                .and_then(|c| plan_due_on(calendar, c.report_received_on)),
+            planning_window: self
+                .case
+                .and_then(|c| planning_window(calendar, c.report_received_on)),
+            files_due_on: self.visit.and_then(|v| files_due_on(calendar, v.starts_on)),
+            data_due_on: self.visit.and_then(|_| calendar.end_of_week(due_on)),
+        }
+    }
 }
 
 /// Audited case files are due at least three working days before a visit (001 §27).

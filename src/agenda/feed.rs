@@ -133,7 +133,12 @@ pub fn owners(records: &crate::records::Records) -> Vec<Owner> {
     inspectors
         .into_iter()
         .map(Owner::Inspector)
-        .chain(records.authorities.keys().cloned().map(Owner::Authority))
+        .chain(
+            records
+                .authorities
+                .keys()
+                .map(|code| Owner::Authority(code.to_string())),
+        )
         .collect()
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::domain::{EmailAddress, SubjectKey};
+use crate::domain::{EmailAddress, Subject};
 use crate::outbox::{OutboxRow, Status};
 use crate::plan::{PlannedAction, Waiting};
 
@@ -51,7 +51,7 @@ pub struct AgendaItem {
     /// The outbox row, when the email has one.
     pub id: Option<i64>,
     pub rule: String,
-    pub subject: SubjectKey,
+    pub subject: Subject,
     pub authority: Option<String>,
     pub delegate: Option<EmailAddress>,
     /// None while the action waits for the date it counts from.

@@ -458,17 +458,22 @@ pub fn easter_sunday(year: i32) -> Option<NaiveDate> {
 /// inspection needs, narrow enough to catch a typed 1900 or 9999.
 pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
 
+/// Why a date was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("`{0}` is not a date in the form YYYY-MM-DD")]
+    NotADate(String),
+    #[error("`{0}` is outside the years {first} to {last}", first = YEARS.start(), last = YEARS.end())]
+    OutOfYears(String),
+}
+
 /// Parses an ISO date (`YYYY-MM-DD`) in [`YEARS`], with an error that says
 /// what was expected.
-pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+pub fn parse_date(s: &str) -> Result<NaiveDate, DateError> {
     let date = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD"))?;
+        .map_err(|_| DateError::NotADate(s.to_string()))?;
     if !YEARS.contains(&date.year()) {
-        return Err(format!(
-            "`{s}` is outside the years {} to {}",
-            YEARS.start(),
-            YEARS.end()
-        ));
+        return Err(DateError::OutOfYears(s.to_string()));
     }
     Ok(date)
 }
@@ -634,7 +639,7 @@ mod tests {
         assert!(parse_date("2026-11-24").is_ok());
         for bad in ["1900-01-01", "9999-12-31", "2101-01-01"] {
             let e = parse_date(bad).unwrap_err();
-            assert!(e.contains("2000 to 2100"), "{bad}: {e}");
+            assert!(e.to_string().contains("2000 to 2100"), "{bad}: {e}");
         }
     }
 

@@ -54,13 +54,12 @@ impl FromStr for Offset {
     type Err = OffsetError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| OffsetError {
-            input: input.to_string(),
-            reason: reason.to_string(),
-        };
         let mut steps = Vec::new();
         for part in input.split(" then ") {
-            steps.push(parse_step(part).map_err(|reason| err(&reason))?);
+            steps.push(parse_step(part).map_err(|reason| OffsetError {
+                input: input.to_string(),
+                reason,
+            })?);
         }
         Ok(Offset {
             steps,
@@ -69,6 +68,8 @@ impl FromStr for Offset {
     }
 }
 
+/// One step of an offset, or why it is not one (the reason alone; the
+/// caller adds the whole offset).
 fn parse_step(part: &str) -> Result<Step, String> {
     if part.split_whitespace().collect::<Vec<_>>() == ["end", "of", "week"] {
         return Ok(Step {

@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::delivery::transport::Mailer;
 use crate::delivery::{self, Clock, Engine};
-use crate::domain::{EmailAddress, SubjectKey};
+use crate::domain::{EmailAddress, Subject};
 use crate::outbox::{self, OutboxRow};
 use crate::plan;
 use crate::records::store;
@@ -119,7 +119,7 @@ pub async fn preview(
                 .find(|r| r.id == rule)
                 .ok_or_else(|| anyhow::anyhow!("--rule: no rule `{rule}` in the config"))?
                 .on;
-            let key = SubjectKey::parse(kind.subject_type(), &subject)
+            let key = Subject::parse(kind.subject_type(), &subject)
                 .map_err(|e| anyhow::anyhow!("--subject: {e}"))?;
             let planned = plan::plan(&records, &engine.settings, &engine.calendar);
             let a = planned

@@ -16,6 +16,7 @@ use serde_with::{DeserializeFromStr, DisplayFromStr, serde_as};
 
 use crate::calendar::Calendar;
 use crate::config::rules::{AnnexSpec, Rule};
+use crate::config::values::BadValue;
 use crate::domain::{EmailAddress, Region};
 pub use values::{Cron, Listen, TimeZone};
 
@@ -39,38 +40,71 @@ pub enum AlertTo {
 }
 
 impl std::str::FromStr for AlertTo {
-    type Err = String;
+    type Err = BadValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if s.starts_with('/') {
             return Ok(AlertTo::Command(PathBuf::from(s)));
         }
-        let help =
-            "give a command's absolute path (/usr/local/bin/NAME) or smtp://HOST[:PORT]/ADDRESS";
+        let refuse = |problem| BadValue::AlertTo {
+            given: s.to_string(),
+            problem,
+        };
         let rest = s
             .strip_prefix("smtp://")
-            .ok_or_else(|| format!("`{s}` is neither a command nor an smtp:// address: {help}"))?;
+            .ok_or_else(|| refuse("is neither a command nor an smtp:// address"))?;
         let (server, address) = rest
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` names no address after the relay: {help}"))?;
+            .ok_or_else(|| refuse("names no address after the relay"))?;
         let (host, port) = match server.rsplit_once(':') {
             Some((h, p)) => (
                 h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("`{p}` in `{s}` is not a port"))?,
+                p.parse::<u16>().map_err(|_| BadValue::Port {
+                    given: s.to_string(),
+                    port: p.to_string(),
+                })?,
             ),
             None => (server, 25),
         };
         if host.is_empty() {
-            return Err(format!("`{s}` names no relay host: {help}"));
+            return Err(refuse("names no relay host"));
         }
         Ok(AlertTo::Smtp {
             host: host.to_string(),
             port,
-            to: EmailAddress::parse(address).map_err(|e| format!("`{address}`: {e}"))?,
+            to: EmailAddress::parse(address).map_err(|source| BadValue::Address {
+                given: address.to_string(),
+                source,
+            })?,
         })
     }
+}
+
+/// Why a `file:` annex cannot be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    #[error("file:{} needs the folder mail.attachments_dir ({}): {source}", file.display(), dir.display())]
+    NoFolder {
+        file: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file:{} must be a path inside mail.attachments_dir ({}), not an absolute path", file.display(), dir.display())]
+    Absolute { file: PathBuf, dir: PathBuf },
+    #[error("file:{} cannot be read: {source}", file.display())]
+    Unreadable {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file:{} leads outside mail.attachments_dir ({})", file.display(), dir.display())]
+    Outside { file: PathBuf, dir: PathBuf },
+    #[error("file:{} is not a regular file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("file:{} is {bytes} bytes, more than mail.max_attachment_bytes ({max})", file.display())]
+    TooBig { file: PathBuf, bytes: u64, max: u64 },
 }
 
 /// Why settings could not be loaded. Each message names the key or file at fault.
@@ -424,6 +458,12 @@ pub enum WebRole {
 
 crate::named_enum!(WebRole, "a console role");
 
+impl WebRole {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebUser {
@@ -589,6 +629,19 @@ impl Settings {
     /// Everything wrong that serde could not see, each naming its key.
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        self.database_problems(&mut out);
+        self.log_problems(&mut out);
+        self.schedule_problems(&mut out);
+        self.mail_problems(&mut out);
+        self.web_problems(&mut out);
+        self.document_problems(&mut out);
+        self.region_problems(&mut out);
+        self.rule_problems(&mut out);
+        out
+    }
+
+    /// `database.url`: a SQLite path or a PostgreSQL URL naming a database.
+    fn database_problems(&self, out: &mut Vec<String>) {
         let url = self.database.url.trim();
         if url.is_empty() {
             out.push(
@@ -612,6 +665,10 @@ impl Settings {
                 "database.url: `{scheme}://` is not a database keydates can use; give a SQLite file path (or sqlite://PATH) or a postgres:// URL"
             ));
         }
+    }
+
+    /// `log.level`.
+    fn log_problems(&self, out: &mut Vec<String>) {
         // A bare word would be read as a module name and silence everything:
         // each part is a level, or `target=level`.
         let level_ok = |d: &str| {
@@ -631,6 +688,10 @@ impl Settings {
                 self.log.level
             ));
         }
+    }
+
+    /// `schedule.*` hours, horizon and backoff.
+    fn schedule_problems(&self, out: &mut Vec<String>) {
         if self.schedule.send_hour > 23 {
             out.push("schedule.send_hour: must be 0-23".into());
         }
@@ -648,6 +709,10 @@ impl Settings {
                     .into(),
             );
         }
+    }
+
+    /// `mail.*`: ids, allowed domains, and the relay's settings.
+    fn mail_problems(&self, out: &mut Vec<String>) {
         if self.mail.message_id_domain.is_empty()
             || !self
                 .mail
@@ -676,7 +741,11 @@ impl Settings {
                 out.push("mail.smtp.final_reply_timeout_secs: must be at least 1".into());
             }
             out.extend(self.oauth2_problems());
-            if smtp.password.is_some() && smtp.password_file.is_some() {
+            let password_given = smtp
+                .password
+                .as_ref()
+                .is_some_and(|p| !p.expose_secret().is_empty());
+            if password_given && smtp.password_file.is_some() {
                 out.push(
                     "mail.smtp.password_file: set either password or password_file, not both"
                         .into(),
@@ -699,6 +768,10 @@ impl Settings {
                 ));
             }
         }
+    }
+
+    /// `web.*`: who may reach the console, and its secrets and users.
+    fn web_problems(&self, out: &mut Vec<String>) {
         match self.web.address() {
             Some(addr) if !addr.ip().is_loopback() && self.web.users.is_empty() => out.push(
                 format!("web.listen: {addr} is reachable from other machines, so the console needs [[web.users]]; add users or listen on 127.0.0.1"),
@@ -723,6 +796,10 @@ impl Settings {
                 ));
             }
         }
+    }
+
+    /// What the generated documents are made from.
+    fn document_problems(&self, out: &mut Vec<String>) {
         let mut seen_columns = std::collections::HashSet::new();
         for (i, column) in self.child_level_data.columns.iter().enumerate() {
             let key = format!("child_level_data.columns[{i}]");
@@ -745,6 +822,10 @@ impl Settings {
                 ));
             }
         }
+    }
+
+    /// Every region, and only regions, under `regions`.
+    fn region_problems(&self, out: &mut Vec<String>) {
         for id in self.regions.keys() {
             if let Err(e) = Region::parse(id) {
                 out.push(format!("regions.{id}: {e}"));
@@ -758,6 +839,10 @@ impl Settings {
                 ));
             }
         }
+    }
+
+    /// Each rule, and the files it attaches.
+    fn rule_problems(&self, out: &mut Vec<String>) {
         let mut seen = std::collections::HashSet::new();
         for (i, rule) in self.rules.iter().enumerate() {
             let key = format!("rules[{i}] ({})", rule.id);
@@ -775,7 +860,6 @@ impl Settings {
                 }
             }
         }
-        out
     }
 
     /// A config path made absolute against the config file's folder.
@@ -810,48 +894,42 @@ impl Settings {
     /// The file a `file:` annex names, checked: inside `mail.attachments_dir`
     /// (after following links and `..`), a regular file, and no larger than
     /// `mail.max_attachment_bytes`. Anything else could mail what it should not.
-    pub fn attachment(&self, path: &Path) -> Result<PathBuf, String> {
+    pub fn attachment(&self, path: &Path) -> Result<PathBuf, AttachmentError> {
+        let file = path.to_path_buf();
         let dir = self.resolve(&self.mail.attachments_dir);
-        let base = dir.canonicalize().map_err(|e| {
-            format!(
-                "file:{} needs the folder mail.attachments_dir ({}): {e}",
-                path.display(),
-                dir.display()
-            )
-        })?;
+        let base = dir
+            .canonicalize()
+            .map_err(|source| AttachmentError::NoFolder {
+                file: file.clone(),
+                dir: dir.clone(),
+                source,
+            })?;
         if path.is_absolute() {
-            return Err(format!(
-                "file:{} must be a path inside mail.attachments_dir ({}), not an absolute path",
-                path.display(),
-                base.display()
-            ));
+            return Err(AttachmentError::Absolute { file, dir: base });
         }
-        let full = base.join(path).canonicalize().map_err(|e| {
-            format!(
-                "file:{} cannot be read in {}: {e}",
-                path.display(),
-                base.display()
-            )
-        })?;
+        let full =
+            base.join(path)
+                .canonicalize()
+                .map_err(|source| AttachmentError::Unreadable {
+                    file: file.clone(),
+                    source,
+                })?;
         if !full.starts_with(&base) {
-            return Err(format!(
-                "file:{} leads outside mail.attachments_dir ({})",
-                path.display(),
-                base.display()
-            ));
+            return Err(AttachmentError::Outside { file, dir: base });
         }
-        let meta = std::fs::metadata(&full)
-            .map_err(|e| format!("file:{} cannot be read: {e}", path.display()))?;
+        let meta = std::fs::metadata(&full).map_err(|source| AttachmentError::Unreadable {
+            file: file.clone(),
+            source,
+        })?;
         if !meta.is_file() {
-            return Err(format!("file:{} is not a regular file", path.display()));
+            return Err(AttachmentError::NotAFile(file));
         }
         if meta.len() > self.mail.max_attachment_bytes {
-            return Err(format!(
-                "file:{} is {} bytes, more than mail.max_attachment_bytes ({})",
-                path.display(),
-                meta.len(),
-                self.mail.max_attachment_bytes
-            ));
+            return Err(AttachmentError::TooBig {
+                file,
+                bytes: meta.len(),
+                max: self.mail.max_attachment_bytes,
+            });
         }
         Ok(full)
     }
@@ -880,8 +958,6 @@ impl Settings {
         self.rules.iter().filter(|r| r.enabled)
     }
 
-    /// The SMTP password: `password`, else `password_file`, else the systemd
-    /// credential `smtp-password` under `$CREDENTIALS_DIRECTORY`.
     /// What is wrong with `[mail.smtp.oauth2]`, for `auth = "xoauth2"`.
     fn oauth2_problems(&self) -> Vec<String> {
         let smtp = &self.mail.smtp;
@@ -974,8 +1050,11 @@ fn secret_from(
 
 /// A token endpoint must be HTTPS: the client secret crosses it. Plain
 /// `http://` only to this machine's loopback, for a local test endpoint.
-fn check_token_url(text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+fn check_token_url(text: &str) -> Result<(), BadTokenUrl> {
+    let url = url::Url::parse(text).map_err(|source| BadTokenUrl::NotAUrl {
+        given: text.to_string(),
+        source,
+    })?;
     match url.scheme() {
         "https" => Ok(()),
         "http" => {
@@ -988,13 +1067,25 @@ fn check_token_url(text: &str) -> Result<(), String> {
             if loopback {
                 Ok(())
             } else {
-                Err(format!(
-                    "`{text}` is plain http: the client secret would cross the network in clear; use https"
-                ))
+                Err(BadTokenUrl::Plain(text.to_string()))
             }
         }
-        other => Err(format!("`{other}://` is not http or https")),
+        other => Err(BadTokenUrl::Scheme(other.to_string())),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BadTokenUrl {
+    #[error("`{given}` is not a URL ({source})")]
+    NotAUrl {
+        given: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("`{0}` is plain http: the client secret would cross the network in clear; use https")]
+    Plain(String),
+    #[error("`{0}://` is not http or https")]
+    Scheme(String),
 }
 
 /// Where the records and the outbox live, parsed from `database.url`.
@@ -1059,6 +1150,7 @@ mod alert_tests {
             "ims@example.org"
                 .parse::<AlertTo>()
                 .unwrap_err()
+                .to_string()
                 .contains("smtp://")
         );
         assert!("smtp://backup.example".parse::<AlertTo>().is_err());

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_with::DeserializeFromStr;
 use strum::IntoStaticStr;
 
-use crate::calendar::offset::Offset;
+use crate::calendar::offset::{Offset, OffsetError};
+use crate::config::values::BadValue;
 use crate::domain::{AnnexKind, EmailAddress, SubjectType, parse_named};
 
 /// What a rule hangs on: each record of this kind gives at most one action.
@@ -16,7 +17,7 @@ use crate::domain::{AnnexKind, EmailAddress, SubjectType, parse_named};
     Debug, Clone, Copy, PartialEq, Eq, Hash, DeserializeFromStr, IntoStaticStr, strum::EnumIter,
 )]
 #[strum(serialize_all = "snake_case")]
-pub enum SubjectKind {
+pub enum RuleOn {
     /// One action per case.
     Case,
     /// One action per monitoring visit.
@@ -29,22 +30,19 @@ pub enum SubjectKind {
     SeminarAuthority,
 }
 
-impl SubjectKind {
-    pub const ALL: &'static [SubjectKind] = &[
-        SubjectKind::Case,
-        SubjectKind::Visit,
-        SubjectKind::Seminar,
-        SubjectKind::Delegate,
-        SubjectKind::SeminarAuthority,
+impl RuleOn {
+    pub const ALL: &'static [RuleOn] = &[
+        RuleOn::Case,
+        RuleOn::Visit,
+        RuleOn::Seminar,
+        RuleOn::Delegate,
+        RuleOn::SeminarAuthority,
     ];
     /// The kinds planned from a case and its visits.
-    pub const OF_CASES: &'static [SubjectKind] = &[SubjectKind::Case, SubjectKind::Visit];
+    pub const OF_CASES: &'static [RuleOn] = &[RuleOn::Case, RuleOn::Visit];
     /// The kinds planned from a seminar and its delegates.
-    pub const OF_SEMINARS: &'static [SubjectKind] = &[
-        SubjectKind::Seminar,
-        SubjectKind::Delegate,
-        SubjectKind::SeminarAuthority,
-    ];
+    pub const OF_SEMINARS: &'static [RuleOn] =
+        &[RuleOn::Seminar, RuleOn::Delegate, RuleOn::SeminarAuthority];
 
     pub fn name(self) -> &'static str {
         self.into()
@@ -53,30 +51,28 @@ impl SubjectKind {
     /// The record an action of this kind is keyed on.
     pub fn subject_type(self) -> SubjectType {
         match self {
-            SubjectKind::Case => SubjectType::Case,
-            SubjectKind::Visit => SubjectType::Visit,
-            SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority => {
-                SubjectType::Seminar
-            }
+            RuleOn::Case => SubjectType::Case,
+            RuleOn::Visit => SubjectType::Visit,
+            RuleOn::Seminar | RuleOn::Delegate | RuleOn::SeminarAuthority => SubjectType::Seminar,
         }
     }
 
     /// The date fields a rule on this kind may count from.
     pub fn anchors(self) -> &'static [Anchor] {
         match self {
-            SubjectKind::Case => &[
+            RuleOn::Case => &[
                 Anchor::ReportReceivedOn,
                 Anchor::PlanReceivedOn,
                 Anchor::PlanningEventOn,
             ],
-            SubjectKind::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
-            SubjectKind::Seminar | SubjectKind::Delegate => &[Anchor::HeldOn],
-            SubjectKind::SeminarAuthority => &[Anchor::HeldOn, Anchor::ConversationOn],
+            RuleOn::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
+            RuleOn::Seminar | RuleOn::Delegate => &[Anchor::HeldOn],
+            RuleOn::SeminarAuthority => &[Anchor::HeldOn, Anchor::ConversationOn],
         }
     }
 }
 
-crate::named_enum!(SubjectKind, "a record kind");
+crate::named_enum!(RuleOn, "a record kind");
 crate::named_enum!(Anchor, "a date field");
 crate::named_enum!(Condition, "a condition");
 
@@ -149,10 +145,10 @@ pub enum Role {
     Address(EmailAddress),
 }
 
-const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
+pub(crate) const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
 
 impl FromStr for Role {
-    type Err = String;
+    type Err = BadValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
@@ -168,7 +164,7 @@ impl FromStr for Role {
             "delegate" => Role::Delegate,
             "delegates" => Role::Delegates,
             other if other.contains('@') => Role::Address(EmailAddress::parse(other)?),
-            other => return Err(format!("`{other}` is not a role ({ROLE_NAMES})")),
+            other => return Err(BadValue::Role(other.to_string())),
         })
     }
 }
@@ -183,7 +179,7 @@ pub enum SendUntil {
 }
 
 impl FromStr for SendUntil {
-    type Err = String;
+    type Err = BadValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.trim() == "anchor" {
@@ -191,7 +187,7 @@ impl FromStr for SendUntil {
         }
         s.parse::<Offset>()
             .map(SendUntil::AfterDue)
-            .map_err(|e| format!("{e}, or \"anchor\""))
+            .map_err(BadValue::SendUntil)
     }
 }
 
@@ -214,12 +210,12 @@ pub enum AnnexSpec {
 }
 
 impl FromStr for AnnexSpec {
-    type Err = String;
+    type Err = BadValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(path) = s.strip_prefix("file:") {
             if path.trim().is_empty() {
-                return Err("`file:` needs a path".to_string());
+                return Err(BadValue::NoPath);
             }
             return Ok(AnnexSpec::File(PathBuf::from(path.trim())));
         }
@@ -228,7 +224,7 @@ impl FromStr for AnnexSpec {
         }
         parse_named::<AnnexKind>("an annex", s)
             .map(AnnexSpec::Generated)
-            .map_err(|e| format!("{e}, calendar, or file:PATH"))
+            .map_err(BadValue::Annex)
     }
 }
 
@@ -240,7 +236,7 @@ pub struct Rule {
     pub id: String,
     #[serde(default)]
     pub description: String,
-    pub on: SubjectKind,
+    pub on: RuleOn,
     pub anchor: Anchor,
     pub offset: Offset,
     #[serde(default)]
@@ -291,11 +287,9 @@ pub struct Confirmation {
 impl Rule {
     /// The rule that asks for the confirmation, made from a rule's
     /// `confirmation`: same records and conditions, its own day and people.
-    pub fn confirmation_rule(&self) -> Option<Result<Rule, String>> {
+    pub fn confirmation_rule(&self) -> Option<Result<Rule, OffsetError>> {
         let c = self.confirmation.as_ref()?;
-        let offset = format!("{} then {}", self.offset, c.ask)
-            .parse::<Offset>()
-            .map_err(|e| e.to_string());
+        let offset = format!("{} then {}", self.offset, c.ask).parse::<Offset>();
         Some(offset.map(|offset| Rule {
             id: format!("{}-confirmation", self.id),
             description: format!("Ask whether {} may go", self.id),
@@ -335,42 +329,54 @@ impl Rule {
     }
 
     /// Checks what serde cannot: that the anchor fits the subject and ids are sane.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), BadRule> {
         if self.id.is_empty()
             || !self
                 .id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(format!(
-                "id `{}` must be letters, digits, '-' or '_'",
-                self.id
-            ));
+            return Err(BadRule::Id(self.id.clone()));
         }
         if !self.on.anchors().contains(&self.anchor) {
             let allowed: Vec<_> = self.on.anchors().iter().map(|a| a.name()).collect();
-            return Err(format!(
-                "anchor `{}` does not belong to a {} (use {})",
-                self.anchor.name(),
-                self.on.name(),
-                allowed.join(" or ")
-            ));
+            return Err(BadRule::Anchor {
+                anchor: self.anchor.name(),
+                on: self.on.name(),
+                allowed: allowed.join(" or "),
+            });
         }
         if self.to.is_empty() {
-            return Err("`to` names nobody".to_string());
+            return Err(BadRule::NoRecipient);
         }
         let needs_delegate = [&self.to, &self.cc, &self.reply_to]
             .iter()
             .any(|roles| roles.contains(&Role::Delegate));
-        if needs_delegate && self.on != SubjectKind::Delegate {
-            return Err("role `delegate` only fits rules `on = \"delegate\"`".to_string());
+        if needs_delegate && self.on != RuleOn::Delegate {
+            return Err(BadRule::DelegateRole);
         }
         if self.template.contains(['/', '\\']) || self.template.starts_with('.') {
-            return Err(format!(
-                "template `{}` must be a name in the templates folder",
-                self.template
-            ));
+            return Err(BadRule::Template(self.template.clone()));
         }
         Ok(())
     }
+}
+
+/// Why a rule is refused, beyond what its fields' types check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRule {
+    #[error("id `{0}` must be letters, digits, '-' or '_'")]
+    Id(String),
+    #[error("anchor `{anchor}` does not belong to a {on} (use {allowed})")]
+    Anchor {
+        anchor: &'static str,
+        on: &'static str,
+        allowed: String,
+    },
+    #[error("`to` names nobody")]
+    NoRecipient,
+    #[error("role `delegate` only fits rules `on = \"delegate\"`")]
+    DelegateRole,
+    #[error("template `{0}` must be a name in the templates folder")]
+    Template(String),
 }

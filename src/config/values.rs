@@ -11,17 +11,59 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 use serde_with::DeserializeFromStr;
 
+use crate::domain::Invalid;
+
+/// Why a setting's value was refused; the key is added by whoever reads it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    #[error("`{0}` is not a time zone (e.g. Europe/London)")]
+    TimeZone(String),
+    #[error(
+        "`{given}` is not a cron expression with seconds first, e.g. \"0 * * * * *\" ({reason})"
+    )]
+    Cron { given: String, reason: String },
+    #[error("`{0}` never fires")]
+    NeverFires(String),
+    #[error("`{0}` is not HOST:PORT (e.g. 127.0.0.1:8765)")]
+    Listen(String),
+    #[error("`{0}` is not a role ({roles})", roles = super::rules::ROLE_NAMES)]
+    Role(String),
+    #[error("{0}, or \"anchor\"")]
+    SendUntil(#[source] crate::calendar::offset::OffsetError),
+    #[error("{0}, calendar, or file:PATH")]
+    Annex(#[source] Invalid),
+    #[error("`file:` needs a path")]
+    NoPath,
+    #[error(
+        "`{given}` {problem}: give a command's absolute path (/usr/local/bin/NAME) or smtp://HOST[:PORT]/ADDRESS"
+    )]
+    AlertTo {
+        given: String,
+        problem: &'static str,
+    },
+    #[error("`{port}` in `{given}` is not a port")]
+    Port { given: String, port: String },
+    #[error("`{given}`: {source}")]
+    Address {
+        given: String,
+        #[source]
+        source: Invalid,
+    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
 /// A time zone from the IANA database, e.g. `Europe/London`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr)]
 pub struct TimeZone(pub Tz);
 
 impl FromStr for TimeZone {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
         s.trim()
             .parse()
             .map(TimeZone)
-            .map_err(|_| format!("`{s}` is not a time zone (e.g. Europe/London)"))
+            .map_err(|_| BadValue::TimeZone(s.to_string()))
     }
 }
 
@@ -66,22 +108,21 @@ impl fmt::Display for Cron {
 }
 
 impl FromStr for Cron {
-    type Err = String;
-    fn from_str(expr: &str) -> Result<Self, String> {
+    type Err = BadValue;
+    fn from_str(expr: &str) -> Result<Self, BadValue> {
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Required)
             .build()
             .parse(expr)
-            .map_err(|e| {
-                format!(
-                    "`{expr}` is not a cron expression with seconds first, e.g. \"0 * * * * *\" ({e})"
-                )
+            .map_err(|e| BadValue::Cron {
+                given: expr.to_string(),
+                reason: e.to_string(),
             })?;
         if cron
             .find_next_occurrence(&chrono::Utc::now(), false)
             .is_err()
         {
-            return Err(format!("`{expr}` never fires"));
+            return Err(BadValue::NeverFires(expr.to_string()));
         }
         Ok(Cron {
             text: expr.to_string(),
@@ -95,15 +136,15 @@ impl FromStr for Cron {
 pub struct Listen(pub Option<SocketAddr>);
 
 impl FromStr for Listen {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
         let s = s.trim();
         if s.is_empty() {
             return Ok(Listen(None));
         }
         s.parse()
             .map(|a| Listen(Some(a)))
-            .map_err(|_| format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:8765)"))
+            .map_err(|_| BadValue::Listen(s.to_string()))
     }
 }
 
@@ -129,18 +170,21 @@ mod tests {
             "Europe/Lndon"
                 .parse::<TimeZone>()
                 .unwrap_err()
+                .to_string()
                 .contains("Europe/Lndon")
         );
         assert!(
             "0 0 0 31 2 *"
                 .parse::<Cron>()
                 .unwrap_err()
+                .to_string()
                 .contains("never fires")
         );
         assert!(
             "localhost"
                 .parse::<Listen>()
                 .unwrap_err()
+                .to_string()
                 .contains("HOST:PORT")
         );
         assert_eq!("".parse::<Listen>(), Ok(Listen(None)));

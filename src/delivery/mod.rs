@@ -22,9 +22,9 @@ use tracing::Instrument;
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
-use crate::config::rules::SubjectKind;
+use crate::config::rules::RuleOn;
 use crate::db::state::{self, keys};
-use crate::domain::SubjectKey;
+use crate::domain::Subject;
 use crate::outbox::{self, OutboxRow, ReconcileReport, Status};
 use crate::plan;
 use crate::records::{self, Records};
@@ -129,7 +129,7 @@ pub fn compose_row(
         .iter()
         .find(|r| r.id == row.rule)
         .ok_or_else(|| ComposeError(format!("rule `{}` is no longer in the config", row.rule)))?;
-    let subject = plan::find_subject(
+    let involved = plan::find_involved(
         records,
         rule,
         &row.subject,
@@ -139,7 +139,7 @@ pub fn compose_row(
     .ok_or_else(|| ComposeError(format!("the records for {} are gone", row.subject)))?;
     // From the records as they are now: an address corrected since the row
     // was planned (or since a recipient refused it) is the one it goes to.
-    let recipients = subject.recipients(rule, &engine.settings);
+    let recipients = involved.recipients(rule, &engine.settings);
     if recipients.to.is_empty() {
         return Err(ComposeError(format!(
             "the records for {} name no one to send `{}` to",
@@ -151,9 +151,10 @@ pub fn compose_row(
     });
     engine.composer().compose(&Draft {
         rule,
-        subject: &subject,
+        involved: &involved,
         anchor_on: row.anchor_on,
         due_on: row.due_on,
+        dates: involved.key_dates(&engine.calendar, row.due_on),
         recipients: &recipients,
         message_id: &message_id,
         now,
@@ -164,11 +165,11 @@ pub fn compose_row(
 /// its seminar with its delegates): cheap however many records there are.
 pub async fn records_for(pool: &Pool, row: &OutboxRow) -> anyhow::Result<Records> {
     match &row.subject {
-        SubjectKey::Case(case_ref) | SubjectKey::Visit { case_ref, .. } => {
-            records::store::load_subjects(pool, std::slice::from_ref(case_ref), &[]).await
+        Subject::Case(case_ref) | Subject::Visit { case_ref, .. } => {
+            records::store::load_subjects(pool, &[case_ref.to_string()], &[]).await
         }
-        SubjectKey::Seminar(seminar_ref) => {
-            records::store::load_subjects(pool, &[], std::slice::from_ref(seminar_ref)).await
+        Subject::Seminar(seminar_ref) => {
+            records::store::load_subjects(pool, &[], &[seminar_ref.to_string()]).await
         }
     }
 }
@@ -436,7 +437,7 @@ pub async fn plan_every_record(
     let mut records = records::store::load_without_cases(pool)
         .await
         .context("while reading the records")?;
-    take(plan_batch(&records, SubjectKind::OF_SEMINARS)).await?;
+    take(plan_batch(&records, RuleOn::OF_SEMINARS)).await?;
     let mut after = String::new();
     let mut damaged = std::mem::take(&mut records.damaged);
     loop {
@@ -448,7 +449,7 @@ pub async fn plan_every_record(
         };
         damaged.extend(batch.damaged);
         (records.cases, records.visits) = (batch.cases, batch.visits);
-        take(plan_batch(&records, SubjectKind::OF_CASES)).await?;
+        take(plan_batch(&records, RuleOn::OF_CASES)).await?;
         progress::made();
         after = last;
     }
@@ -637,7 +638,7 @@ async fn plan_subjects(
     let (cases, seminars) = (&cases[..], &seminars[..]);
     // All their actions: their open rows follow them however far ahead.
     let planned = plan::plan(&records, &engine.settings, &engine.calendar);
-    let ids = |kinds: &[SubjectKind]| -> std::collections::HashSet<String> {
+    let ids = |kinds: &[RuleOn]| -> std::collections::HashSet<String> {
         engine
             .settings
             .rules
@@ -646,8 +647,8 @@ async fn plan_subjects(
             .map(|r| r.id.clone())
             .collect()
     };
-    let case_rules = ids(SubjectKind::OF_CASES);
-    let seminar_rules = ids(SubjectKind::OF_SEMINARS);
+    let case_rules = ids(RuleOn::OF_CASES);
+    let seminar_rules = ids(RuleOn::OF_SEMINARS);
     outbox::reconcile_scoped(
         pool,
         &planned,

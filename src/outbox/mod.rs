@@ -16,7 +16,7 @@ use strum::{EnumString, IntoStaticStr};
 
 use crate::db::state;
 pub use crate::domain::Refusal;
-use crate::domain::{EmailAddress, SubjectKey, SubjectType};
+use crate::domain::{EmailAddress, Subject, SubjectType};
 use crate::plan::{PlannedAction, Recipients};
 
 pub use crate::db::{parse_ts, ts};
@@ -48,6 +48,21 @@ pub enum Status {
     Missed,
 }
 
+/// Who cancelled an email: the plan (its record stopped calling for it, and
+/// it comes back if the record does again) or a person (it stays cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum CancelledBy {
+    Plan,
+    Admin,
+}
+
+impl CancelledBy {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -74,7 +89,7 @@ pub struct OutboxRow {
     pub id: i64,
     pub key: String,
     pub rule: String,
-    pub subject: SubjectKey,
+    pub subject: Subject,
     pub authority: Option<String>,
     pub delegate: Option<EmailAddress>,
     pub anchor_on: NaiveDate,
@@ -184,7 +199,7 @@ impl sqlx::FromRow<'_, crate::db::Row> for OutboxRow {
             id: row.try_get("id")?,
             key: row.try_get("key")?,
             rule: row.try_get("rule_id")?,
-            subject: SubjectKey::parse(subject_type, &subject)
+            subject: Subject::parse(subject_type, &subject)
                 .map_err(|e| OutboxRow::bad("subject", &subject, e))?,
             authority: row.try_get("authority")?,
             delegate: delegate
@@ -241,7 +256,7 @@ pub struct Reach {
 struct Existing {
     id: i64,
     status: Status,
-    cancelled_by: Option<String>,
+    cancelled_by: Option<CancelledBy>,
     forced: bool,
     fields: Fields,
     /// Called for by the plan so far.
@@ -417,7 +432,13 @@ impl Reconciler {
                     status: status
                         .parse()
                         .map_err(|_| anyhow::anyhow!("outbox.status holds `{status}`"))?,
-                    cancelled_by: row.get("cancelled_by"),
+                    cancelled_by: match row.get::<Option<String>, _>("cancelled_by") {
+                        None => None,
+                        Some(by) => Some(
+                            by.parse()
+                                .map_err(|_| anyhow::anyhow!("outbox.cancelled_by holds `{by}`"))?,
+                        ),
+                    },
                     forced: row.get::<i64, _>("forced") != 0,
                     fields: (
                         row.get("due_on"),
@@ -452,7 +473,7 @@ impl Reconciler {
                         report.updated += 1;
                     }
                 }
-                Some(e) if e.cancelled_by.as_deref() == Some("plan") => {
+                Some(e) if e.cancelled_by == Some(CancelledBy::Plan) => {
                     update_fields(tx, e.id, &fields, &self.now_s).await?;
                     sqlx::query(
                         "UPDATE outbox SET status = $1, cancelled_by = NULL, last_error = NULL

@@ -10,7 +10,7 @@ use chrono::{Days, NaiveDate};
 use clap::ValueEnum;
 
 use crate::calendar::Calendar;
-use crate::config::rules::{Anchor, Condition, Rule, SubjectKind};
+use crate::config::rules::{Anchor, Condition, Rule, RuleOn};
 use crate::records::import::Kind;
 
 /// The authority every demo record belongs to; its code marks demo data.
@@ -63,9 +63,9 @@ pub fn records(rules: &[&Rule], day: NaiveDate, calendar: &Calendar) -> DemoFile
             ]);
         };
         match (rule.on, rule.anchor) {
-            (SubjectKind::Case, Anchor::PlanReceivedOn) => case(before(60), Some(anchor)),
-            (SubjectKind::Case, _) => case(anchor, None),
-            (SubjectKind::Visit, Anchor::StartsOn) => {
+            (RuleOn::Case, Anchor::PlanReceivedOn) => case(before(60), Some(anchor)),
+            (RuleOn::Case, _) => case(anchor, None),
+            (RuleOn::Visit, Anchor::StartsOn) => {
                 case(before(120), None);
                 files.visits.push([
                     case_ref.clone(),
@@ -76,8 +76,8 @@ pub fn records(rules: &[&Rule], day: NaiveDate, calendar: &Calendar) -> DemoFile
                     "false".into(),
                 ]);
             }
-            (SubjectKind::Visit, _) => continue,
-            (SubjectKind::Seminar | SubjectKind::Delegate | SubjectKind::SeminarAuthority, _) => {
+            (RuleOn::Visit, _) => continue,
+            (RuleOn::Seminar | RuleOn::Delegate | RuleOn::SeminarAuthority, _) => {
                 let seminar_ref = format!("DEMO-SEM-{n:02}");
                 files.seminars.push([
                     seminar_ref.clone(),

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::calendar::parse_date;
 use crate::domain::{
-    EmailAddress, Judgement, MAX_REFERENCE_CHARS, MAX_TEXT_CHARS, Region, check_audited_reference,
-    check_reference, check_text,
+    EmailAddress, Judgement, MAX_REFERENCE_CHARS, MAX_TEXT_CHARS, Reference, Region,
+    check_audited_reference, check_text,
 };
 
 /// The five kinds of record file.
@@ -133,12 +133,12 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn err(&self, col: usize, reason: impl Into<String>) -> ImportError {
+    fn err(&self, col: usize, reason: impl std::fmt::Display) -> ImportError {
         ImportError {
             file: self.file.to_string(),
             line: self.line,
             column: Some((col + 1, self.headers[col].to_string())),
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 
@@ -148,7 +148,9 @@ impl Fields<'_> {
         for (col, header) in self.headers.iter().enumerate() {
             let value = self.raw(col);
             let checked = match *header {
-                "code" | "authority_code" | "case_ref" | "seminar_ref" => check_reference(value),
+                "code" | "authority_code" | "case_ref" | "seminar_ref" if !value.is_empty() => {
+                    Reference::parse(value).map(|_| ())
+                }
                 "audited_cases" => check_text(value, MAX_AUDITED_CASES * (MAX_REFERENCE_CHARS + 1)),
                 h if h.ends_with("email") => check_text(value, 254),
                 _ => check_text(value, MAX_TEXT_CHARS),
@@ -168,6 +170,10 @@ impl Fields<'_> {
             return Err(self.err(col, "must not be empty"));
         }
         Ok(s.to_string())
+    }
+
+    fn reference(&self, col: usize) -> Result<Reference, ImportError> {
+        Reference::parse(&self.text(col)?).map_err(|e| self.err(col, e))
     }
 
     fn optional(&self, col: usize) -> Option<&str> {
@@ -241,7 +247,9 @@ pub async fn import(pool: &Pool, kind: Kind, path: &Path) -> Result<ImportReport
         Kind::Visits => {
             let rows = parse(&file, &bytes, kind, parse_visit)?;
             let cases = keys(&mut tx, "SELECT case_ref FROM cases").await?;
-            check_refs(&file, kind, &rows, 0, "case", &cases, |v| &v.case_ref)?;
+            check_refs(&file, kind, &rows, 0, "case", &cases, |v| {
+                v.case_ref.as_str()
+            })?;
             // Monitoring visits follow an inadequate judgement only (001).
             let inadequate = keys(
                 &mut tx,
@@ -250,7 +258,7 @@ pub async fn import(pool: &Pool, kind: Kind, path: &Path) -> Result<ImportReport
             .await?;
             if let Some(row) = rows
                 .iter()
-                .find(|r| !inadequate.contains(&r.value.case_ref))
+                .find(|r| !inadequate.contains(r.value.case_ref.as_str()))
             {
                 return Err(ImportError {
                     file,
@@ -427,14 +435,14 @@ fn csv_reason(e: &csv::Error) -> String {
 
 fn parse_authority(f: &Fields) -> Result<(String, Authority), ImportError> {
     let a = Authority {
-        code: f.text(0)?,
+        code: f.reference(0)?,
         name: f.text(1)?,
         region: f.region(2)?,
         dcs_name: f.text(3)?,
         dcs_email: f.email(4)?,
         coordinator_email: f.optional_email(5)?,
     };
-    Ok((a.code.clone(), a))
+    Ok((a.code.to_string(), a))
 }
 
 fn parse_case(f: &Fields) -> Result<(String, Case), ImportError> {
@@ -446,8 +454,8 @@ fn parse_case(f: &Fields) -> Result<(String, Case), ImportError> {
         return Err(f.err(4, "the plan cannot arrive before the report"));
     }
     let c = Case {
-        case_ref: f.text(0)?,
-        authority_code: f.text(1)?,
+        case_ref: f.reference(0)?,
+        authority_code: f.reference(1)?,
         judgement: Judgement::parse(&f.text(2)?).map_err(|e| f.err(2, e))?,
         report_received_on,
         plan_received_on,
@@ -465,7 +473,7 @@ fn parse_case(f: &Fields) -> Result<(String, Case), ImportError> {
     {
         return Err(f.err(7, "the planning event cannot come before the report"));
     }
-    Ok((c.case_ref.clone(), c))
+    Ok((c.case_ref.to_string(), c))
 }
 
 /// Parses `;`-separated audited case references, at most six.
@@ -495,7 +503,7 @@ fn parse_visit(f: &Fields) -> Result<(String, Visit), ImportError> {
         .filter(|n| *n >= 1)
         .ok_or_else(|| f.err(1, "must be a whole number from 1"))?;
     let v = Visit {
-        case_ref: f.text(0)?,
+        case_ref: f.reference(0)?,
         visit_no,
         starts_on: f.date(2)?,
         lead_inspector_email: f.email(3)?,
@@ -507,7 +515,7 @@ fn parse_visit(f: &Fields) -> Result<(String, Visit), ImportError> {
 
 fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {
     let s = Seminar {
-        seminar_ref: f.text(0)?,
+        seminar_ref: f.reference(0)?,
         title: f.text(1)?,
         region: f.region(2)?,
         held_on: f.date(3)?,
@@ -515,13 +523,13 @@ fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {
         confirmed: f.flag(5)?,
         cancelled: false,
     };
-    Ok((s.seminar_ref.clone(), s))
+    Ok((s.seminar_ref.to_string(), s))
 }
 
 fn parse_delegate(f: &Fields) -> Result<(String, Delegate), ImportError> {
     let d = Delegate {
-        seminar_ref: f.text(0)?,
-        authority_code: f.text(1)?,
+        seminar_ref: f.reference(0)?,
+        authority_code: f.reference(1)?,
         name: f.text(2)?,
         email: f.email(3)?,
     };
@@ -547,7 +555,7 @@ fn check_refs<T>(
     col: usize,
     what: &str,
     known: &HashSet<String>,
-    get: impl Fn(&T) -> &String,
+    get: impl Fn(&T) -> &str,
 ) -> Result<(), ImportError> {
     for row in rows {
         let value = get(&row.value);
@@ -573,7 +581,7 @@ async fn check_delegate_numbers(
     let mut people: HashMap<(String, String), HashSet<String>> = HashMap::new();
     let mut moved: HashSet<(String, String)> = HashSet::new();
     for r in rows {
-        moved.insert((r.value.seminar_ref.clone(), r.value.email.folded()));
+        moved.insert((r.value.seminar_ref.to_string(), r.value.email.folded()));
     }
     for row in
         sqlx::query("SELECT seminar_ref, authority_code, lower(email) AS email FROM delegates")
@@ -593,7 +601,7 @@ async fn check_delegate_numbers(
     for r in rows {
         let d = &r.value;
         let group = people
-            .entry((d.seminar_ref.clone(), d.authority_code.clone()))
+            .entry((d.seminar_ref.to_string(), d.authority_code.to_string()))
             .or_default();
         group.insert(d.email.folded());
         if group.len() > MAX_DELEGATES_PER_AUTHORITY {

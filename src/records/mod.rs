@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::domain::{EmailAddress, Judgement, Region, SubjectKey};
+use crate::domain::{EmailAddress, Judgement, Reference, Region, Subject};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Authority {
-    pub code: String,
+    pub code: Reference,
     pub name: String,
     pub region: Region,
     pub dcs_name: String,
@@ -25,8 +25,8 @@ pub struct Authority {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
-    pub case_ref: String,
-    pub authority_code: String,
+    pub case_ref: Reference,
+    pub authority_code: Reference,
     pub judgement: Judgement,
     pub report_received_on: NaiveDate,
     pub plan_received_on: Option<NaiveDate>,
@@ -40,7 +40,7 @@ pub struct Case {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visit {
-    pub case_ref: String,
+    pub case_ref: Reference,
     pub visit_no: u32,
     pub starts_on: NaiveDate,
     pub lead_inspector_email: EmailAddress,
@@ -50,8 +50,8 @@ pub struct Visit {
 
 impl Visit {
     /// How visits are named in the outbox and on the command line: `CASE_REF#VISIT_NO`.
-    pub fn subject(&self) -> SubjectKey {
-        SubjectKey::Visit {
+    pub fn subject(&self) -> Subject {
+        Subject::Visit {
             case_ref: self.case_ref.clone(),
             visit_no: self.visit_no,
         }
@@ -60,7 +60,7 @@ impl Visit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seminar {
-    pub seminar_ref: String,
+    pub seminar_ref: Reference,
     pub title: String,
     pub region: Region,
     pub held_on: NaiveDate,
@@ -71,8 +71,8 @@ pub struct Seminar {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delegate {
-    pub seminar_ref: String,
-    pub authority_code: String,
+    pub seminar_ref: Reference,
+    pub authority_code: Reference,
     pub name: String,
     pub email: EmailAddress,
 }
@@ -86,14 +86,14 @@ pub const MAX_AUDITED_CASES: usize = 6;
 /// Every record, as the planner sees them.
 #[derive(Debug, Clone, Default)]
 pub struct Records {
-    pub authorities: BTreeMap<String, Authority>,
-    pub cases: BTreeMap<String, Case>,
+    pub authorities: BTreeMap<Reference, Authority>,
+    pub cases: BTreeMap<Reference, Case>,
     pub visits: Vec<Visit>,
-    pub seminars: BTreeMap<String, Seminar>,
+    pub seminars: BTreeMap<Reference, Seminar>,
     pub delegates: Vec<Delegate>,
     /// When the senior HMI's six-month conversation with an authority's DCS
     /// took place, by (seminar, authority) (000 §38).
-    pub conversations: BTreeMap<(String, String), NaiveDate>,
+    pub conversations: BTreeMap<(Reference, Reference), NaiveDate>,
     /// Rows that did not decode (changed by hand in the database): named,
     /// and left out of everything else.
     pub damaged: Vec<Damaged>,

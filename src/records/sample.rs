@@ -3,11 +3,15 @@
 
 use chrono::{Days, NaiveDate};
 
-use crate::domain::{EmailAddress, Judgement, Region};
+use crate::domain::{EmailAddress, Judgement, Reference, Region};
 use crate::records::{Authority, Case, Delegate, Records, Seminar, Visit};
 
 fn email(s: &str) -> EmailAddress {
     EmailAddress::parse(s).expect("sample addresses are valid")
+}
+
+fn reference(s: String) -> Reference {
+    Reference::parse(&s).expect("sample references are valid")
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -51,7 +55,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
     let seminars = n / 100 + 1;
     for s in 0..seminars {
         let held_on = start + Days::new(60 + (s % 200) as u64);
-        let seminar_ref = format!("SEM{s:06}");
+        let seminar_ref = reference(format!("SEM{s:06}"));
         r.seminars.insert(
             seminar_ref.clone(),
             Seminar {
@@ -66,7 +70,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
         );
     }
     for a in 0..authorities {
-        let code = format!("LA{a:06}");
+        let code = reference(format!("LA{a:06}"));
         r.authorities.insert(
             code.clone(),
             Authority {
@@ -79,21 +83,21 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
             },
         );
         r.delegates.push(Delegate {
-            seminar_ref: format!("SEM{:06}", a % seminars),
+            seminar_ref: reference(format!("SEM{:06}", a % seminars)),
             authority_code: code,
             name: format!("Delegate {a}"),
             email: email(&format!("delegate{a}@sampleshire.example.org")),
         });
     }
     for i in 0..n {
-        let case_ref = format!("C{i:07}");
+        let case_ref = reference(format!("C{i:07}"));
         let report = start + Days::new((i % 300) as u64);
         let inadequate = i % 2 == 0;
         r.cases.insert(
             case_ref.clone(),
             Case {
                 case_ref: case_ref.clone(),
-                authority_code: format!("LA{:06}", i % authorities),
+                authority_code: reference(format!("LA{:06}", i % authorities)),
                 judgement: if inadequate {
                     Judgement::Inadequate
                 } else {

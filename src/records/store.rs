@@ -10,10 +10,14 @@ use crate::db::Pool;
 
 use super::{Authority, Case, Damaged, Delegate, Records, Seminar, Visit};
 use crate::calendar::parse_date;
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, Reference};
 
 fn email(s: &str) -> anyhow::Result<EmailAddress> {
-    EmailAddress::parse(s).map_err(anyhow::Error::msg)
+    Ok(EmailAddress::parse(s)?)
+}
+
+fn reference(column: &str, s: &str) -> anyhow::Result<Reference> {
+    Reference::parse(s).with_context(|| format!("column {column} holds `{s}`"))
 }
 
 fn optional_email(s: Option<String>) -> anyhow::Result<Option<EmailAddress>> {
@@ -21,7 +25,7 @@ fn optional_email(s: Option<String>) -> anyhow::Result<Option<EmailAddress>> {
 }
 
 fn date(s: &str) -> anyhow::Result<chrono::NaiveDate> {
-    parse_date(s).map_err(anyhow::Error::msg)
+    Ok(parse_date(s)?)
 }
 
 /// Splits the stored `;`-separated audited case references.
@@ -167,7 +171,7 @@ fn keep<T>(
 /// that did not decode.
 #[derive(Debug, Default)]
 pub struct CaseBatch {
-    pub cases: std::collections::BTreeMap<String, Case>,
+    pub cases: std::collections::BTreeMap<Reference, Case>,
     pub visits: Vec<Visit>,
     pub damaged: Vec<Damaged>,
     /// The last reference read, damaged or not: where the next batch starts.
@@ -219,9 +223,11 @@ pub async fn load_cases_after(pool: &Pool, after: &str, limit: u32) -> anyhow::R
     Ok(batch)
 }
 
-fn conversation(row: &crate::db::Row) -> anyhow::Result<((String, String), chrono::NaiveDate)> {
-    let seminar_ref: String = named(row, "seminar_ref")?;
-    let code: String = named(row, "authority_code")?;
+fn conversation(
+    row: &crate::db::Row,
+) -> anyhow::Result<((Reference, Reference), chrono::NaiveDate)> {
+    let seminar_ref: Reference = named(row, "seminar_ref")?;
+    let code: Reference = named(row, "authority_code")?;
     let held_on = date(&named::<String>(row, "held_on")?)
         .context("column held_on")
         .with_context(|| format!("the conversation of {seminar_ref} with {code}"))?;
@@ -232,7 +238,7 @@ fn authority(row: &crate::db::Row) -> anyhow::Result<Authority> {
     let code: String = named(row, "code")?;
     (|| -> anyhow::Result<Authority> {
         Ok(Authority {
-            code: code.clone(),
+            code: reference("code", &code)?,
             name: named(row, "name")?,
             region: crate::domain::Region::from_str(&named::<String>(row, "region")?)
                 .map_err(|e| anyhow::anyhow!("column region: {e}"))?,
@@ -259,7 +265,7 @@ fn case(row: &crate::db::Row) -> anyhow::Result<Case> {
         let lead: String = col(row, 5, "lead_inspector_email")?;
         let event: Option<String> = col(row, 8, "planning_event_on")?;
         Ok(Case {
-            case_ref: case_ref.clone(),
+            case_ref: reference("case_ref", &case_ref)?,
             authority_code: col(row, 1, "authority_code")?,
             judgement: judgement
                 .parse()
@@ -291,7 +297,7 @@ fn visit(row: &crate::db::Row) -> anyhow::Result<Visit> {
         let audited: String = col(row, 4, "audited_cases")?;
         let cancelled: i64 = col(row, 5, "cancelled")?;
         Ok(Visit {
-            case_ref: case_ref.clone(),
+            case_ref: reference("case_ref", &case_ref)?,
             visit_no: u32::try_from(visit_no)?,
             starts_on: date(&starts_on).context("column starts_on")?,
             lead_inspector_email: email(&lead).context("column lead_inspector_email")?,
@@ -306,7 +312,7 @@ fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
     let seminar_ref: String = named(row, "seminar_ref")?;
     (|| -> anyhow::Result<Seminar> {
         Ok(Seminar {
-            seminar_ref: seminar_ref.clone(),
+            seminar_ref: reference("seminar_ref", &seminar_ref)?,
             title: named(row, "title")?,
             region: crate::domain::Region::from_str(&named::<String>(row, "region")?)
                 .map_err(|e| anyhow::anyhow!("column region: {e}"))?,
@@ -323,7 +329,7 @@ fn delegate(row: &crate::db::Row) -> anyhow::Result<Delegate> {
     let seminar_ref: String = named(row, "seminar_ref")?;
     (|| -> anyhow::Result<Delegate> {
         Ok(Delegate {
-            seminar_ref: seminar_ref.clone(),
+            seminar_ref: reference("seminar_ref", &seminar_ref)?,
             authority_code: named(row, "authority_code")?,
             name: named(row, "name")?,
             email: email(&named::<String>(row, "email")?).context("column email")?,
@@ -473,7 +479,7 @@ pub async fn load_subjects(
             }
         }
     }
-    let codes: std::collections::BTreeSet<String> = records
+    let codes: std::collections::BTreeSet<Reference> = records
         .cases
         .values()
         .map(|c| c.authority_code.clone())
@@ -484,7 +490,7 @@ pub async fn load_subjects(
             if let Some(a) = keep(
                 &mut records.damaged,
                 "authorities",
-                || code.clone(),
+                || code.to_string(),
                 authority(&row),
             ) {
                 records.authorities.insert(a.code.clone(), a);

@@ -82,34 +82,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("while listening for SIGHUP")?;
     let notifier = notify::Notifier::from_env();
-    // The console, when configured: it reads the settings in force and wakes
-    // this loop when someone changes a record.
     let mut engine = engine;
     let (engine_tx, engine_rx) = watch::channel(engine.clone());
     let wake = Arc::new(Notify::new());
-    if let Some(addr) = engine.settings.web.address() {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
-        let metrics = if engine.settings.web.metrics {
-            Some(crate::delivery::metrics::install()?)
-        } else {
-            None
-        };
-        let state = Arc::new(WebState::new(
-            pool.clone(),
-            engine_rx,
-            wake.clone(),
-            metrics,
-        ));
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::web::serve(listener, state, stop).await {
-                tracing::error!(error = format!("{e:#}"), "the console stopped");
-            }
-        });
-        tracing::info!(%addr, "console listening");
-    }
+    start_console(&pool, &engine, engine_rx, &wake, &shutdown).await?;
     let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
     let scheduler = JobScheduler::new().await?;
     let mut job = poll_job(
@@ -119,52 +95,8 @@ pub async fn run(
     )
     .await?;
     scheduler.start().await?;
-
-    // The keepalive is sent from this loop. While a pass runs it is sent
-    // only while the pass makes progress: every step of a pass is bounded
-    // (an SMTP command by mail.smtp.timeout_secs, a message's reply by
-    // final_reply_timeout_secs, the database by its timeouts), so a pass
-    // quiet for longer than its longest step is stuck, and systemd restarts it.
-    let watchdog = watchdog_interval();
-    let mut keepalive = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let ping = || {
-        if watchdog.is_some() {
-            notifier.send("WATCHDOG=1");
-        }
-    };
-    let longest_step = |engine: &Engine| {
-        let s = &engine.settings;
-        Duration::from_secs(
-            s.mail
-                .smtp
-                .timeout_secs
-                .max(s.mail.smtp.final_reply_timeout_secs)
-                .max(s.database.busy_timeout_secs)
-                .max(s.database.statement_timeout_secs),
-        )
-    };
-
-    // Heard by `status` on every machine that shares the database; a
-    // change another instance makes wakes this one.
-    // A task of its own: a heartbeat waiting on the database must never
-    // hold up the loop (and its watchdog pings).
-    let heartbeat = tokio::spawn({
-        let pool = pool.clone();
-        let stop = shutdown.clone();
-        async move {
-            let started_at = chrono::Utc::now();
-            let mut beat = tokio::time::interval(Duration::from_secs(state::HEARTBEAT_SECS));
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = beat.tick() => {}
-                }
-                if let Err(e) = state::heartbeat(&pool, started_at, chrono::Utc::now()).await {
-                    tracing::warn!(error = crate::db::explain(&e), "heartbeat not recorded");
-                }
-            }
-        }
-    });
+    let mut watchdog = Watchdog::new(&notifier);
+    let heartbeat = spawn_heartbeat(&pool, &shutdown);
     {
         let wake = wake.clone();
         crate::db::listen_for_changes(&pool, move || wake.notify_one()).await?;
@@ -181,42 +113,7 @@ pub async fn run(
     loop {
         if pending_tick && !shutdown.is_cancelled() {
             pending_tick = false;
-            let pass = delivery::run_pass(&engine, &pool, clock, &shutdown);
-            tokio::pin!(pass);
-            let mut stuck_told = false;
-            let result = loop {
-                tokio::select! {
-                    result = &mut pass => break result,
-                    _ = keepalive.tick() => {
-                        let quiet = delivery::progress::since_last();
-                        if delivery::progress::is_alive(quiet, longest_step(&engine)) {
-                            ping();
-                        } else if !stuck_told {
-                            stuck_told = true;
-                            tracing::error!(
-                                quiet_secs = quiet.as_secs(),
-                                "the pass has made no progress for longer than any step may take; the watchdog keepalive stops"
-                            );
-                        }
-                    }
-                }
-            };
-            match result {
-                Ok(report) => {
-                    if report.reconcile != Default::default() {
-                        release_freed_memory();
-                    }
-                    if report.sent + report.failed + report.retrying > 0
-                        || report.reconcile.added > 0
-                    {
-                        tracing::info!(?report, "pass done");
-                    }
-                }
-                Err(e) => tracing::error!(
-                    error = crate::db::explain(&e),
-                    "pass failed; will try again"
-                ),
-            }
+            one_pass(&engine, &pool, clock, &shutdown, &mut watchdog).await;
             if let Ok(line) =
                 crate::delivery::health::status_line(&pool, engine.settings.time_zone()).await
             {
@@ -229,27 +126,18 @@ pub async fn run(
             _ = wake.notified() => pending_tick = true,
             _ = hup.recv() => {
                 notifier.send("RELOADING=1");
-                match Settings::load(&config_path).map_err(anyhow::Error::from).and_then(Engine::new) {
-                    Ok(new) => {
-                        if new.settings.schedule.poll != engine.settings.schedule.poll {
-                            scheduler.remove(&job).await?;
-                            job = poll_job(&scheduler, new.settings.schedule.poll.as_str(), tick_tx.clone()).await?;
-                        }
-                        engine = Arc::new(new);
-                        let _ = engine_tx.send(engine.clone());
-                        crate::delivery::metrics::reloaded();
-                        tracing::info!(rules = engine.settings.rules.len(), "config reloaded");
-                        // A fixed relay setting takes effect at once for the emails waiting on it.
-                        if let Err(e) = crate::delivery::relay_fault::retry_waiting_now(&pool).await {
-                            tracing::error!(error = format!("{e:#}"), "while releasing emails waiting for the relay");
-                        }
-                        pending_tick = true;
+                if let Some(new) = reload(&config_path, &pool).await {
+                    if new.settings.schedule.poll != engine.settings.schedule.poll {
+                        scheduler.remove(&job).await?;
+                        job = poll_job(&scheduler, new.settings.schedule.poll.as_str(), tick_tx.clone()).await?;
                     }
-                    Err(e) => tracing::error!(error = format!("{e:#}"), "config not reloaded; the old one stays in force"),
+                    engine = new;
+                    let _ = engine_tx.send(engine.clone());
+                    pending_tick = true;
                 }
                 notifier.send("READY=1");
             }
-            _ = keepalive.tick() => ping(),
+            _ = watchdog.tick() => watchdog.ping(),
         }
     }
     notifier.send("STOPPING=1");
@@ -265,4 +153,179 @@ pub async fn run(
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The console, when configured: it reads the settings in force and wakes
+/// the loop when someone changes a record.
+async fn start_console(
+    pool: &Pool,
+    engine: &Engine,
+    engine_rx: watch::Receiver<Arc<Engine>>,
+    wake: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = engine.settings.web.address() else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
+    let metrics = if engine.settings.web.metrics {
+        Some(crate::delivery::metrics::install()?)
+    } else {
+        None
+    };
+    let state = Arc::new(WebState::new(
+        pool.clone(),
+        engine_rx,
+        wake.clone(),
+        metrics,
+    ));
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::web::serve(listener, state, stop).await {
+            tracing::error!(error = format!("{e:#}"), "the console stopped");
+        }
+    });
+    tracing::info!(%addr, "console listening");
+    Ok(())
+}
+
+/// Heard by `status` on every machine that shares the database. A task of
+/// its own: a heartbeat waiting on the database must never hold up the loop
+/// (and its watchdog keepalives).
+fn spawn_heartbeat(pool: &Pool, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let pool = pool.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let started_at = chrono::Utc::now();
+        let mut beat = tokio::time::interval(Duration::from_secs(state::HEARTBEAT_SECS));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = beat.tick() => {}
+            }
+            if let Err(e) = state::heartbeat(&pool, started_at, chrono::Utc::now()).await {
+                tracing::warn!(error = crate::db::explain(&e), "heartbeat not recorded");
+            }
+        }
+    })
+}
+
+/// The systemd watchdog keepalive, sent from the loop. While a pass runs it
+/// is sent only while the pass makes progress: every step of a pass is
+/// bounded (an SMTP command by mail.smtp.timeout_secs, a message's reply by
+/// final_reply_timeout_secs, the database by its timeouts), so a pass quiet
+/// for longer than its longest step is stuck, and systemd restarts it.
+struct Watchdog<'a> {
+    notifier: &'a notify::Notifier,
+    enabled: bool,
+    interval: tokio::time::Interval,
+}
+
+impl<'a> Watchdog<'a> {
+    fn new(notifier: &'a notify::Notifier) -> Self {
+        let every = watchdog_interval();
+        Watchdog {
+            notifier,
+            enabled: every.is_some(),
+            interval: tokio::time::interval(every.unwrap_or(Duration::from_secs(3600))),
+        }
+    }
+
+    async fn tick(&mut self) {
+        self.interval.tick().await;
+    }
+
+    fn ping(&self) {
+        if self.enabled {
+            self.notifier.send("WATCHDOG=1");
+        }
+    }
+}
+
+/// The longest any one step of a pass may take under these settings.
+fn longest_step(engine: &Engine) -> Duration {
+    let s = &engine.settings;
+    Duration::from_secs(
+        s.mail
+            .smtp
+            .timeout_secs
+            .max(s.mail.smtp.final_reply_timeout_secs)
+            .max(s.database.busy_timeout_secs)
+            .max(s.database.statement_timeout_secs),
+    )
+}
+
+/// One pass, with keepalives while it makes progress; its outcome logged.
+async fn one_pass(
+    engine: &Arc<Engine>,
+    pool: &Pool,
+    clock: Clock,
+    shutdown: &CancellationToken,
+    watchdog: &mut Watchdog<'_>,
+) {
+    let pass = delivery::run_pass(engine, pool, clock, shutdown);
+    tokio::pin!(pass);
+    let mut stuck_told = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut pass => break result,
+            _ = watchdog.tick() => {
+                let quiet = delivery::progress::since_last();
+                if delivery::progress::is_alive(quiet, longest_step(engine)) {
+                    watchdog.ping();
+                } else if !stuck_told {
+                    stuck_told = true;
+                    tracing::error!(
+                        quiet_secs = quiet.as_secs(),
+                        "the pass has made no progress for longer than any step may take; the watchdog keepalive stops"
+                    );
+                }
+            }
+        }
+    };
+    match result {
+        Ok(report) => {
+            if report.reconcile != Default::default() {
+                release_freed_memory();
+            }
+            if report.sent + report.failed + report.retrying > 0 || report.reconcile.added > 0 {
+                tracing::info!(?report, "pass done");
+            }
+        }
+        Err(e) => tracing::error!(
+            error = crate::db::explain(&e),
+            "pass failed; will try again"
+        ),
+    }
+}
+
+/// Reads the config again after SIGHUP: the new engine, or `None` (logged)
+/// when the config does not load and the old one stays in force.
+async fn reload(config_path: &std::path::Path, pool: &Pool) -> Option<Arc<Engine>> {
+    match Settings::load(config_path)
+        .map_err(anyhow::Error::from)
+        .and_then(Engine::new)
+    {
+        Ok(new) => {
+            crate::delivery::metrics::reloaded();
+            tracing::info!(rules = new.settings.rules.len(), "config reloaded");
+            // A fixed relay setting takes effect at once for the emails waiting on it.
+            if let Err(e) = crate::delivery::relay_fault::retry_waiting_now(pool).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "while releasing emails waiting for the relay"
+                );
+            }
+            Some(Arc::new(new))
+        }
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "config not reloaded; the old one stays in force"
+            );
+            None
+        }
+    }
 }

@@ -46,7 +46,7 @@ pub async fn authority_page(
         Ok(r) => r,
         Err(e) => return failed_page(e),
     };
-    let Some(authority) = records.authorities.get(&code) else {
+    let Some(authority) = records.authorities.get(code.as_str()) else {
         return (StatusCode::NOT_FOUND, "no such authority").into_response();
     };
     let items: Vec<AgendaItem> = match agenda_items(&state, Window::default()).await {

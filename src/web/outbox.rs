@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Utc;
 use minijinja::context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Session;
 use super::session::{Editing, SignedIn};
@@ -27,13 +27,23 @@ pub struct PlannedQuery {
     subject: Option<String>,
 }
 
+/// What an editor may do to an email, as named in its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+enum Action {
+    Confirm,
+    Retry,
+    Cancel,
+}
+
 /// What an editor may do to a row in its state.
-fn actions_for(status: Status) -> &'static [&'static str] {
+fn actions_for(status: Status) -> &'static [Action] {
     match status {
-        Status::AwaitingConfirmation => &["confirm", "cancel"],
-        Status::Pending => &["cancel"],
-        Status::Failed | Status::Missed => &["retry", "cancel"],
-        Status::Cancelled => &["retry"],
+        Status::AwaitingConfirmation => &[Action::Confirm, Action::Cancel],
+        Status::Pending => &[Action::Cancel],
+        Status::Failed | Status::Missed => &[Action::Retry, Action::Cancel],
+        Status::Cancelled => &[Action::Retry],
         Status::Sending | Status::Sent => &[],
     }
 }
@@ -72,11 +82,13 @@ pub async fn outbox_action(
     Editing { session: s, .. }: Editing<NoFields>,
 ) -> Response {
     let now = Utc::now();
-    let done = match action.as_str() {
-        "confirm" => outbox::confirm(&state.pool, id, &s.user, now).await,
-        "retry" => outbox::retry(&state.pool, id, now).await,
-        "cancel" => outbox::cancel(&state.pool, id, now).await,
-        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    let Ok(action) = action.parse::<Action>() else {
+        return (StatusCode::NOT_FOUND, "no such action").into_response();
+    };
+    let done = match action {
+        Action::Confirm => outbox::confirm(&state.pool, id, &s.user, now).await,
+        Action::Retry => outbox::retry(&state.pool, id, now).await,
+        Action::Cancel => outbox::cancel(&state.pool, id, now).await,
     };
     if let Err(e) = done {
         return (StatusCode::CONFLICT, e.to_string()).into_response();
@@ -85,7 +97,7 @@ pub async fn outbox_action(
         &state.pool,
         now,
         &s.user,
-        &action,
+        action.into(),
         &format!("outbox:{id}"),
         "",
     )

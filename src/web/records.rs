@@ -82,6 +82,34 @@ async fn authority_of_case(state: &WebState, case_ref: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The changes an editor can make to a record, as named in their addresses
+/// and in the audit log.
+#[derive(Debug, Clone, Copy, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+enum CaseChange {
+    PlanReceived,
+    PlanningEvent,
+}
+
+#[derive(Debug, Clone, Copy, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+enum VisitChange {
+    Move,
+    Cancel,
+    Audited,
+}
+
+#[derive(Debug, Clone, Copy, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+enum SeminarChange {
+    Confirm,
+    Cancel,
+}
+
+fn no_such_change() -> Response {
+    (StatusCode::NOT_FOUND, "no such action").into_response()
+}
+
 pub async fn case_action(
     State(state): State<Shared>,
     Path((case_ref, action)): Path<(String, String)>,
@@ -90,17 +118,19 @@ pub async fn case_action(
     let Some(date) = form.date() else {
         return bad_date();
     };
-    let result = match action.as_str() {
-        "plan-received" => edit::plan_received(&state.pool, &case_ref, date).await,
-        "planning-event" => edit::set_planning_event(&state.pool, &case_ref, date).await,
-        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    let Ok(change) = action.parse::<CaseChange>() else {
+        return no_such_change();
+    };
+    let result = match change {
+        CaseChange::PlanReceived => edit::plan_received(&state.pool, &case_ref, date).await,
+        CaseChange::PlanningEvent => edit::set_planning_event(&state.pool, &case_ref, date).await,
     };
     let back = authority_of_case(&state, &case_ref).await;
     changed(
         &state,
         &s,
         result,
-        &action,
+        change.into(),
         format!("case:{case_ref}"),
         date.to_string(),
         &back,
@@ -113,29 +143,31 @@ pub async fn visit_action(
     Path((case_ref, visit_no, action)): Path<(String, u32, String)>,
     Editing { session: s, form }: Editing<VisitForm>,
 ) -> Response {
-    let (result, detail) = match action.as_str() {
-        "move" => match (DateForm { date: form.date }).date() {
+    let Ok(change) = action.parse::<VisitChange>() else {
+        return no_such_change();
+    };
+    let (result, detail) = match change {
+        VisitChange::Move => match (DateForm { date: form.date }).date() {
             Some(d) => (
                 edit::move_visit(&state.pool, &case_ref, visit_no, d).await,
                 d.to_string(),
             ),
             None => return bad_date(),
         },
-        "cancel" => (
+        VisitChange::Cancel => (
             edit::cancel_visit(&state.pool, &case_ref, visit_no).await,
             String::new(),
         ),
-        "audited" => {
+        VisitChange::Audited => {
             let refs = vec![form.refs];
             (
                 edit::set_audited(&state.pool, &case_ref, visit_no, &refs).await,
                 refs.join(";"),
             )
         }
-        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
     let back = authority_of_case(&state, &case_ref).await;
-    let action = format!("visit {visit_no}: {action}");
+    let action = format!("visit {visit_no}: {}", <&str>::from(change));
     changed(
         &state,
         &s,
@@ -153,16 +185,18 @@ pub async fn seminar_action(
     Path((seminar_ref, action)): Path<(String, String)>,
     Editing { session: s, form }: Editing<SeminarForm>,
 ) -> Response {
-    let result = match action.as_str() {
-        "confirm" => edit::confirm_seminar(&state.pool, &seminar_ref).await,
-        "cancel" => edit::cancel_seminar(&state.pool, &seminar_ref).await,
-        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
+    let Ok(change) = action.parse::<SeminarChange>() else {
+        return no_such_change();
+    };
+    let result = match change {
+        SeminarChange::Confirm => edit::confirm_seminar(&state.pool, &seminar_ref).await,
+        SeminarChange::Cancel => edit::cancel_seminar(&state.pool, &seminar_ref).await,
     };
     changed(
         &state,
         &s,
         result,
-        &action,
+        change.into(),
         format!("seminar:{seminar_ref}"),
         String::new(),
         &form.back,

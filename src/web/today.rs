@@ -74,7 +74,7 @@ pub async fn agenda_page(
                 .filter(|a| {
                     a.region.id() == region || a.region.name().to_ascii_lowercase() == region
                 })
-                .map(|a| a.code.clone())
+                .map(|a| a.code.to_string())
                 .collect(),
             Err(e) => return failed_page(e),
         };

@@ -243,39 +243,40 @@ fn a_write_lock_held_elsewhere_is_waited_out_and_nothing_is_lost() {
     let db = app.db_path();
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     // Another process's long write transaction, stood in for by a connection
-    // of this one: held for two seconds, then committed.
-    let holder = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                use sqlx::Connection;
-                let mut conn =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+    // of this one: held for two seconds while the pass runs, then committed.
+    let sent_while_held = std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use sqlx::Connection;
+                    let mut conn =
+                        sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                            .await
+                            .unwrap();
+                    sqlx::query("BEGIN IMMEDIATE")
+                        .execute(&mut conn)
                         .await
                         .unwrap();
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                sqlx::query("UPDATE daemon_state SET value = value")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                locked_tx.send(()).unwrap();
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
-            })
+                    sqlx::query("UPDATE daemon_state SET value = value")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    locked_tx.send(()).unwrap();
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    // Unblocked, the pass would have sent long before now.
+                    let sent = to_riverton(&smtp).len();
+                    sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+                    sent
+                })
+        });
+        locked_rx.recv().unwrap();
+        app.pass("2026-11-24");
+        holder.join().unwrap()
     });
-    locked_rx.recv().unwrap();
-    let start = Instant::now();
-    app.pass("2026-11-24");
-    assert!(
-        start.elapsed() >= Duration::from_millis(1500),
-        "the pass waited for the lock"
-    );
-    holder.join().unwrap();
+    assert_eq!(sent_while_held, 0, "the pass waited for the lock");
     assert_eq!(riv_request(&app)["status"], "sent");
     assert_eq!(to_riverton(&smtp).len(), 1);
 }

@@ -4,7 +4,7 @@
 //! installation from SQLite with `migrate-db`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -56,8 +56,10 @@ fn two_instances_send_each_email_once_and_status_lists_them() {
         log(&app, "a"),
         log(&app, "b")
     );
-    // A little longer, for any second copy to arrive.
-    std::thread::sleep(Duration::from_secs(2));
+    // Every row settled: no send is in flight that could bring a second copy.
+    assert!(eventually(Duration::from_secs(30), || app
+        .count("SELECT COUNT(*) FROM outbox WHERE status <> 'sent'")
+        == 0));
     let ids = message_ids(&smtp.received());
     assert_eq!(ids.len(), 300);
     assert!(ids.values().all(|&n| n == 1), "duplicates: {ids:?}");
@@ -112,6 +114,70 @@ fn a_change_made_elsewhere_wakes_a_daemon_at_once() {
         eventually(Duration::from_secs(15), || smtp.received().len() == 3),
         "the import did not wake the daemon:\n{}",
         log(&app, "a")
+    );
+    drop(daemon);
+}
+
+/// The id of the one row for `rule` and `subject`.
+fn row_id(app: &TestApp, rule: &str, subject: &str) -> String {
+    let outbox = app.outbox();
+    let rows = crate::helpers::rows_where(&outbox, rule, subject);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0]["id"].to_string()
+}
+
+#[test]
+fn a_retry_or_a_confirm_made_elsewhere_wakes_a_daemon_at_once() {
+    let smtp = SmtpServer::start();
+    let mut app = on(pg::shared(), &smtp);
+    // It would look again next year: only a change can wake it.
+    app.set("KEYDATES__SCHEDULE__POLL", "0 0 0 1 1 *");
+    app.import_examples();
+    // The data request fails for good; the chase is held for confirmation.
+    smtp.set_mode(crate::helpers::Mode::RejectRecipients);
+    app.pass("2026-11-24");
+    smtp.set_mode(crate::helpers::Mode::Accept);
+    let request = row_id(&app, "child-data-request", "RIV-2026-01#1");
+    let status_of = |id: &str| {
+        app.count(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE id = {id} AND status = 'sent'"
+        ))
+    };
+    let daemon = start_named(&app, "a", &[], &["run", "--now", "2026-11-24T12:00:00Z"]);
+    // Its first pass done (the clock it was given is the pass's time).
+    let passed_at = |prefix: &str| {
+        status_json(&app)["last_pass_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(prefix))
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || passed_at("2026-11-24T12")),
+        "{}",
+        log(&app, "a")
+    );
+    assert_eq!(status_of(&request), 0);
+    app.ok(&["retry", &request]);
+    assert!(
+        eventually(Duration::from_secs(15), || status_of(&request) == 1),
+        "the retry did not wake the daemon:\n{}",
+        log(&app, "a")
+    );
+    drop(daemon);
+
+    app.pass("2027-01-15");
+    let chase = row_id(&app, "plan-chase", "SOU-2026-01");
+    let daemon = start_named(&app, "b", &[], &["run", "--now", "2027-01-15T12:00:00Z"]);
+    assert!(
+        eventually(Duration::from_secs(30), || passed_at("2027-01-15T12")),
+        "{}",
+        log(&app, "b")
+    );
+    assert_eq!(status_of(&chase), 0, "held until confirmed");
+    app.ok(&["confirm", &chase]);
+    assert!(
+        eventually(Duration::from_secs(15), || status_of(&chase) == 1),
+        "the confirmation did not wake the daemon:\n{}",
+        log(&app, "b")
     );
     drop(daemon);
 }
@@ -204,11 +270,11 @@ fn burst(
         log(&app, "b")
     );
     fault(server, &mut a);
-    let start = Instant::now();
-    while message_ids(&smtp.received()).len() < due && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_secs(2));
+    // Settled: every row sent (a dead instance's claims resent after their
+    // lease), so no send in flight can still bring a copy.
+    eventually(Duration::from_secs(120), || {
+        app.count("SELECT COUNT(*) FROM outbox WHERE status <> 'sent'") == 0
+    });
     let received = smtp.received();
     let ids = message_ids(&received);
     let exited = [&mut a, &mut b]

@@ -507,7 +507,7 @@ fn planning_every_record_in_batches_plans_each_case_once_across_the_boundary() {
                 &all,
                 &engine.settings,
                 &engine.calendar,
-                keydates::config::rules::SubjectKind::ALL,
+                keydates::config::rules::RuleOn::ALL,
                 Some(&horizon),
             );
             let batched = batches.concat();

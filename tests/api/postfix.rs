@@ -218,6 +218,29 @@ showq     unix n - n - - showq
         std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
     }
 
+    /// Waits until Postfix holds no message (each accepted one is relayed to
+    /// the sink or bounced), then gives what the sink has.
+    pub fn settled(&self) -> Vec<crate::helpers::Received> {
+        let queue = self.dir.path().join("queue");
+        let held = || {
+            ["maildrop", "incoming", "active", "deferred", "hold"]
+                .iter()
+                .map(|q| files_under(&queue.join(q)))
+                .sum::<usize>()
+        };
+        let start = Instant::now();
+        while held() > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "Postfix still holds {} messages:\n{}",
+                held(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.sink.received()
+    }
+
     /// Waits until the sink has `n` messages (Postfix relays them on its
     /// own time), or 30 seconds have passed.
     pub fn wait_for(&self, n: usize) -> usize {
@@ -243,6 +266,19 @@ impl Drop for Postfix {
             }
         }
     }
+}
+
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => files_under(&e.path()),
+                Ok(_) => 1,
+                Err(_) => 0,
+            })
+            .sum()
+    })
 }
 
 fn chmod(path: &Path, mode: u32) {

@@ -98,8 +98,7 @@ fn a_day_of_emails_goes_through_postfix_over_starttls_with_a_login_once_each() {
     );
     // A second pass sends nothing again.
     app.pass("2026-11-24T10:00:00Z");
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(postfix.sink.received().len(), received.len());
+    assert_eq!(postfix.settled().len(), received.len());
 }
 
 #[test]
@@ -145,16 +144,16 @@ fn postfix_closing_the_kept_connection_ends_no_daemon_and_sends_nothing_twice() 
         "Postfix closed idle connections:\n{}",
         postfix.log()
     );
-    std::thread::sleep(Duration::from_secs(2));
-    let ids = message_ids(&postfix.sink.received());
+    // Stopped, it sends nothing more: what Postfix then holds is all there is.
+    crate::daemon::signal(&daemon, "TERM");
+    let exit = crate::daemon::wait_exit(&mut daemon, Duration::from_secs(15));
+    assert!(exit.success(), "{exit:?}");
+    let ids = message_ids(&postfix.settled());
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(ids, unique, "nothing twice");
     assert_eq!(ids.len(), 8);
     no_row_sending(&app);
-    crate::daemon::signal(&daemon, "TERM");
-    let exit = crate::daemon::wait_exit(&mut daemon, Duration::from_secs(15));
-    assert!(exit.success(), "{exit:?}");
 }
 
 /// A relay that closes the connection at each step of a send: no pass
@@ -633,5 +632,81 @@ fn the_relay_down_alert_goes_once_by_the_second_path() {
         text.matches("keydates: the mail relay works again").count(),
         1,
         "{text}\n{out}"
+    );
+}
+
+/// What a log must not hold for a login with `password`: the password, and
+/// the forms it crosses the wire in (AUTH PLAIN and AUTH LOGIN).
+fn password_forms(password: &str) -> Vec<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        password.to_string(),
+        b64.encode(format!("\0{}\0{password}", postfix::USER)),
+        b64.encode(password),
+    ]
+}
+
+#[test]
+fn a_password_from_a_file_or_a_systemd_credential_logs_in_and_is_never_logged() {
+    let password = "0042-Str0ng pass";
+    let postfix = Postfix::start(password, "300s");
+
+    // From mail.smtp.password_file (its first line), logging everything.
+    let mut app = through(&postfix, "");
+    let file = app.write("smtp-password", &format!("{password}\nsecond line\n"));
+    app.set(
+        "KEYDATES__MAIL__SMTP__PASSWORD_FILE",
+        file.to_str().unwrap(),
+    );
+    app.set("KEYDATES__LOG__LEVEL", "trace");
+    app.import_examples();
+    let out = app.run(&["run", "--once", "--now", "2026-11-24"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}\n{}", postfix.log());
+    let sent = "SELECT COUNT(*) FROM outbox WHERE status = 'sent'";
+    assert!(app.count(sent) >= 1, "{said}\n{}", postfix.log());
+    for form in password_forms(password) {
+        assert!(!said.contains(&form), "`{form}` in the log:\n{said}");
+    }
+
+    // From the systemd credential `smtp-password`, in the daemon.
+    let mut app = through(&postfix, "");
+    let credentials = tempfile::tempdir().unwrap();
+    std::fs::write(credentials.path().join("smtp-password"), password).unwrap();
+    app.set("KEYDATES__LOG__LEVEL", "trace");
+    app.import_examples();
+    let directory = credentials.path().to_str().unwrap();
+    let mut daemon = crate::daemon::start(
+        &app,
+        &[("CREDENTIALS_DIRECTORY", directory)],
+        &["run", "--now", "2026-11-24"],
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || app.count(sent) >= 1),
+        "{}\n{}",
+        crate::daemon::log_of(&app),
+        postfix.log()
+    );
+    crate::daemon::signal(&daemon, "TERM");
+    let exit = crate::daemon::wait_exit(&mut daemon, Duration::from_secs(15));
+    assert!(exit.success(), "{exit:?}");
+    let log = crate::daemon::log_of(&app);
+    assert!(log.contains("keydates started"), "{log}");
+    for form in password_forms(password) {
+        assert!(!log.contains(&form), "`{form}` in the daemon's log:\n{log}");
+    }
+    assert!(
+        postfix
+            .log()
+            .matches(&format!("sasl_username={}", postfix::USER))
+            .count()
+            >= 2,
+        "both logged in:\n{}",
+        postfix.log()
     );
 }

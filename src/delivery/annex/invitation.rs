@@ -4,7 +4,7 @@
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use icalendar::{Calendar, Component, Event, EventLike};
 
-use crate::domain::{EmailAddress, SubjectKey};
+use crate::domain::{EmailAddress, Subject};
 
 /// An invitation (METHOD:REQUEST) to a seminar, for its delegate.
 pub fn seminar_invitation(
@@ -34,7 +34,7 @@ pub fn seminar_invitation(
 
 /// A monitoring visit's first on-site day, as an event.
 pub fn visit_event(
-    subject: &SubjectKey,
+    subject: &Subject,
     authority: &str,
     visit_no: u32,
     starts_on: NaiveDate,

@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::config::rules::{AnnexSpec, Rule};
 use crate::delivery::annex::{self, AnnexFacts};
 use crate::domain::mime;
-use crate::plan::{self, Recipients, Subject};
+use crate::plan::{self, Involved, KeyDates, Recipients};
 use render::{Rendered, Renderer};
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): sent by a program, so
@@ -105,9 +105,11 @@ pub struct Composer<'a> {
 /// Where one email comes from.
 pub struct Draft<'a> {
     pub rule: &'a Rule,
-    pub subject: &'a Subject<'a>,
+    pub involved: &'a Involved<'a>,
     pub anchor_on: NaiveDate,
     pub due_on: NaiveDate,
+    /// What the planner derived for this email.
+    pub dates: KeyDates,
     pub recipients: &'a Recipients,
     pub message_id: &'a str,
     /// The instant it is composed for: its Date, the documents' dates and
@@ -122,16 +124,7 @@ impl Composer<'_> {
         self.check_allowed(draft.recipients)?;
         let annexes = self.annexes(draft)?;
         let names: Vec<String> = annexes.iter().map(|a| a.0.clone()).collect();
-        let ctx = render::context(
-            self.settings,
-            self.calendar,
-            draft.rule,
-            draft.subject,
-            draft.anchor_on,
-            draft.due_on,
-            draft.recipients,
-            &names,
-        );
+        let ctx = render::context(self.settings, draft, &names);
         let mut rendered = self
             .renderer
             .render(draft.rule, &ctx)
@@ -182,7 +175,7 @@ impl Composer<'_> {
         })
     }
 
-    fn check_allowed(&self, recipients: &Recipients) -> Result<(), String> {
+    fn check_allowed(&self, recipients: &Recipients) -> Result<(), ComposeError> {
         let allowed = &self.settings.mail.allowed_domains;
         if allowed.is_empty() {
             return Ok(());
@@ -190,21 +183,21 @@ impl Composer<'_> {
         for address in recipients.all().chain(&recipients.reply_to) {
             let domain = address.domain();
             if !allowed.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
-                return Err(format!(
+                return Err(ComposeError(format!(
                     "{address} is outside mail.allowed_domains ({}); not sent",
                     allowed.join(", ")
-                ));
+                )));
             }
         }
         Ok(())
     }
 
-    fn annexes(&self, draft: &Draft) -> Result<Vec<(String, String, Vec<u8>)>, String> {
+    fn annexes(&self, draft: &Draft) -> Result<Vec<(String, String, Vec<u8>)>, ComposeError> {
         let mut out = Vec::new();
         for spec in &draft.rule.annexes {
             match spec {
                 AnnexSpec::Generated(kind) => {
-                    let facts = facts(self.settings, self.calendar, draft.subject);
+                    let facts = facts(self.settings, draft.involved, &draft.dates);
                     let a = annex::generate(*kind, &facts, self.renderer, draft.now)
                         .map_err(|e| e.to_string())?;
                     out.push((a.filename, a.content_type.to_string(), a.bytes));
@@ -247,7 +240,7 @@ impl Composer<'_> {
     fn calendar_file(&self, draft: &Draft) -> Option<(String, String, Vec<u8>)> {
         let domain = &self.settings.mail.message_id_domain;
         let now = draft.now;
-        let s = draft.subject;
+        let s = draft.involved;
         if let (Some(seminar), Some(delegate)) = (s.seminar, s.delegate) {
             let organiser = s
                 .region()
@@ -327,12 +320,12 @@ pub fn content_type_for(path: &std::path::Path) -> &'static str {
 }
 
 /// The records flattened for the document generators.
-pub fn facts(settings: &Settings, calendar: &Calendar, s: &Subject) -> AnnexFacts {
+pub fn facts(settings: &Settings, s: &Involved, dates: &KeyDates) -> AnnexFacts {
     AnnexFacts {
-        authority_code: s.authority.map(|a| a.code.clone()).unwrap_or_default(),
+        authority_code: s.authority.map(|a| a.code.to_string()).unwrap_or_default(),
         authority_name: s.authority.map(|a| a.name.clone()).unwrap_or_default(),
         dcs_name: s.authority.map(|a| a.dcs_name.clone()).unwrap_or_default(),
-        case_ref: s.case.map(|c| c.case_ref.clone()),
+        case_ref: s.case.map(|c| c.case_ref.to_string()),
         judgement: s.case.map(|c| c.judgement),
         report_received_on: s.case.map(|c| c.report_received_on),
         lead_inspector: s
@@ -342,10 +335,8 @@ pub fn facts(settings: &Settings, calendar: &Calendar, s: &Subject) -> AnnexFact
         visit_no: s.visit.map(|v| v.visit_no),
         visit_starts_on: s.visit.map(|v| v.starts_on),
         audited_cases: s.visit.map(|v| v.audited_cases.clone()).unwrap_or_default(),
-        files_due_on: s
-            .visit
-            .and_then(|v| plan::files_due_on(calendar, v.starts_on)),
-        seminar_ref: s.seminar.map(|x| x.seminar_ref.clone()),
+        files_due_on: dates.files_due_on,
+        seminar_ref: s.seminar.map(|x| x.seminar_ref.to_string()),
         seminar_title: s.seminar.map(|x| x.title.clone()),
         seminar_held_on: s.seminar.map(|x| x.held_on),
         seminar_venue: s.seminar.map(|x| x.venue.clone()),
@@ -374,11 +365,11 @@ pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
     let sample = crate::records::sample::records();
     let message_id = crate::domain::message_id("check", "keydates.invalid");
     for rule in composer.settings.enabled_rules() {
-        let subjects = plan::subjects(&sample, rule.on);
-        let Some(subject) = subjects.first() else {
+        let everyone = plan::involved(&sample, rule.on);
+        let Some(involved) = everyone.first() else {
             continue;
         };
-        let recipients = subject.recipients(rule, composer.settings);
+        let recipients = involved.recipients(rule, composer.settings);
         let day = sample
             .cases
             .values()
@@ -387,9 +378,10 @@ pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
         composer
             .compose(&Draft {
                 rule,
-                subject,
+                involved,
                 anchor_on: day,
                 due_on: day,
+                dates: involved.key_dates(composer.calendar, day),
                 recipients: &recipients,
                 message_id: &message_id,
                 now: chrono::DateTime::UNIX_EPOCH,

@@ -1,31 +1,27 @@
 //! What an email's templates are given, and header-safe text.
 
-use chrono::NaiveDate;
 use minijinja::Value;
 use serde_json::json;
 
-use crate::calendar::Calendar;
 use crate::config::Settings;
-use crate::config::rules::Rule;
-use crate::plan::{self, Recipients, Subject};
+use crate::delivery::compose::Draft;
 
 pub use crate::delivery::compose::templates::{Rendered, Renderer, TemplateError, one_line};
 
 /// Everything a template may use about one action.
-#[allow(clippy::too_many_arguments)]
-pub fn context(
-    settings: &Settings,
-    calendar: &Calendar,
-    rule: &Rule,
-    subject: &Subject,
-    anchor_on: NaiveDate,
-    due_on: NaiveDate,
-    recipients: &Recipients,
-    annexes: &[String],
-) -> Value {
-    let region = subject.region();
+pub fn context(settings: &Settings, draft: &Draft, annexes: &[String]) -> Value {
+    let Draft {
+        rule,
+        involved,
+        anchor_on,
+        due_on,
+        dates,
+        recipients,
+        ..
+    } = draft;
+    let region = involved.region();
     let contacts = region.and_then(|r| settings.region(r));
-    let authority = subject.authority.map(|a| {
+    let authority = involved.authority.map(|a| {
         json!({
             "code": a.code, "name": a.name, "region": a.region.id(),
             "region_name": a.region.name(), "dcs_name": a.dcs_name,
@@ -33,41 +29,40 @@ pub fn context(
             "coordinator_email": a.coordinator_email.as_ref().unwrap_or(&a.dcs_email).as_str(),
         })
     });
-    let case = subject.case.map(|c| {
+    let case = involved.case.map(|c| {
         json!({
             "case_ref": c.case_ref, "judgement": c.judgement.id(),
             "judgement_text": c.judgement.text(),
             "report_received_on": c.report_received_on.to_string(),
             "plan_received_on": c.plan_received_on.map(|d| d.to_string()),
-            "plan_due_on": plan::plan_due_on(calendar, c.report_received_on),
+            "plan_due_on": dates.plan_due_on,
             "planning_event_on": c.planning_event_on,
-            "planning_window_from": plan::planning_window(calendar, c.report_received_on).map(|w| w.0),
-            "planning_window_to": plan::planning_window(calendar, c.report_received_on).map(|w| w.1),
+            "planning_window_from": dates.planning_window.map(|w| w.0),
+            "planning_window_to": dates.planning_window.map(|w| w.1),
             "lead_inspector_email": c.lead_inspector_email.as_str(),
             "dfe_link_email": c.dfe_link_email.as_ref().map(|e| e.as_str()),
         })
     });
-    let visit = subject.visit.map(|v| {
+    let visit = involved.visit.map(|v| {
         json!({
             "visit_no": v.visit_no, "starts_on": v.starts_on.to_string(),
             "lead_inspector_email": v.lead_inspector_email.as_str(),
             "audited_cases": v.audited_cases,
-            "files_due_on": plan::files_due_on(calendar, v.starts_on),
-            // The data asked for on `due_on` is returned by the end of that week (001 §42).
-            "data_due_on": calendar.end_of_week(due_on),
+            "files_due_on": dates.files_due_on,
+            "data_due_on": dates.data_due_on,
             "report_published": v.visit_no > 1,
         })
     });
-    let seminar = subject.seminar.map(|s| {
+    let seminar = involved.seminar.map(|s| {
         json!({
             "seminar_ref": s.seminar_ref, "title": s.title, "region": s.region.id(),
             "region_name": s.region.name(), "held_on": s.held_on.to_string(), "venue": s.venue,
         })
     });
-    let delegate = subject.delegate.map(|d| {
+    let delegate = involved.delegate.map(|d| {
         json!({ "name": d.name, "email": d.email.as_str(), "authority_code": d.authority_code })
     });
-    let delegates: Vec<_> = subject
+    let delegates: Vec<_> = involved
         .delegates
         .iter()
         .map(|d| json!({ "name": d.name, "email": d.email.as_str(), "authority_code": d.authority_code }))
@@ -84,7 +79,7 @@ pub fn context(
         "delegates": delegates,
         // The six-month conversation as it took place, and the record's due
         // date: within seven days of it (000 §38).
-        "conversation": subject.conversation_on.map(|on| json!({
+        "conversation": involved.conversation_on.map(|on| json!({
             "held_on": on,
             "record_due_on": on.checked_add_days(chrono::Days::new(7)),
         })),

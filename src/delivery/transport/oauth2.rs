@@ -138,7 +138,7 @@ fn post_form(
     };
     match agent.post(url).send_form(&pairs) {
         Ok(response) => {
-            let body = read_body(response).map_err(&unreadable)?;
+            let body = read_body(response).map_err(|e| unreadable(e.to_string()))?;
             let granted: Granted =
                 serde_json::from_str(&body).map_err(|e| unreadable(e.to_string()))?;
             if granted.access_token.is_empty() {
@@ -171,13 +171,12 @@ fn post_form(
 }
 
 /// The body, at most 64 KiB: a token answer is a few kilobytes.
-fn read_body(response: ureq::Response) -> Result<String, String> {
+fn read_body(response: ureq::Response) -> std::io::Result<String> {
     use std::io::Read;
     let mut body = String::new();
     response
         .into_reader()
         .take(64 * 1024)
-        .read_to_string(&mut body)
-        .map_err(|e| e.to_string())?;
+        .read_to_string(&mut body)?;
     Ok(body)
 }
