@@ -1,5 +1,8 @@
-//! Logins, sessions and CSRF tokens. Sessions live in memory: a restart asks
-//! everyone to log in again, which is acceptable for a small team's console.
+//! Logins, sessions and CSRF tokens. Sessions live in the database (table
+//! `web_sessions`), so they survive a restart and hold on every instance; each
+//! request checks its session against the users configured now, so a user
+//! removed, made a viewer or given a new password is signed out at once.
+//! A session ends after 8 hours unused, and 24 hours after sign-in whatever.
 //!
 //! Signing in is open to anyone who can reach the console, so its work is
 //! bounded: names and passwords are cut to a length before anything else,
@@ -8,11 +11,11 @@
 //! the blocking pool; an attempt beyond that is turned away at once. An
 //! unknown name costs the same hash as a wrong password.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::Semaphore;
@@ -21,9 +24,17 @@ use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use secrecy::ExposeSecret;
 
 use crate::config::{WebRole, WebUser};
+use crate::db::{Pool, parse_ts, ts};
 
 /// How long a session lasts without use.
-const IDLE: Duration = Duration::from_secs(8 * 3600);
+const IDLE: chrono::TimeDelta = chrono::TimeDelta::hours(8);
+
+/// How long a session lasts at most, used or not.
+const ABSOLUTE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// A session's last use is written again only when older than this: pages
+/// need not each cost a write.
+const SEEN_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 pub const COOKIE: &str = "keydates_session";
 
@@ -33,7 +44,6 @@ pub struct Session {
     pub role: WebRole,
     /// Every form carries it; a POST without it is refused.
     pub csrf: String,
-    last_seen: Instant,
 }
 
 /// The longest name and password a sign-in form is read with; configured
@@ -60,7 +70,6 @@ pub enum SignIn {
 }
 
 pub struct Sessions {
-    by_token: Mutex<HashMap<String, Session>>,
     hashing: Semaphore,
     /// Attempts by client address: 10 a minute, in bursts of 10.
     by_address: DefaultKeyedRateLimiter<IpAddr>,
@@ -72,7 +81,6 @@ impl Default for Sessions {
     fn default() -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("not zero"));
         Sessions {
-            by_token: Mutex::default(),
             hashing: Semaphore::new(HASHING),
             by_address: DefaultKeyedRateLimiter::keyed(per_minute(10)),
             by_name: DefaultKeyedRateLimiter::keyed(per_minute(5)),
@@ -99,11 +107,32 @@ fn allowed<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>
 static UNKNOWN: LazyLock<String> =
     LazyLock::new(|| hash_password(&token()).expect("a password hashes"));
 
+/// What the database keeps of a token: its SHA-256, so that a copy of the
+/// database signs nobody in.
+fn stored(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// What a session remembers of its user's password: a digest of the hash,
+/// which changes with the password.
+fn credential(user: &WebUser) -> String {
+    stored(user.password_hash.expose_secret())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh unguessable token, for forms.
+pub fn new_token() -> String {
+    token()
+}
+
 /// 256 bits from the operating system's random source: unguessable.
 fn token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).expect("the OS random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
 }
 
 impl Sessions {
@@ -111,6 +140,7 @@ impl Sessions {
     /// on success a new session and its token.
     pub async fn login(
         &self,
+        pool: &Pool,
         users: &[WebUser],
         from: IpAddr,
         name: &str,
@@ -148,29 +178,99 @@ impl Sessions {
             return SignIn::Refused;
         };
         let t = token();
-        self.by_token.lock().expect("not poisoned").insert(
-            t.clone(),
-            Session {
-                user: user.name.clone(),
-                role: user.role,
-                csrf: token(),
-                last_seen: Instant::now(),
-            },
-        );
-        SignIn::Welcome(t)
+        let now = Utc::now();
+        let kept = async {
+            forget_expired(pool, now).await?;
+            sqlx::query(
+                "INSERT INTO web_sessions (token_hash, user_name, role, credential, csrf, created_at, seen_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(stored(&t))
+            .bind(&user.name)
+            .bind(user.role.as_str())
+            .bind(credential(user))
+            .bind(token())
+            .bind(ts(now))
+            .execute(pool)
+            .await?;
+            anyhow::Ok(())
+        };
+        match kept.await {
+            Ok(()) => SignIn::Welcome(t),
+            Err(e) => {
+                tracing::error!(
+                    error = crate::db::explain(&e),
+                    "a session could not be kept"
+                );
+                SignIn::Busy
+            }
+        }
     }
 
-    pub fn get(&self, token: &str) -> Option<Session> {
-        let mut map = self.by_token.lock().expect("not poisoned");
-        map.retain(|_, s| s.last_seen.elapsed() < IDLE);
-        let s = map.get_mut(token)?;
-        s.last_seen = Instant::now();
-        Some(s.clone())
+    /// The session `token` names, if it is still good for a user as
+    /// configured now; a session that is not is ended.
+    pub async fn get(&self, pool: &Pool, users: &[WebUser], token: &str) -> Option<Session> {
+        let key = stored(token);
+        type Row = (String, String, String, String, String, String);
+        let (name, role, held, csrf, created_at, seen_at) = sqlx::query_as::<_, Row>(
+            "SELECT user_name, role, credential, csrf, created_at, seen_at
+             FROM web_sessions WHERE token_hash = $1",
+        )
+        .bind(&key)
+        .fetch_optional(pool)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "sessions cannot be read"))
+        .ok()??;
+        let now = Utc::now();
+        let (Some(created_at), Some(seen_at)) = (parse_ts(&created_at), parse_ts(&seen_at)) else {
+            end(pool, &key).await;
+            return None;
+        };
+        let still = |user: &&WebUser| {
+            user.name == name && user.role.as_str() == role && credential(user) == held
+        };
+        let fresh = now - seen_at < IDLE && now - created_at < ABSOLUTE;
+        let Some(user) = users.iter().find(still).filter(|_| fresh) else {
+            end(pool, &key).await;
+            return None;
+        };
+        if now - seen_at >= SEEN_EVERY {
+            let _ = sqlx::query("UPDATE web_sessions SET seen_at = $1 WHERE token_hash = $2")
+                .bind(ts(now))
+                .bind(&key)
+                .execute(pool)
+                .await;
+        }
+        Some(Session {
+            user: user.name.clone(),
+            role: user.role,
+            csrf,
+        })
     }
 
-    pub fn logout(&self, token: &str) {
-        self.by_token.lock().expect("not poisoned").remove(token);
+    pub async fn logout(&self, pool: &Pool, token: &str) {
+        end(pool, &stored(token)).await;
     }
+}
+
+async fn end(pool: &Pool, key: &str) {
+    if let Err(e) = sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+        .bind(key)
+        .execute(pool)
+        .await
+    {
+        tracing::error!(error = %e, "a session could not be ended");
+    }
+}
+
+/// Deletes the sessions no request can use any more.
+async fn forget_expired(pool: &Pool, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM web_sessions WHERE seen_at < $1 OR created_at < $2")
+        .bind(ts(now - IDLE))
+        .bind(ts(now - ABSOLUTE))
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// An argon2 hash of a password, for `[[web.users]]`.

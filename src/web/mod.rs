@@ -156,7 +156,7 @@ async fn security_headers(mut response: Response) -> Response {
     h.insert("content-security-policy", HeaderValue::from_static(csp));
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),
         ("cache-control", "no-store"),
     ] {

@@ -18,6 +18,38 @@ pub fn token(jar: &CookieJar) -> Option<String> {
     jar.get(COOKIE).map(|c| c.value().to_string())
 }
 
+/// Whether a form post comes from the console's own pages: a browser names
+/// the page's origin in `Origin` (and says `Sec-Fetch-Site`), and it must be
+/// the address the request went to. A client that sends neither is no
+/// browser, and a page elsewhere cannot make one post.
+pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    // A browser that says where the request comes from is believed; others
+    // are checked by the origin they name.
+    if let Some(site) = text("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match text("origin") {
+        None => true,
+        Some(origin) => {
+            let host = text("host");
+            let named = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            named.is_some() && named == host
+        }
+    }
+}
+
+/// The answer to a form posted from another site.
+pub fn cross_site() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "this form was sent from another site; open the console and try again",
+    )
+        .into_response()
+}
+
 /// The client's address, as the console's server loop saw the connection
 /// (unspecified when there is none, as under a test router).
 pub struct ClientAddr(pub std::net::IpAddr);
@@ -44,8 +76,14 @@ impl FromRequestParts<Shared> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
         let jar = CookieJar::from_headers(&parts.headers);
-        token(&jar)
-            .and_then(|t| state.sessions.get(&t))
+        let Some(token) = token(&jar) else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        let users = state.engine.borrow().settings.web.users.clone();
+        state
+            .sessions
+            .get(&state.pool, &users, &token)
+            .await
             .map(SignedIn)
             .ok_or_else(|| Redirect::to("/login").into_response())
     }
@@ -72,6 +110,9 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Shared> for Posted<T> {
 
     async fn from_request(req: Request, state: &Shared) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
+        if !same_origin(&parts.headers) {
+            return Err(cross_site());
+        }
         let SignedIn(session) = SignedIn::from_request_parts(&mut parts, state).await?;
         let Form(WithCsrf { csrf, fields }) =
             Form::<WithCsrf<T>>::from_request(Request::from_parts(parts, body), state)

@@ -18,11 +18,51 @@ pub struct LoginQuery {
     failed: Option<String>,
 }
 
-pub async fn login_page(State(state): State<Shared>, Query(q): Query<LoginQuery>) -> Response {
-    state.render(
+/// The sign-in form's own token, before there is a session: the form
+/// carries it and so does a cookie only this site's pages can set, so a page
+/// elsewhere cannot sign a visitor in as someone else.
+pub const SIGN_IN_COOKIE: &str = "keydates_signin";
+
+/// What the sign-in page may say above its form.
+#[derive(Default, Clone, Copy)]
+struct Notice {
+    failed: bool,
+    busy: bool,
+    stale: bool,
+}
+
+/// The sign-in page with a form token, set in the cookie too (the one the
+/// browser holds, when it holds a well-formed one).
+fn sign_in_page(state: &Shared, jar: CookieJar, notice: Notice) -> Response {
+    let held = jar
+        .get(SIGN_IN_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    let form_token = held.unwrap_or_else(super::auth::new_token);
+    let cookie = Cookie::build((SIGN_IN_COOKIE, form_token.clone()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/login")
+        .build();
+    let page = state.render(
         "login.html",
-        context! { user => (), page => "login", title => "Sign in", notice => (), failed => q.failed.is_some(), busy => false },
-    )
+        context! { user => (), page => "login", title => "Sign in", notice => (),
+        failed => notice.failed, busy => notice.busy, stale => notice.stale,
+        signin => form_token },
+    );
+    (jar.add(cookie), page).into_response()
+}
+
+pub async fn login_page(
+    State(state): State<Shared>,
+    jar: CookieJar,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let notice = Notice {
+        failed: q.failed.is_some(),
+        ..Notice::default()
+    };
+    sign_in_page(&state, jar, notice)
 }
 
 #[derive(Deserialize)]
@@ -31,6 +71,9 @@ pub struct LoginForm {
     name: String,
     #[serde(default)]
     password: String,
+    /// The form's token, matched against the cookie.
+    #[serde(default)]
+    signin: String,
 }
 
 /// A name as the log shows it: cut short and escaped, so a sign-in attempt
@@ -54,14 +97,28 @@ fn session_cookie(value: String) -> Cookie<'static> {
 pub async fn login(
     State(state): State<Shared>,
     ClientAddr(from): ClientAddr,
+    headers: axum::http::HeaderMap,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if !super::session::same_origin(&headers) {
+        return super::session::cross_site();
+    }
+    let held = jar.get(SIGN_IN_COOKIE).map(|c| c.value().to_string());
+    if held.is_none_or(|t| t.is_empty() || t != form.signin) {
+        let notice = Notice {
+            stale: true,
+            ..Notice::default()
+        };
+        let mut page = sign_in_page(&state, jar, notice);
+        *page.status_mut() = StatusCode::FORBIDDEN;
+        return page;
+    }
     let users = state.engine.borrow().settings.web.users.clone();
     let name = as_logged(&form.name);
     match state
         .sessions
-        .login(&users, from, &form.name, &form.password)
+        .login(&state.pool, &users, from, &form.name, &form.password)
         .await
     {
         SignIn::Welcome(token) => {
@@ -73,10 +130,11 @@ pub async fn login(
             Redirect::to("/login?failed").into_response()
         }
         SignIn::Busy => {
-            let mut page = state.render(
-                "login.html",
-                context! { user => (), page => "login", title => "Sign in", notice => (), failed => false, busy => true },
-            );
+            let notice = Notice {
+                busy: true,
+                ..Notice::default()
+            };
+            let mut page = sign_in_page(&state, jar, notice);
             *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             page.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
@@ -97,7 +155,7 @@ pub async fn logout(
 ) -> Response {
     match (token(&jar), posted) {
         (Some(t), Ok(_)) => {
-            state.sessions.logout(&t);
+            state.sessions.logout(&state.pool, &t).await;
             (
                 jar.remove(Cookie::build(COOKIE).path("/")),
                 Redirect::to("/login"),

@@ -95,12 +95,38 @@ pub(crate) fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().redirects(0).build()
 }
 
+/// The sign-in form's token, as the sign-in page gives it: the cookie to
+/// send back (`NAME=VALUE`) and the form field's value.
+pub(crate) fn sign_in_form(addr: SocketAddr) -> (String, String) {
+    let page = get(addr, "/login", None);
+    let cookie = page
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("keydates_signin="))
+        .expect("the sign-in page sets its cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = page.into_string().unwrap();
+    let at = body.find("name=\"signin\" value=\"").unwrap() + "name=\"signin\" value=\"".len();
+    (cookie, body[at..at + 64].to_string())
+}
+
+/// Posts the sign-in form as the sign-in page would.
+pub(crate) fn post_sign_in(addr: SocketAddr, name: &str, password: &str) -> ureq::Response {
+    let (cookie, token) = sign_in_form(addr);
+    post(
+        addr,
+        "/login",
+        Some(&cookie),
+        &[("name", name), ("password", password), ("signin", &token)],
+    )
+}
+
 /// Signs in and returns the session cookie.
 pub(crate) fn sign_in(addr: SocketAddr, (name, password): (&str, &str)) -> String {
-    let response = agent()
-        .post(&format!("http://{addr}/login"))
-        .send_form(&[("name", name), ("password", password)])
-        .unwrap();
+    let response = post_sign_in(addr, name, password);
     assert_eq!(response.status(), 303);
     assert_eq!(response.header("location"), Some("/"));
     let cookie = response.header("set-cookie").unwrap().to_string();
@@ -195,12 +221,7 @@ fn nothing_is_seen_or_done_without_a_session_its_form_token_and_the_editor_role(
         "{csp}"
     );
     // A wrong password is refused.
-    let r = post(
-        addr,
-        "/login",
-        None,
-        &[("name", EDITOR.0), ("password", "guess")],
-    );
+    let r = post_sign_in(addr, EDITOR.0, "guess");
     assert_eq!(r.header("location"), Some("/login?failed"));
 
     // Signed in, an action without the form's token is refused.
@@ -565,4 +586,133 @@ fn metrics_are_served_without_a_login_when_switched_on() {
         assert!(body.contains(metric), "{metric}:\n{body}");
     }
     assert!(!body.contains("@"), "no addresses in the figures");
+}
+
+/// Whether `cookie` opens the Today page (rather than sending to sign-in).
+fn signed_in(addr: SocketAddr, cookie: &str) -> bool {
+    get(addr, "/", Some(cookie)).status() == 200
+}
+
+#[test]
+fn a_session_outlives_a_restart_and_ends_when_its_user_is_removed() {
+    let smtp = SmtpServer::start();
+    let (app, addr, mut daemon) = console(&smtp);
+    let editor = sign_in(addr, EDITOR);
+    let viewer = sign_in(addr, VIEWER);
+    assert!(signed_in(addr, &editor) && signed_in(addr, &viewer));
+    // The token is never stored as it is.
+    let token = editor.split_once('=').unwrap().1;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM web_sessions WHERE token_hash = '{token}'"
+        )),
+        0
+    );
+
+    // Restarted, the daemon still knows both sessions.
+    crate::daemon::signal(&daemon, "TERM");
+    crate::daemon::wait_exit(&mut daemon, Duration::from_secs(15));
+    let day = chase_day().to_string();
+    let daemon = start(&app, &[], &["run", "--now", &day]);
+    assert!(eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    }));
+    assert!(signed_in(addr, &editor), "{}", log_of(&app));
+    assert!(signed_in(addr, &viewer));
+
+    // The editor is removed from the config: at the reload their session ends;
+    // the viewer's goes on.
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    let removed = config.replacen(
+        &format!("[[web.users]]\nname = \"{}\"", EDITOR.0),
+        "[[web.users]]\nname = \"someone-else\"",
+        1,
+    );
+    assert_ne!(config, removed);
+    std::fs::write(&app.config, removed).unwrap();
+    crate::daemon::signal(&daemon, "HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || log_of(&app)
+            .contains("config reloaded")),
+        "{}",
+        log_of(&app)
+    );
+    assert!(!signed_in(addr, &editor), "the removed user is signed out");
+    assert!(signed_in(addr, &viewer));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM web_sessions WHERE user_name = '{}'",
+            EDITOR.0
+        )),
+        0,
+        "and the session is gone"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn a_sign_in_or_sign_out_from_another_site_is_refused() {
+    let smtp = SmtpServer::start();
+    let (_app, addr, _daemon) = console(&smtp);
+    let (cookie, token) = sign_in_form(addr);
+    let form = [
+        ("name", EDITOR.0),
+        ("password", EDITOR.1),
+        ("signin", token.as_str()),
+    ];
+    let send = |headers: &[(&str, &str)], form: &[(&str, &str)]| {
+        let mut request = agent().post(&format!("http://{addr}/login"));
+        for (k, v) in headers {
+            request = request.set(k, v);
+        }
+        match request.send_form(form) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let welcomed = |r: &ureq::Response| {
+        r.all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("keydates_session="))
+    };
+    // Posted from a page elsewhere: refused, however right the password.
+    let r = send(
+        &[("Cookie", &cookie), ("Origin", "http://attacker.example")],
+        &form,
+    );
+    assert_eq!(r.status(), 403);
+    assert!(!welcomed(&r));
+    let r = send(
+        &[("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")],
+        &form,
+    );
+    assert_eq!(r.status(), 403);
+    assert!(!welcomed(&r));
+    // Without the sign-in page's own token (a form made elsewhere): refused.
+    let r = send(&[], &form[..2]);
+    assert_eq!(r.status(), 403);
+    assert!(!welcomed(&r));
+    let r = send(&[("Cookie", &cookie)], &form[..2]);
+    assert_eq!(r.status(), 403);
+    // From the sign-in page itself: welcome.
+    let origin = format!("http://{addr}");
+    let r = send(&[("Cookie", &cookie), ("Origin", &origin)], &form);
+    assert_eq!(r.status(), 303);
+    assert!(welcomed(&r));
+
+    // Sign-out from elsewhere ends nothing.
+    let session = sign_in(addr, EDITOR);
+    let page = get(addr, "/", Some(&session)).into_string().unwrap();
+    let csrf = csrf(&page);
+    let r = agent()
+        .post(&format!("http://{addr}/logout"))
+        .set("Cookie", &session)
+        .set("Origin", "http://attacker.example")
+        .send_form(&[("csrf", &csrf)]);
+    let r = match r {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_ne!(r.header("location"), Some("/login"));
+    assert!(signed_in(addr, &session), "still signed in");
 }

@@ -25,14 +25,15 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 
 /// One sign-in over a plain connection; the status code (0 when the
 /// connection was closed without one).
-fn sign_in_status(addr: SocketAddr, name: &str, password: &str) -> u16 {
-    let body = format!("name={name}&password={password}");
+fn sign_in_status(addr: SocketAddr, form: &(String, String), name: &str, password: &str) -> u16 {
+    let (cookie, token) = form;
+    let body = format!("name={name}&password={password}&signin={token}");
     let Ok(mut s) = TcpStream::connect(addr) else {
         return 0;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
     let request = format!(
-        "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     if s.write_all(request.as_bytes()).is_err() {
@@ -67,6 +68,7 @@ fn a_flood_of_sign_ins_is_turned_away_with_memory_and_journal_kept() {
     // The right password works before the flood.
     let cookie = sign_in(addr, EDITOR);
 
+    let form = crate::console::sign_in_form(addr);
     let flooding = std::sync::atomic::AtomicBool::new(true);
     let (statuses, longest): (Vec<u16>, Duration) = std::thread::scope(|scope| {
         let watch = scope.spawn(|| {
@@ -82,8 +84,11 @@ fn a_flood_of_sign_ins_is_turned_away_with_memory_and_journal_kept() {
             }
             longest.max(last.elapsed())
         });
+        let form = &form;
         let all: Vec<_> = (0..200)
-            .map(|i| scope.spawn(move || sign_in_status(addr, EDITOR.0, &format!("wrong-{i}"))))
+            .map(|i| {
+                scope.spawn(move || sign_in_status(addr, form, EDITOR.0, &format!("wrong-{i}")))
+            })
             .collect();
         let statuses = all.into_iter().map(|t| t.join().unwrap()).collect();
         std::thread::sleep(Duration::from_secs(1));
@@ -112,11 +117,12 @@ fn a_flood_of_sign_ins_is_turned_away_with_memory_and_journal_kept() {
     let log_before = log_of(&app).len();
     let rss_before = memory_kib(pid, "VmRSS:");
     let huge: Vec<u16> = std::thread::scope(|scope| {
+        let form = &form;
         let all: Vec<_> = (0..60)
             .map(|i| {
                 scope.spawn(move || {
                     let name = format!("{i}{}", "n".repeat(1024 * 1024));
-                    sign_in_status(addr, &name, "x")
+                    sign_in_status(addr, form, &name, "x")
                 })
             })
             .collect();
