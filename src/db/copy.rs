@@ -12,7 +12,8 @@ use sqlx::Row;
 use crate::db::{self, Backend, Pool};
 
 /// Every table keydates keeps, parents before children. `instances` is left
-/// out: it says which daemons run now, and none runs on the new database yet.
+/// out: it says which daemons run now, and none runs on the new database yet;
+/// so is `web_sessions`: after a move, people sign in again.
 const TABLES: &[&str] = &[
     "authorities",
     "cases",

@@ -333,8 +333,8 @@ fn settle_send(
             };
             (Outcome::Sent { id }, Settled::Sent { reply }, "sent")
         }
-        Some(SendError::Relay(reason)) => {
-            let error = SendError::Relay(reason).to_string();
+        Some(SendError::RelayFault(reason)) => {
+            let error = SendError::RelayFault(reason).to_string();
             tracing::warn!(%error, "the relay could not be used; the email waits");
             relay_fault = true;
             let settled = Settled::Retry {

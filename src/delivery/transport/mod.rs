@@ -13,7 +13,9 @@ use lettre::{Address, Message};
 use secrecy::ExposeSecret;
 
 use oauth2::TokenSource;
-use smtp::{Login, Relay, Report, Security, Stage, StepError, Timeouts, Trouble, about_the_relay};
+use smtp::{
+    Login, Report, Security, SmtpClient, Stage, StepError, Timeouts, Trouble, about_the_relay,
+};
 
 use crate::config::{AuthKind, Settings, TlsMode, TransportKind};
 
@@ -37,7 +39,7 @@ pub enum SendError {
     /// keydates' own configuration or the relay's fault, never the
     /// recipient's: the email waits, and goes once the relay works again.
     #[error("mail relay: {0}")]
-    Relay(String),
+    RelayFault(String),
 }
 
 pub use crate::domain::Refusal;
@@ -82,7 +84,7 @@ impl Delivery {
 }
 
 pub enum Mailer {
-    Smtp { relay: Box<Relay> },
+    Smtp { client: Box<SmtpClient> },
     File { dir: PathBuf },
 }
 
@@ -132,7 +134,7 @@ impl Mailer {
     #[tracing::instrument(skip_all)]
     pub async fn send(&self, message: &Message, skip: &[String]) -> Delivery {
         match self {
-            Mailer::Smtp { relay } => {
+            Mailer::Smtp { client } => {
                 let envelope = message.envelope();
                 let recipients: Vec<Address> = envelope
                     .to()
@@ -148,7 +150,7 @@ impl Mailer {
                         error: None,
                     };
                 }
-                let report = relay
+                let report = client
                     .send(envelope.from(), &recipients, &message.formatted())
                     .await;
                 judge(report)
@@ -207,17 +209,19 @@ fn judge(report: Report) -> Delivery {
 fn classify(stop: &StepError) -> SendError {
     let text = stop.to_string();
     match &stop.trouble {
-        Trouble::Login(_) => SendError::Relay(text),
-        Trouble::Refused(reply) if about_the_relay(stop.stage, reply) => SendError::Relay(text),
+        Trouble::Login(_) => SendError::RelayFault(text),
+        Trouble::Refused(reply) if about_the_relay(stop.stage, reply) => {
+            SendError::RelayFault(text)
+        }
         Trouble::Refused(reply) if reply.is_permanent() => SendError::Permanent(text),
         Trouble::Refused(_) => SendError::Transient(text),
         // Before the relay took the envelope, or silent at a command: the
         // relay is at fault. Mid-message, or silent after the final dot
         // (the relay may have taken it), this email is.
         Trouble::Broken(_) | Trouble::Silent(_) => match stop.stage {
-            Stage::Connect | Stage::Tls | Stage::Auth | Stage::Mail => SendError::Relay(text),
+            Stage::Connect | Stage::Tls | Stage::Auth | Stage::Mail => SendError::RelayFault(text),
             Stage::Rcpt | Stage::Data => match stop.trouble {
-                Trouble::Silent(_) => SendError::Relay(text),
+                Trouble::Silent(_) => SendError::RelayFault(text),
                 _ => SendError::Broken(text),
             },
             Stage::Message => SendError::Broken(text),
@@ -309,7 +313,7 @@ fn smtp(settings: &Settings) -> anyhow::Result<Mailer> {
         );
     }
     Ok(Mailer::Smtp {
-        relay: Box::new(Relay::new(
+        client: Box::new(SmtpClient::new(
             s.host.clone(),
             s.port,
             security,

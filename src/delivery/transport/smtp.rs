@@ -168,7 +168,8 @@ const CHECK_AFTER_IDLE: Duration = Duration::from_secs(20);
 /// that refuses a message as too large often says so, then closes.
 const LAST_WORDS: Duration = Duration::from_secs(2);
 
-pub struct Relay {
+/// The SMTP client that talks to the relay, keeping connections between emails.
+pub struct SmtpClient {
     host: String,
     port: u16,
     security: Security,
@@ -189,7 +190,7 @@ struct Transaction {
     end: Result<Option<String>, StepError>,
 }
 
-impl Relay {
+impl SmtpClient {
     pub fn new(
         host: String,
         port: u16,
@@ -197,8 +198,8 @@ impl Relay {
         login: Option<Login>,
         timeouts: Timeouts,
         keep: usize,
-    ) -> Relay {
-        Relay {
+    ) -> SmtpClient {
+        SmtpClient {
             host,
             port,
             security,
