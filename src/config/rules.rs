@@ -145,7 +145,7 @@ pub enum Role {
     Address(EmailAddress),
 }
 
-pub(crate) const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
+const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
 
 impl FromStr for Role {
     type Err = BadValue;
@@ -164,7 +164,12 @@ impl FromStr for Role {
             "delegate" => Role::Delegate,
             "delegates" => Role::Delegates,
             other if other.contains('@') => Role::Address(EmailAddress::parse(other)?),
-            other => return Err(BadValue::Role(other.to_string())),
+            other => {
+                return Err(BadValue::Role {
+                    given: other.to_string(),
+                    roles: ROLE_NAMES,
+                });
+            }
         })
     }
 }

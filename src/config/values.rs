@@ -26,8 +26,8 @@ pub enum BadValue {
     NeverFires(String),
     #[error("`{0}` is not HOST:PORT (e.g. 127.0.0.1:8765)")]
     Listen(String),
-    #[error("`{0}` is not a role ({roles})", roles = super::rules::ROLE_NAMES)]
-    Role(String),
+    #[error("`{given}` is not a role ({roles})")]
+    Role { given: String, roles: &'static str },
     #[error("{0}, or \"anchor\"")]
     SendUntil(#[source] crate::calendar::offset::OffsetError),
     #[error("{0}, calendar, or file:PATH")]
