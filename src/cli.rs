@@ -93,15 +93,20 @@ pub enum Command {
 
     /// Write a lead inspector's or an authority's key dates as an iCalendar
     /// feed to standard output; with web.calendar_secret set, say on standard
-    /// error the address to subscribe to.
+    /// error the address to subscribe to. With --new-secret, print a new
+    /// value for web.calendar_secret instead.
     Ics {
         /// The lead inspector's email address.
         #[arg(
             long,
             conflicts_with = "authority",
-            required_unless_present = "authority"
+            required_unless_present_any = ["authority", "new_secret"]
         )]
         inspector: Option<EmailAddress>,
+        /// Print a new random web.calendar_secret (changing it revokes every
+        /// calendar address given out).
+        #[arg(long, conflicts_with_all = ["inspector", "authority"])]
+        new_secret: bool,
         /// The authority's code.
         #[arg(long)]
         authority: Option<String>,

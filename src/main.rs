@@ -11,6 +11,9 @@ async fn main() -> ExitCode {
     // Commands print through `commands::out`, which ends quietly when the
     // reader of their output has gone.
     let cli = Cli::parse();
+    if let Some(code) = keydates::commands::without_config(&cli) {
+        return code;
+    }
     let settings = match Settings::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {

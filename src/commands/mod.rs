@@ -16,6 +16,20 @@ use crate::cli::{Cli, Command, Now};
 use crate::config::Settings;
 use crate::plan;
 
+/// The commands that need no settings, so that they work while the config
+/// is being mended: `None` for every other.
+pub fn without_config(cli: &Cli) -> Option<ExitCode> {
+    match cli.command {
+        Command::Ics {
+            new_secret: true, ..
+        } => {
+            outln!("{}", crate::web::auth::new_token());
+            Some(ExitCode::SUCCESS)
+        }
+        _ => None,
+    }
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     let config_path = cli.config.clone();
     match cli.command {
@@ -25,6 +39,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Ics {
             inspector,
             authority,
+            ..
         } => views::ics(&settings, inspector, authority).await,
         Command::Holidays { year, format } => setup::holidays(&settings, year, format),
         Command::Date { anchor, offset } => setup::date(&settings, anchor, &offset),

@@ -779,9 +779,12 @@ impl Settings {
             _ => {}
         }
         if let Some(secret) = &self.web.calendar_secret
-            && secret.expose_secret().len() < 16
+            && !strong_secret(secret.expose_secret())
         {
-            out.push("web.calendar_secret: use at least 16 characters, or leave it unset".into());
+            out.push(
+                "web.calendar_secret: use a generated value of at least 32 characters (`keydates ics --new-secret` prints one), or leave it unset"
+                    .into(),
+            );
         }
         for (i, user) in self.web.users.iter().enumerate() {
             if argon2::PasswordHash::new(user.password_hash.expose_secret()).is_err() {
@@ -1046,6 +1049,18 @@ fn secret_from(
         }
         None => Ok(None),
     }
+}
+
+/// A secret that was generated, not typed: 32 or more characters, no
+/// spaces, and no character making up more than a quarter of it.
+fn strong_secret(secret: &str) -> bool {
+    let chars: Vec<char> = secret.chars().collect();
+    let most = chars
+        .iter()
+        .map(|c| chars.iter().filter(|d| *d == c).count())
+        .max()
+        .unwrap_or(0);
+    chars.len() >= 32 && !chars.iter().any(|c| c.is_whitespace()) && most * 4 <= chars.len()
 }
 
 /// A token endpoint must be HTTPS: the client secret crosses it. Plain

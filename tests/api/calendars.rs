@@ -90,7 +90,7 @@ fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
     app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
     app.set(
         "KEYDATES__WEB__CALENDAR_SECRET",
-        "a long enough first secret",
+        "9f2c7a41e08b5d36c1f4a7e20b9d5c83",
     );
     app.import_examples();
     let out = app.run(&["ics", "--authority", "RIV"]);
@@ -127,7 +127,7 @@ fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
 
     app.set(
         "KEYDATES__WEB__CALENDAR_SECRET",
-        "a different, rotated secret",
+        "4be81d0c7f3a92e65b0c1d8f4a7e2639",
     );
     let addr2 = free_addr();
     app.set("KEYDATES__WEB__LISTEN", &addr2.to_string());

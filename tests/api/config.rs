@@ -293,3 +293,30 @@ fn a_misspelt_template_variable_is_an_error_naming_the_rule() {
         "{err}"
     );
 }
+
+#[test]
+fn a_calendar_secret_must_be_a_generated_value_and_ics_makes_one() {
+    let mut app = TestApp::new();
+    for weak in [
+        " ".repeat(40),
+        "short-but-random-7Qx".into(),
+        "a".repeat(48),
+    ] {
+        app.set("KEYDATES__WEB__CALENDAR_SECRET", &weak);
+        let err = app.fails(&["check-config"]);
+        assert!(
+            err.contains("web.calendar_secret") && err.contains("keydates ics --new-secret"),
+            "{weak:?}: {err}"
+        );
+    }
+    let secret = app.ok(&["ics", "--new-secret"]);
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 64, "{secret}");
+    assert_ne!(
+        secret,
+        app.ok(&["ics", "--new-secret"]).trim(),
+        "new each time"
+    );
+    app.set("KEYDATES__WEB__CALENDAR_SECRET", secret);
+    app.ok(&["check-config"]);
+}
