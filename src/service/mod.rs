@@ -170,11 +170,9 @@ async fn start_console(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
-    let metrics = if engine.settings.web.metrics {
-        Some(crate::delivery::metrics::install()?)
-    } else {
-        None
-    };
+    // Recorded whenever the console runs; served while `web.metrics` is on,
+    // as the settings in force say (a reload switches it either way).
+    let metrics = Some(crate::delivery::metrics::install()?);
     let state = Arc::new(WebState::new(
         pool.clone(),
         engine_rx,

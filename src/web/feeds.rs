@@ -12,7 +12,8 @@ use crate::records;
 
 /// Counts and ages for a monitoring system; no login, as it holds no personal data.
 pub async fn metrics_page(State(state): State<Shared>) -> Response {
-    match &state.metrics {
+    let on = state.engine.borrow().settings.web.metrics;
+    match state.metrics.as_ref().filter(|_| on) {
         Some(handle) => (
             [(
                 header::CONTENT_TYPE,

@@ -46,7 +46,7 @@ pub struct WebState {
     pub wake: Arc<Notify>,
     sessions: Sessions,
     pages: Environment<'static>,
-    /// Renders `/metrics` when `web.metrics` is on.
+    /// Renders `/metrics`, served while `web.metrics` is on.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 

@@ -716,3 +716,42 @@ fn a_sign_in_or_sign_out_from_another_site_is_refused() {
     assert_ne!(r.header("location"), Some("/login"));
     assert!(signed_in(addr, &session), "still signed in");
 }
+
+#[test]
+fn metrics_follow_web_metrics_at_a_reload() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.own_config(|t| t);
+    let addr = free_addr();
+    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    app.import_examples();
+    let daemon = start(&app, &[], &["run", "--now", "2026-11-24"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    }));
+    assert_eq!(get(addr, "/metrics", None).status(), 404);
+    let reload = |from: &str, to: &str, times: usize| {
+        let config = std::fs::read_to_string(&app.config).unwrap();
+        assert!(config.contains(from));
+        std::fs::write(&app.config, config.replacen(from, to, 1)).unwrap();
+        crate::daemon::signal(&daemon, "HUP");
+        assert!(
+            eventually(Duration::from_secs(20), || log_of(&app)
+                .matches("config reloaded")
+                .count()
+                == times),
+            "{}",
+            log_of(&app)
+        );
+    };
+    reload("\nmetrics = false", "\nmetrics = true", 1);
+    let on = get(addr, "/metrics", None);
+    assert_eq!(on.status(), 200);
+    assert!(
+        on.into_string()
+            .unwrap()
+            .contains("keydates_config_reloads_total")
+    );
+    reload("\nmetrics = true", "\nmetrics = false", 2);
+    assert_eq!(get(addr, "/metrics", None).status(), 404);
+}
