@@ -425,6 +425,10 @@ pub struct WebSettings {
     /// Serve `/metrics` (Prometheus text, no login: counts only).
     #[serde(default)]
     pub metrics: bool,
+    /// The address people use to reach the console (https in production,
+    /// behind a proxy that terminates TLS).
+    #[serde(default)]
+    pub public_url: Option<crate::config::values::PublicUrl>,
     /// The secret the calendar feeds' addresses are made from; change it to
     /// revoke every address. No secret, no feeds.
     #[serde(default)]
@@ -437,8 +441,59 @@ impl Default for WebSettings {
             listen: default_listen(),
             users: Vec::new(),
             metrics: false,
+            public_url: None,
             calendar_secret: None,
         }
+    }
+}
+
+impl WebSettings {
+    /// Whether cookies go only over HTTPS: when people reach the console by
+    /// an https address.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_ref().is_some_and(|u| u.is_https())
+    }
+
+    /// The session cookie's name: `__Host-` prefixed over HTTPS (the browser
+    /// then holds it for this host alone), and otherwise named by the port,
+    /// so that two consoles on one host do not sign each other out.
+    pub fn session_cookie(&self) -> String {
+        match (self.secure_cookies(), self.address()) {
+            (true, _) => "__Host-keydates_session".to_string(),
+            (false, Some(addr)) => format!("keydates_session_{}", addr.port()),
+            (false, None) => "keydates_session".to_string(),
+        }
+    }
+
+    /// Whether a request naming `host` (its `Host` header) is for this
+    /// console: its public address, or a loopback name on its port. Any
+    /// other name pointing here (DNS rebinding) is refused. A console on a
+    /// non-loopback address with no public_url answers any name.
+    pub fn serves_host(&self, host: &str) -> bool {
+        if let Some(url) = &self.public_url
+            && host.eq_ignore_ascii_case(&url.authority())
+        {
+            return true;
+        }
+        let Some(addr) = self.address() else {
+            return false;
+        };
+        if self.public_url.is_none() && !addr.ip().is_loopback() {
+            return true;
+        }
+        let Some((name, port)) = host.rsplit_once(':') else {
+            return false;
+        };
+        let local = matches!(name.to_ascii_lowercase().as_str(), "localhost" | "[::1]")
+            || name
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == addr.ip());
+        local && port.parse() == Ok(addr.port())
     }
 }
 

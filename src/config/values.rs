@@ -26,6 +26,10 @@ pub enum BadValue {
     NeverFires(String),
     #[error("`{0}` is not HOST:PORT (e.g. 127.0.0.1:8765)")]
     Listen(String),
+    #[error(
+        "`{0}` is not the console's address (write e.g. https://keydates.example.org/, with no path)"
+    )]
+    PublicUrl(String),
     #[error("`{given}` is not a role ({roles})")]
     Role { given: String, roles: &'static str },
     #[error("{0}, or \"anchor\"")]
@@ -145,6 +149,53 @@ impl FromStr for Listen {
         s.parse()
             .map(|a| Listen(Some(a)))
             .map_err(|_| BadValue::Listen(s.to_string()))
+    }
+}
+
+/// The address people use to reach the console, such as
+/// `https://keydates.example.org/`: scheme, host and port, nothing after.
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
+pub struct PublicUrl(url::Url);
+
+impl FromStr for PublicUrl {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
+        let bad = || BadValue::PublicUrl(s.to_string());
+        let url = url::Url::parse(s.trim()).map_err(|_| bad())?;
+        let plain = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some_and(|h| !h.is_empty())
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if plain {
+            Ok(PublicUrl(url))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl PublicUrl {
+    pub fn is_https(&self) -> bool {
+        self.0.scheme() == "https"
+    }
+
+    /// As a browser names it in `Host` and `Origin`: the host, and the port
+    /// when it is not the scheme's own.
+    pub fn authority(&self) -> String {
+        let host = self.0.host_str().unwrap_or_default();
+        match self.0.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
     }
 }
 

@@ -186,6 +186,12 @@ async fn start_console(
         }
     });
     tracing::info!(%addr, "console listening");
+    if !addr.ip().is_loopback() && !engine.settings.web.secure_cookies() {
+        tracing::warn!(
+            %addr,
+            "the console is reachable from other machines over plain HTTP: put it behind a proxy that terminates TLS and set web.public_url to its https address"
+        );
+    }
     Ok(())
 }
 

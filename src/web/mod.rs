@@ -143,7 +143,35 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(feeds::metrics_page))
         .route("/calendar/{file}", get(feeds::calendar_feed))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            for_this_host,
+        ))
         .with_state(state)
+}
+
+/// Answers only requests for this console's own names (`web.public_url`,
+/// loopback on its port): a page whose name was pointed here afterwards
+/// (DNS rebinding) reaches nothing.
+async fn for_this_host(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if state.engine.borrow().settings.web.serves_host(host) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "not a name of this console",
+        )
+            .into_response()
+    }
 }
 
 async fn security_headers(mut response: Response) -> Response {

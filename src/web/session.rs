@@ -10,12 +10,13 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Shared;
-use super::auth::{COOKIE, Session};
+use super::auth::Session;
 use crate::config::WebRole;
 
 /// The session token the browser holds, if any.
-pub fn token(jar: &CookieJar) -> Option<String> {
-    jar.get(COOKIE).map(|c| c.value().to_string())
+pub fn token(state: &Shared, jar: &CookieJar) -> Option<String> {
+    let name = state.engine.borrow().settings.web.session_cookie();
+    jar.get(&name).map(|c| c.value().to_string())
 }
 
 /// Whether a form post comes from the console's own pages: a browser names
@@ -76,7 +77,7 @@ impl FromRequestParts<Shared> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
         let jar = CookieJar::from_headers(&parts.headers);
-        let Some(token) = token(&jar) else {
+        let Some(token) = token(state, &jar) else {
             return Err(Redirect::to("/login").into_response());
         };
         let users = state.engine.borrow().settings.web.users.clone();

@@ -8,7 +8,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::Shared;
-use super::auth::{COOKIE, SignIn};
+use super::auth::SignIn;
 use super::session::ClientAddr;
 use super::session::{Posted, token};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,6 +40,7 @@ fn sign_in_page(state: &Shared, jar: CookieJar, notice: Notice) -> Response {
         .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
     let form_token = held.unwrap_or_else(super::auth::new_token);
     let cookie = Cookie::build((SIGN_IN_COOKIE, form_token.clone()))
+        .secure(state.engine.borrow().settings.web.secure_cookies())
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/login")
@@ -86,8 +87,10 @@ fn as_logged(name: &str) -> String {
     shown
 }
 
-fn session_cookie(value: String) -> Cookie<'static> {
-    Cookie::build((COOKIE, value))
+fn session_cookie(state: &Shared, value: String) -> Cookie<'static> {
+    let web = &state.engine.borrow().settings.web;
+    Cookie::build((web.session_cookie(), value))
+        .secure(web.secure_cookies())
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
@@ -123,7 +126,7 @@ pub async fn login(
     {
         SignIn::Welcome(token) => {
             tracing::info!(user = name, "console sign-in");
-            (jar.add(session_cookie(token)), Redirect::to("/")).into_response()
+            (jar.add(session_cookie(&state, token)), Redirect::to("/")).into_response()
         }
         SignIn::Refused => {
             tracing::warn!(user = name, %from, "console sign-in refused");
@@ -153,11 +156,13 @@ pub async fn logout(
     jar: CookieJar,
     posted: Result<Posted<LogoutForm>, Response>,
 ) -> Response {
-    match (token(&jar), posted) {
+    match (token(&state, &jar), posted) {
         (Some(t), Ok(_)) => {
             state.sessions.logout(&state.pool, &t).await;
             (
-                jar.remove(Cookie::build(COOKIE).path("/")),
+                jar.remove(
+                    Cookie::build(state.engine.borrow().settings.web.session_cookie()).path("/"),
+                ),
                 Redirect::to("/login"),
             )
                 .into_response()

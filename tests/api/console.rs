@@ -673,7 +673,7 @@ fn a_sign_in_or_sign_out_from_another_site_is_refused() {
     let welcomed = |r: &ureq::Response| {
         r.all("set-cookie")
             .iter()
-            .any(|c| c.starts_with("keydates_session="))
+            .any(|c| c.starts_with("keydates_session"))
     };
     // Posted from a page elsewhere: refused, however right the password.
     let r = send(
@@ -754,4 +754,67 @@ fn metrics_follow_web_metrics_at_a_reload() {
     );
     reload("\nmetrics = true", "\nmetrics = false", 2);
     assert_eq!(get(addr, "/metrics", None).status(), 404);
+}
+
+/// A GET of `path` naming `host` in its `Host` header; the status.
+fn status_for_host(addr: SocketAddr, host: &str, path: &str) -> u16 {
+    match agent()
+        .get(&format!("http://{addr}{path}"))
+        .set("Host", host)
+        .call()
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn only_the_consoles_own_names_are_answered_and_an_https_address_makes_cookies_secure() {
+    let smtp = SmtpServer::start();
+    let (_app, addr, _daemon) = console(&smtp);
+    let port = addr.port();
+    // A name pointed here afterwards (DNS rebinding) reaches nothing.
+    assert_eq!(status_for_host(addr, "attacker.example", "/login"), 421);
+    assert_eq!(
+        status_for_host(addr, &format!("attacker.example:{port}"), "/login"),
+        421
+    );
+    assert_eq!(
+        status_for_host(addr, &format!("localhost:{port}"), "/login"),
+        200
+    );
+    let plain = sign_in(addr, EDITOR);
+    assert!(
+        plain.starts_with(&format!("keydates_session_{port}=")),
+        "{plain}"
+    );
+
+    let smtp = SmtpServer::start();
+    let public = ("KEYDATES__WEB__PUBLIC_URL", "https://keydates.example.org/");
+    let (app, addr, _daemon) = console_with(&smtp, None, &[public]);
+    assert_eq!(status_for_host(addr, "keydates.example.org", "/login"), 200);
+    assert_eq!(status_for_host(addr, "other.example.org", "/login"), 421);
+    let (cookie, token) = sign_in_form(addr);
+    let r = post(
+        addr,
+        "/login",
+        Some(&cookie),
+        &[
+            ("name", EDITOR.0),
+            ("password", EDITOR.1),
+            ("signin", &token),
+        ],
+    );
+    assert_eq!(r.status(), 303, "{}", log_of(&app));
+    let session = r
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.contains("keydates_session"))
+        .unwrap()
+        .to_string();
+    assert!(session.starts_with("__Host-keydates_session="), "{session}");
+    assert!(
+        session.contains("Secure") && session.contains("Path=/"),
+        "{session}"
+    );
 }
