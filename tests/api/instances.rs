@@ -143,43 +143,34 @@ fn a_retry_or_a_confirm_made_elsewhere_wakes_a_daemon_at_once() {
             "SELECT COUNT(*) FROM outbox WHERE id = {id} AND status = 'sent'"
         ))
     };
-    let daemon = start_named(&app, "a", &[], &["run", "--now", "2026-11-24T12:00:00Z"]);
     // Its first pass done (the clock it was given is the pass's time).
     let passed_at = |prefix: &str| {
         status_json(&app)["last_pass_at"]
             .as_str()
             .is_some_and(|t| t.starts_with(prefix))
     };
-    assert!(
-        eventually(Duration::from_secs(30), || passed_at("2026-11-24T12")),
-        "{}",
-        log(&app, "a")
-    );
-    assert_eq!(status_of(&request), 0);
-    app.ok(&["retry", &request]);
-    assert!(
-        eventually(Duration::from_secs(15), || status_of(&request) == 1),
-        "the retry did not wake the daemon:\n{}",
-        log(&app, "a")
-    );
-    drop(daemon);
-
+    // A daemon started at `now` that would look again only next year: once
+    // its first pass is done, `command` on `id` must wake it.
+    let wakes = |name: &str, now: &str, command: &str, id: &str| {
+        let daemon = start_named(&app, name, &[], &["run", "--now", now]);
+        assert!(
+            eventually(Duration::from_secs(30), || passed_at(&now[..13])),
+            "{}",
+            log(&app, name)
+        );
+        assert_eq!(status_of(id), 0, "not sent before the {command}");
+        app.ok(&[command, id]);
+        assert!(
+            eventually(Duration::from_secs(15), || status_of(id) == 1),
+            "the {command} did not wake the daemon:\n{}",
+            log(&app, name)
+        );
+        drop(daemon);
+    };
+    wakes("a", "2026-11-24T12:00:00Z", "retry", &request);
     app.pass("2027-01-15");
     let chase = row_id(&app, "plan-chase", "SOU-2026-01");
-    let daemon = start_named(&app, "b", &[], &["run", "--now", "2027-01-15T12:00:00Z"]);
-    assert!(
-        eventually(Duration::from_secs(30), || passed_at("2027-01-15T12")),
-        "{}",
-        log(&app, "b")
-    );
-    assert_eq!(status_of(&chase), 0, "held until confirmed");
-    app.ok(&["confirm", &chase]);
-    assert!(
-        eventually(Duration::from_secs(15), || status_of(&chase) == 1),
-        "the confirmation did not wake the daemon:\n{}",
-        log(&app, "b")
-    );
-    drop(daemon);
+    wakes("b", "2027-01-15T12:00:00Z", "confirm", &chase);
 }
 
 #[test]
