@@ -429,6 +429,10 @@ pub struct WebSettings {
     /// behind a proxy that terminates TLS).
     #[serde(default)]
     pub public_url: Option<crate::config::values::PublicUrl>,
+    /// The reverse proxies in front of the console: from these, the client's
+    /// address is the last one `X-Forwarded-For` names.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The secret the calendar feeds' addresses are made from; change it to
     /// revoke every address. No secret, no feeds.
     #[serde(default)]
@@ -442,6 +446,7 @@ impl Default for WebSettings {
             users: Vec::new(),
             metrics: false,
             public_url: None,
+            trusted_proxies: Vec::new(),
             calendar_secret: None,
         }
     }

@@ -51,21 +51,45 @@ pub fn cross_site() -> Response {
         .into_response()
 }
 
-/// The client's address, as the console's server loop saw the connection
-/// (unspecified when there is none, as under a test router).
+/// The client's address: the connection's (unspecified when there is none,
+/// as under a test router), or, from a proxy in `web.trusted_proxies`, the
+/// last address its `X-Forwarded-For` names (the one that proxy added).
 pub struct ClientAddr(pub std::net::IpAddr);
 
 impl FromRequestParts<Shared> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &Shared) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let trusted = state
+            .engine
+            .borrow()
+            .settings
+            .web
+            .trusted_proxies
+            .contains(&peer);
+        let forwarded = || {
+            let last = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()?;
+            last.trim().parse().ok()
+        };
+        Ok(ClientAddr(if trusted {
+            forwarded().unwrap_or(peer)
+        } else {
+            peer
+        }))
     }
 }
 

@@ -818,3 +818,55 @@ fn only_the_consoles_own_names_are_answered_and_an_https_address_makes_cookies_s
         "{session}"
     );
 }
+
+/// The statuses of eleven wrong sign-ins, each under its own name, said to
+/// come from `forwarded_for`.
+fn sign_ins_from(addr: SocketAddr, forwarded_for: &str, round: &str) -> Vec<u16> {
+    let (cookie, token) = sign_in_form(addr);
+    (0..11)
+        .map(|i| {
+            let name = format!("nobody-{round}-{i}");
+            let r = agent()
+                .post(&format!("http://{addr}/login"))
+                .set("Cookie", &cookie)
+                .set("X-Forwarded-For", forwarded_for)
+                .send_form(&[("name", &name), ("password", "x"), ("signin", &token)]);
+            match r {
+                Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn behind_a_trusted_proxy_sign_ins_are_limited_by_the_forwarded_client_address() {
+    let smtp = SmtpServer::start();
+    let (app, addr, daemon) = console(&smtp);
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    let trusting = config.replacen("[web]\n", "[web]\ntrusted_proxies = [\"127.0.0.1\"]\n", 1);
+    assert_ne!(config, trusting);
+    std::fs::write(&app.config, trusting).unwrap();
+    crate::daemon::signal(&daemon, "HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || log_of(&app)
+            .contains("config reloaded")),
+        "{}",
+        log_of(&app)
+    );
+    // Ten attempts a minute from one client; the eleventh waits.
+    let first = sign_ins_from(addr, "192.0.2.1", "a");
+    assert_eq!(first.iter().filter(|s| **s == 303).count(), 10, "{first:?}");
+    assert_eq!(first[10], 429, "{first:?}");
+    // Another client behind the same proxy is not held up by the first.
+    let second = sign_ins_from(addr, "10.1.2.3, 192.0.2.2", "b");
+    assert_eq!(second[0], 303, "{second:?}");
+
+    // Not trusted, the proxy is the client: the header is ignored.
+    let smtp = SmtpServer::start();
+    let (_app, addr, _daemon) = console(&smtp);
+    let first = sign_ins_from(addr, "192.0.2.1", "a");
+    assert_eq!(first[10], 429, "{first:?}");
+    let second = sign_ins_from(addr, "192.0.2.2", "b");
+    assert_eq!(second[0], 429, "{second:?}");
+}
