@@ -105,7 +105,7 @@ fn allowed<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>
 /// A hash an unknown name is checked against, so that it takes as long as a
 /// known name with a wrong password.
 static UNKNOWN: LazyLock<String> =
-    LazyLock::new(|| hash_password(&token()).expect("a password hashes"));
+    LazyLock::new(|| hash_password(&new_token()).expect("a password hashes"));
 
 /// What the database keeps of a token: its SHA-256, so that a copy of the
 /// database signs nobody in.
@@ -123,13 +123,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A fresh unguessable token, for forms.
+/// 256 bits from the operating system's random source: unguessable. For
+/// sessions, their forms, and the sign-in form.
 pub fn new_token() -> String {
-    token()
-}
-
-/// 256 bits from the operating system's random source: unguessable.
-fn token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).expect("the OS random source works");
     hex(&bytes)
@@ -177,7 +173,7 @@ impl Sessions {
         let Some(user) = user.filter(|_| ok) else {
             return SignIn::Refused;
         };
-        let t = token();
+        let t = new_token();
         let now = Utc::now();
         let kept = async {
             forget_expired(pool, now).await?;
@@ -189,7 +185,7 @@ impl Sessions {
             .bind(&user.name)
             .bind(user.role.as_str())
             .bind(credential(user))
-            .bind(token())
+            .bind(new_token())
             .bind(ts(now))
             .execute(pool)
             .await?;

@@ -588,6 +588,22 @@ fn metrics_are_served_without_a_login_when_switched_on() {
     assert!(!body.contains("@"), "no addresses in the figures");
 }
 
+/// Replaces the first `from` in the daemon's config file with `to`, sends
+/// SIGHUP, and waits for the daemon to say it reloaded.
+fn reload_with(app: &TestApp, daemon: &Daemon, from: &str, to: &str) {
+    let config = std::fs::read_to_string(&app.config).unwrap();
+    assert!(config.contains(from), "the config has no `{from}`");
+    std::fs::write(&app.config, config.replacen(from, to, 1)).unwrap();
+    let reloads = || log_of(app).matches("config reloaded").count();
+    let before = reloads();
+    crate::daemon::signal(daemon, "HUP");
+    assert!(
+        eventually(Duration::from_secs(20), || reloads() > before),
+        "{}",
+        log_of(app)
+    );
+}
+
 /// Whether `cookie` opens the Today page (rather than sending to sign-in).
 fn signed_in(addr: SocketAddr, cookie: &str) -> bool {
     get(addr, "/", Some(cookie)).status() == 200
@@ -622,20 +638,11 @@ fn a_session_outlives_a_restart_and_ends_when_its_user_is_removed() {
 
     // The editor is removed from the config: at the reload their session ends;
     // the viewer's goes on.
-    let config = std::fs::read_to_string(&app.config).unwrap();
-    let removed = config.replacen(
+    reload_with(
+        &app,
+        &daemon,
         &format!("[[web.users]]\nname = \"{}\"", EDITOR.0),
         "[[web.users]]\nname = \"someone-else\"",
-        1,
-    );
-    assert_ne!(config, removed);
-    std::fs::write(&app.config, removed).unwrap();
-    crate::daemon::signal(&daemon, "HUP");
-    assert!(
-        eventually(Duration::from_secs(20), || log_of(&app)
-            .contains("config reloaded")),
-        "{}",
-        log_of(&app)
     );
     assert!(!signed_in(addr, &editor), "the removed user is signed out");
     assert!(signed_in(addr, &viewer));
@@ -730,21 +737,7 @@ fn metrics_follow_web_metrics_at_a_reload() {
         std::net::TcpStream::connect(addr).is_ok()
     }));
     assert_eq!(get(addr, "/metrics", None).status(), 404);
-    let reload = |from: &str, to: &str, times: usize| {
-        let config = std::fs::read_to_string(&app.config).unwrap();
-        assert!(config.contains(from));
-        std::fs::write(&app.config, config.replacen(from, to, 1)).unwrap();
-        crate::daemon::signal(&daemon, "HUP");
-        assert!(
-            eventually(Duration::from_secs(20), || log_of(&app)
-                .matches("config reloaded")
-                .count()
-                == times),
-            "{}",
-            log_of(&app)
-        );
-    };
-    reload("\nmetrics = false", "\nmetrics = true", 1);
+    reload_with(&app, &daemon, "\nmetrics = false", "\nmetrics = true");
     let on = get(addr, "/metrics", None);
     assert_eq!(on.status(), 200);
     assert!(
@@ -752,7 +745,7 @@ fn metrics_follow_web_metrics_at_a_reload() {
             .unwrap()
             .contains("keydates_config_reloads_total")
     );
-    reload("\nmetrics = true", "\nmetrics = false", 2);
+    reload_with(&app, &daemon, "\nmetrics = true", "\nmetrics = false");
     assert_eq!(get(addr, "/metrics", None).status(), 404);
 }
 
@@ -843,16 +836,11 @@ fn sign_ins_from(addr: SocketAddr, forwarded_for: &str, round: &str) -> Vec<u16>
 fn behind_a_trusted_proxy_sign_ins_are_limited_by_the_forwarded_client_address() {
     let smtp = SmtpServer::start();
     let (app, addr, daemon) = console(&smtp);
-    let config = std::fs::read_to_string(&app.config).unwrap();
-    let trusting = config.replacen("[web]\n", "[web]\ntrusted_proxies = [\"127.0.0.1\"]\n", 1);
-    assert_ne!(config, trusting);
-    std::fs::write(&app.config, trusting).unwrap();
-    crate::daemon::signal(&daemon, "HUP");
-    assert!(
-        eventually(Duration::from_secs(20), || log_of(&app)
-            .contains("config reloaded")),
-        "{}",
-        log_of(&app)
+    reload_with(
+        &app,
+        &daemon,
+        "[web]\n",
+        "[web]\ntrusted_proxies = [\"127.0.0.1\"]\n",
     );
     // Ten attempts a minute from one client; the eleventh waits.
     let first = sign_ins_from(addr, "192.0.2.1", "a");
