@@ -20,9 +20,31 @@ pub enum Owner {
 
 impl Owner {
     fn id(&self) -> String {
+        format!("{}:{}", self.kind(), self.name())
+    }
+
+    fn kind(&self) -> &'static str {
         match self {
-            Owner::Inspector(e) => format!("inspector:{}", e.folded()),
-            Owner::Authority(code) => format!("authority:{code}"),
+            Owner::Inspector(_) => "inspector",
+            Owner::Authority(_) => "authority",
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Owner::Inspector(e) => e.folded(),
+            Owner::Authority(code) => code.clone(),
+        }
+    }
+
+    /// The owner a feed address names, read from its two path segments.
+    pub fn from_address(kind: &str, name: &str) -> Option<Owner> {
+        match kind {
+            "inspector" => EmailAddress::parse(name).ok().map(Owner::Inspector),
+            "authority" => crate::domain::Reference::parse(name)
+                .ok()
+                .map(|r| Owner::Authority(r.to_string())),
+            _ => None,
         }
     }
 
@@ -40,14 +62,56 @@ impl Owner {
     }
 }
 
-/// The feed's token: 32 hex characters of an HMAC of the owner under the secret.
+fn key(secret: &SecretString) -> hmac::Key {
+    hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes())
+}
+
+/// The feed's token: the HMAC-SHA256 of the owner under the secret, in hex.
 pub fn token(secret: &SecretString, owner: &Owner) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes());
-    hmac::sign(&key, owner.id().as_bytes())
+    hmac::sign(&key(secret), owner.id().as_bytes())
         .as_ref()
         .iter()
-        .take(16)
         .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What an owner's name keeps unencoded in a path: an address's `@`, `.`,
+/// `-` and `_` are safe there, and people read them.
+const READABLE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'@')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_');
+
+/// The feed's path: the owner, then its token. The owner is in the address
+/// so that a request is checked with one HMAC before anything is read.
+pub fn path(secret: &SecretString, owner: &Owner) -> String {
+    let name = owner.name();
+    let name = percent_encoding::utf8_percent_encode(&name, READABLE);
+    format!(
+        "/calendar/{}/{name}/{}.ics",
+        owner.kind(),
+        token(secret, owner)
+    )
+}
+
+/// Whether `given` is the owner's token, checked in constant time.
+pub fn verify(secret: &SecretString, owner: &Owner, given: &str) -> bool {
+    let Some(tag) = unhex(given) else {
+        return false;
+    };
+    hmac::verify(&key(secret), owner.id().as_bytes(), &tag).is_ok()
+}
+
+/// A token's bytes: exactly 64 lower-case hex digits, as `token` writes
+/// them, or nothing.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
 }
 
@@ -140,20 +204,4 @@ pub fn owners(records: &crate::records::Records) -> Vec<Owner> {
                 .map(|code| Owner::Authority(code.to_string())),
         )
         .collect()
-}
-
-/// The owner whose feed address carries `token`, if any.
-pub fn owner_for(
-    records: &crate::records::Records,
-    secret: &SecretString,
-    given: &str,
-) -> Option<Owner> {
-    // Compared without stopping at the first difference, so the time taken
-    // tells nothing about how close a guess came.
-    let same = |a: &[u8], b: &[u8]| {
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    };
-    owners(records)
-        .into_iter()
-        .find(|o| same(token(secret, o).as_bytes(), given.as_bytes()))
 }

@@ -169,6 +169,44 @@ pub fn build(
 
 /// The agenda as of `now`, read from the database: the command line, the
 /// console and the calendar feeds all show this.
+/// One feed owner's agenda, read from that owner's records only: an
+/// authority's cases and seminars, or the cases and visits an inspector
+/// leads, with the emails recorded for them.
+pub async fn for_owner(
+    pool: &crate::db::Pool,
+    settings: &crate::config::Settings,
+    now: DateTime<Utc>,
+    owner: &feed::Owner,
+) -> anyhow::Result<Vec<AgendaItem>> {
+    use crate::records::store;
+    let (records, rows) = match owner {
+        feed::Owner::Authority(code) => {
+            let (cases, seminars) = store::subjects_of_authority(pool, code).await?;
+            let records = store::load_subjects(pool, &cases, &seminars).await?;
+            (records, crate::outbox::about_authority(pool, code).await?)
+        }
+        feed::Owner::Inspector(email) => {
+            let cases = store::cases_led_by(pool, &email.folded()).await?;
+            let records = store::load_subjects(pool, &cases, &[]).await?;
+            (
+                records,
+                crate::outbox::maybe_to(pool, &email.folded()).await?,
+            )
+        }
+    };
+    let planned = crate::plan::plan(&records, settings, &settings.calendar());
+    let waiting = crate::plan::waiting(&records, settings);
+    let items = build(
+        &rows,
+        &planned,
+        &waiting,
+        now,
+        settings.time_zone(),
+        Window::default(),
+    );
+    Ok(items.into_iter().filter(|i| owner.holds(i)).collect())
+}
+
 pub async fn current(
     pool: &crate::db::Pool,
     settings: &crate::config::Settings,

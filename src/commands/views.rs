@@ -150,7 +150,7 @@ pub async fn ics(
     if !feed::owners(&records).contains(&owner) {
         anyhow::bail!("no such lead inspector or authority in the records");
     }
-    let items = agenda::current(&pool, settings, Utc::now(), Window::default()).await?;
+    let items = agenda::for_owner(&pool, settings, Utc::now(), &owner).await?;
     out!(
         "{}",
         feed::feed(
@@ -161,11 +161,16 @@ pub async fn ics(
             Utc::now()
         )
     );
-    if let (Some(secret), Some(addr)) = (&settings.web.calendar_secret, settings.web.address()) {
-        eprintln!(
-            "subscribe at http://{addr}/calendar/{}.ics",
-            feed::token(secret, &owner)
-        );
+    if let Some(secret) = &settings.web.calendar_secret {
+        let path = feed::path(secret, &owner);
+        let address = match (&settings.web.public_url, settings.web.address()) {
+            (Some(url), _) => Some(url.link(&path)),
+            (None, Some(addr)) => Some(format!("http://{addr}{path}")),
+            (None, None) => None,
+        };
+        if let Some(address) = address {
+            eprintln!("subscribe at {address}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -182,6 +182,11 @@ impl PublicUrl {
         self.0.scheme() == "https"
     }
 
+    /// A page's full address: this one with `path` (which starts with `/`).
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.0.as_str().trim_end_matches('/'))
+    }
+
     /// As a browser names it in `Host` and `Origin`: the host, and the port
     /// when it is not the scheme's own.
     pub fn authority(&self) -> String {

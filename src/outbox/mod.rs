@@ -896,6 +896,34 @@ pub async fn list(pool: &Pool, status: Option<Status>) -> anyhow::Result<Vec<Out
     })
 }
 
+/// The rows about an authority.
+pub async fn about_authority(pool: &Pool, code: &str) -> anyhow::Result<Vec<OutboxRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM outbox WHERE authority = $1 ORDER BY send_at, id")
+            .bind(code)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// The rows whose recipients may include `email` (folded): a coarse match
+/// on the stored list, for the caller to check address by address.
+pub async fn maybe_to(pool: &Pool, email: &str) -> anyhow::Result<Vec<OutboxRow>> {
+    let escaped: String = email
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    Ok(sqlx::query_as(
+        "SELECT * FROM outbox WHERE lower(recipients) LIKE $1 ESCAPE '\\' ORDER BY send_at, id",
+    )
+    .bind(format!("%{escaped}%"))
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn get(pool: &Pool, id: i64) -> anyhow::Result<Option<OutboxRow>> {
     Ok(sqlx::query_as("SELECT * FROM outbox WHERE id = $1")
         .bind(id)

@@ -547,6 +547,17 @@ pub async fn note_damaged(pool: &Pool, read: Read<'_>, found: &[Damaged]) -> any
     }
 }
 
+/// The cases whose case or one of whose visits `email` (folded) leads.
+pub async fn cases_led_by(pool: &Pool, email: &str) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT case_ref FROM cases WHERE lower(lead_inspector_email) = $1 \
+         UNION SELECT case_ref FROM visits WHERE lower(lead_inspector_email) = $1",
+    )
+    .bind(email)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The cases and seminars that involve an authority.
 pub async fn subjects_of_authority(
     pool: &Pool,

@@ -91,7 +91,10 @@ impl Default for Sessions {
 /// Checks `key` against a keyed limiter whose memory stays bounded: past
 /// `TRACKED` keys those whose quota has refilled are forgotten, and while
 /// it is still full a new key is refused.
-fn allowed<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> bool {
+pub(super) fn allowed<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> bool {
     if limiter.len() >= TRACKED {
         limiter.retain_recent();
         limiter.shrink_to_fit();

@@ -6,12 +6,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::{Shared, agenda_items, failed_page};
-use crate::agenda::Window;
-use crate::records;
+use super::session::ClientAddr;
+use super::{Shared, failed_page};
+use crate::agenda::{self, feed, feed::Owner};
 
 /// Counts and ages for a monitoring system; no login, as it holds no personal data.
-pub async fn metrics_page(State(state): State<Shared>) -> Response {
+pub async fn metrics_page(State(state): State<Shared>, ClientAddr(from): ClientAddr) -> Response {
+    if !state.unsigned_allowed(from) {
+        return (StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response();
+    }
     let on = state.engine.borrow().settings.web.metrics;
     match state.metrics.as_ref().filter(|_| on) {
         Some(handle) => (
@@ -27,27 +30,34 @@ pub async fn metrics_page(State(state): State<Shared>) -> Response {
 }
 
 /// A calendar feed, for Outlook or Google to subscribe to: no session (the
-/// address's token is the key), nothing without `web.calendar_secret`.
-pub async fn calendar_feed(State(state): State<Shared>, Path(file): Path<String>) -> Response {
+/// address's token is the key), nothing without `web.calendar_secret`. The
+/// token is checked before anything is read, and then only the owner's
+/// records are.
+pub async fn calendar_feed(
+    State(state): State<Shared>,
+    ClientAddr(from): ClientAddr,
+    Path((kind, name, file)): Path<(String, String, String)>,
+) -> Response {
+    if !state.unsigned_allowed(from) {
+        return (StatusCode::TOO_MANY_REQUESTS, "too many requests").into_response();
+    }
     let engine = state.engine.borrow().clone();
-    let (Some(secret), Some(token)) = (
+    let no_such = || (StatusCode::NOT_FOUND, "no such calendar").into_response();
+    let (Some(secret), Some(token), Some(owner)) = (
         &engine.settings.web.calendar_secret,
         file.strip_suffix(".ics"),
+        Owner::from_address(&kind, &name),
     ) else {
-        return (StatusCode::NOT_FOUND, "no such calendar").into_response();
+        return no_such();
     };
-    let records = match records::store::load(&state.pool).await {
-        Ok(r) => r,
-        Err(e) => return failed_page(e),
-    };
-    let Some(owner) = crate::agenda::feed::owner_for(&records, secret, token) else {
-        return (StatusCode::NOT_FOUND, "no such calendar").into_response();
-    };
-    let items = match agenda_items(&state, Window::default()).await {
+    if !feed::verify(secret, &owner, token) {
+        return no_such();
+    }
+    let items = match agenda::for_owner(&state.pool, &engine.settings, Utc::now(), &owner).await {
         Ok(items) => items,
         Err(e) => return failed_page(e),
     };
-    let body = crate::agenda::feed::feed(
+    let body = feed::feed(
         "keydates",
         &owner,
         &items,

@@ -45,6 +45,8 @@ pub struct WebState {
     /// Tells the daemon a record changed: plan now, not at the next poll.
     pub wake: Arc<Notify>,
     sessions: Sessions,
+    /// Requests reached without a session (feeds, metrics), by client address.
+    unsigned: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pages: Environment<'static>,
     /// Renders `/metrics`, served while `web.metrics` is on.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -76,7 +78,17 @@ fn pages() -> Environment<'static> {
     env
 }
 
+/// Feed and metrics requests a client address may make a minute: calendar
+/// clients poll hourly and monitors every few seconds, so this is room for
+/// several of each behind one address.
+const UNSIGNED_PER_MINUTE: u32 = 120;
+
 impl WebState {
+    /// Whether a request reached without a session may go ahead.
+    fn unsigned_allowed(&self, from: std::net::IpAddr) -> bool {
+        auth::allowed(&self.unsigned, &from)
+    }
+
     pub fn new(
         pool: Pool,
         engine: watch::Receiver<Arc<Engine>>,
@@ -89,6 +101,9 @@ impl WebState {
             metrics,
             wake,
             sessions: Sessions::default(),
+            unsigned: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(UNSIGNED_PER_MINUTE).expect("not zero"),
+            )),
             pages: pages(),
         }
     }
@@ -141,7 +156,7 @@ pub fn router(state: Shared) -> Router {
         .route("/logout", post(sign_in::logout))
         .route("/static/style.css", get(style))
         .route("/metrics", get(feeds::metrics_page))
-        .route("/calendar/{file}", get(feeds::calendar_feed))
+        .route("/calendar/{kind}/{name}/{file}", get(feeds::calendar_feed))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -123,6 +123,62 @@ fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
         ureq::get(&wrong).call(),
         Err(ureq::Error::Status(404, _))
     ));
+
+    // The owner is in the address: one owner's token opens no other's feed.
+    assert!(url.contains("/calendar/authority/RIV/"), "{url}");
+    let who = "dev.hmi@ofsted.example.gov.uk";
+    let out = app.run(&["ics", "--inspector", who]);
+    let inspector_url = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    assert!(
+        inspector_url.contains("/calendar/inspector/dev.hmi@ofsted.example.gov.uk/"),
+        "{inspector_url}"
+    );
+    let served = ureq::get(&inspector_url)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(
+        events(&served),
+        events(&String::from_utf8_lossy(&out.stdout)),
+        "the address serves what `ics` writes"
+    );
+    let token = |u: &str| u.rsplit('/').next().unwrap().to_string();
+    for forged in [
+        url.replace(&token(&url), &token(&inspector_url)),
+        url.replace("/authority/RIV/", "/authority/BRD/"),
+        format!("http://{addr}/calendar/{}", token(&url)),
+        url.replace(
+            &token(&url),
+            &token(&url).to_uppercase().replace("ICS", "ics"),
+        ),
+    ] {
+        let refused = ureq::get(&forged).call();
+        assert!(
+            matches!(refused, Err(ureq::Error::Status(404, _))),
+            "{forged}: {refused:?}"
+        );
+    }
+
+    // Without a session, a client's requests are limited: a flood is refused.
+    let statuses: Vec<u16> = (0..150)
+        .map(
+            |_| match ureq::get(&format!("http://{addr}/metrics")).call() {
+                Ok(r) => r.status(),
+                Err(ureq::Error::Status(code, _)) => code,
+                Err(e) => panic!("{e}"),
+            },
+        )
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        matches!(ureq::get(&url).call(), Err(ureq::Error::Status(429, _))),
+        "the feeds share the limit"
+    );
     drop(daemon);
 
     app.set(
