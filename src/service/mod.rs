@@ -167,9 +167,18 @@ async fn start_console(
     let Some(addr) = engine.settings.web.address() else {
         return Ok(());
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("web.listen: cannot listen on {addr}"))?;
+    let listener = match inherited_socket()? {
+        Some(socket) => {
+            let held = socket.local_addr()?;
+            if held != addr {
+                tracing::warn!(%held, listen = %addr, "serving the console on the socket the service manager passed, not web.listen");
+            }
+            tokio::net::TcpListener::from_std(socket)?
+        }
+        None => tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("web.listen: cannot listen on {addr}"))?,
+    };
     // Recorded whenever the console runs; served while `web.metrics` is on,
     // as the settings in force say (a reload switches it either way).
     let metrics = Some(crate::delivery::metrics::install()?);
@@ -193,6 +202,30 @@ async fn start_console(
         );
     }
     Ok(())
+}
+
+/// The console's socket when the service manager passes one (systemd's
+/// socket activation, `LISTEN_FDS`): it was bound before the daemon started,
+/// so connections made meanwhile wait instead of being refused.
+fn inherited_socket() -> anyhow::Result<Option<std::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    let mut fds = sd_notify::listen_fds().context("while reading LISTEN_FDS")?;
+    let Some(fd) = fds.next() else {
+        return Ok(None);
+    };
+    if fds.next().is_some() {
+        anyhow::bail!("LISTEN_FDS: the console takes one socket; the service manager passed more");
+    }
+    // SAFETY: the service manager passed this descriptor to this process
+    // (LISTEN_PID is checked), and nothing else here takes it.
+    let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    socket
+        .set_nonblocking(true)
+        .context("while taking the socket the service manager passed")?;
+    socket
+        .local_addr()
+        .context("LISTEN_FDS: the socket passed is not a TCP socket")?;
+    Ok(Some(socket))
 }
 
 /// Heard by `status` on every machine that shares the database. A task of

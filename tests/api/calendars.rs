@@ -2,10 +2,9 @@
 //! independent iCalendar parser, and the invitations attached to emails.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use crate::daemon::{eventually, log_of, start};
-use crate::helpers::{SmtpServer, TestApp, free_addr};
+use crate::daemon::{log_of, start};
+use crate::helpers::{SmtpServer, TestApp};
 
 /// Each event's UID and start date, as the `ical` crate reads the text.
 fn events(text: &str) -> BTreeMap<String, String> {
@@ -86,8 +85,7 @@ fn an_inspectors_feed_holds_exactly_their_agenda_and_keeps_its_uids_when_a_visit
 fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
     let smtp = SmtpServer::start();
     let mut app = TestApp::with_smtp(smtp.addr);
-    let addr = free_addr();
-    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    let addr = app.hold_console();
     app.set(
         "KEYDATES__WEB__CALENDAR_SECRET",
         "9f2c7a41e08b5d36c1f4a7e20b9d5c83",
@@ -102,14 +100,7 @@ fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
         .unwrap_or_else(|| panic!("{stderr}"))
         .to_string();
     let daemon = start(&app, &[], &["run", "--now", "2026-11-23"]);
-    assert!(
-        eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
-            addr
-        )
-        .is_ok()),
-        "{}",
-        log_of(&app)
-    );
+    assert!(crate::daemon::console_up(&app), "{}", log_of(&app));
     let response = ureq::get(&url).call().unwrap();
     assert_eq!(
         response.header("content-type"),
@@ -185,12 +176,9 @@ fn a_feed_address_opens_without_a_session_and_a_new_secret_revokes_it() {
         "KEYDATES__WEB__CALENDAR_SECRET",
         "4be81d0c7f3a92e65b0c1d8f4a7e2639",
     );
-    let addr2 = free_addr();
-    app.set("KEYDATES__WEB__LISTEN", &addr2.to_string());
+    let addr2 = app.hold_console();
     let _daemon = start(&app, &[], &["run", "--now", "2026-11-23"]);
-    assert!(eventually(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(addr2).is_ok()
-    }));
+    assert!(crate::daemon::console_up(&app), "{}", log_of(&app));
     let old = url.replace(&addr.to_string(), &addr2.to_string());
     assert!(
         matches!(ureq::get(&old).call(), Err(ureq::Error::Status(404, _))),

@@ -58,8 +58,7 @@ pub(crate) fn console_with(
         hash(&app, VIEWER.1)
     );
     app.own_config(|t| t.replacen("[log]", &format!("{users}\n[log]"), 1));
-    let addr = free_addr();
-    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    let addr = app.hold_console();
     let day = chase_day();
     let report = Calendar::default().add_working_days(day, -50).unwrap();
     assert!(
@@ -81,10 +80,7 @@ pub(crate) fn console_with(
         None => start(&app, env, &args),
     };
     assert!(
-        eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
-            addr
-        )
-        .is_ok()),
+        crate::daemon::console_up(&app),
         "the console never listened:\n{}",
         log_of(&app)
     );
@@ -311,16 +307,32 @@ fn a_non_loopback_console_needs_users() {
     );
 }
 
-/// chromedriver on a free port, for a headless Chromium.
+/// chromedriver on a free port, for a headless Chromium. chromedriver binds
+/// its port itself: should another process take it first, chromedriver
+/// exits, and another port is tried.
 fn chromedriver() -> (std::process::Child, u16) {
-    let port = free_addr().port();
-    let child = std::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
-    (child, port)
+    for _ in 0..5 {
+        let port = free_addr().port();
+        let mut child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+        let listening = eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                || child.try_wait().unwrap().is_some()
+        });
+        // A port some other process holds answers too: chromedriver, failing
+        // to bind it, is gone a moment later.
+        std::thread::sleep(Duration::from_millis(300));
+        if listening && child.try_wait().unwrap().is_none() {
+            return (child, port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("chromedriver did not start")
 }
 
 /// A headless Chromium session through the chromedriver on `port`.
@@ -543,32 +555,23 @@ fn in_a_browser_moving_a_visit_moves_it_on_the_timeline() {
 fn metrics_are_served_without_a_login_when_switched_on() {
     let smtp = SmtpServer::start();
     let mut app = TestApp::with_smtp(smtp.addr);
-    let addr = free_addr();
-    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    let addr = app.hold_console();
     app.import_examples();
     // Off by default.
     let daemon = start(&app, &[], &["run", "--now", "2026-11-24"]);
-    assert!(eventually(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(addr).is_ok()
-    }));
+    assert!(crate::daemon::console_up(&app), "{}", log_of(&app));
     assert_eq!(get(addr, "/metrics", None).status(), 404);
     drop(daemon);
 
     app.set("KEYDATES__WEB__METRICS", "true");
-    let addr = free_addr();
-    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    let addr = app.hold_console();
     // Two days on, the audited-case notice goes.
     let _daemon = start(&app, &[], &["run", "--now", "2026-11-26"]);
     let mut body = String::new();
     assert!(
         eventually(Duration::from_secs(20), || {
-            body = std::net::TcpStream::connect(addr)
-                .ok()
-                .map(|_| {
-                    get(addr, "/metrics", None)
-                        .into_string()
-                        .unwrap_or_default()
-                })
+            body = get(addr, "/metrics", None)
+                .into_string()
                 .unwrap_or_default();
             // Sends are counted as they happen, passes when they end.
             body.contains("keydates_sends_total") && body.contains("keydates_passes_total")
@@ -630,9 +633,7 @@ fn a_session_outlives_a_restart_and_ends_when_its_user_is_removed() {
     crate::daemon::wait_exit(&mut daemon, Duration::from_secs(15));
     let day = chase_day().to_string();
     let daemon = start(&app, &[], &["run", "--now", &day]);
-    assert!(eventually(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(addr).is_ok()
-    }));
+    assert!(crate::daemon::console_up(&app), "{}", log_of(&app));
     assert!(signed_in(addr, &editor), "{}", log_of(&app));
     assert!(signed_in(addr, &viewer));
 
@@ -729,13 +730,10 @@ fn metrics_follow_web_metrics_at_a_reload() {
     let smtp = SmtpServer::start();
     let mut app = TestApp::with_smtp(smtp.addr);
     app.own_config(|t| t);
-    let addr = free_addr();
-    app.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+    let addr = app.hold_console();
     app.import_examples();
     let daemon = start(&app, &[], &["run", "--now", "2026-11-24"]);
-    assert!(eventually(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(addr).is_ok()
-    }));
+    assert!(crate::daemon::console_up(&app), "{}", log_of(&app));
     assert_eq!(get(addr, "/metrics", None).status(), 404);
     reload_with(&app, &daemon, "\nmetrics = false", "\nmetrics = true");
     let on = get(addr, "/metrics", None);

@@ -101,12 +101,22 @@ fn start_within(
     let limit = nofile
         .map(|n| format!("ulimit -n {n} && "))
         .unwrap_or_default();
+    // The console's socket, when the test holds one, goes as descriptor 3
+    // with LISTEN_FDS and LISTEN_PID, as systemd passes it.
+    let activation = if app.console.is_some() {
+        "LISTEN_FDS=1 LISTEN_PID=$$ "
+    } else {
+        ""
+    };
     let mut cmd = std::process::Command::new("sh");
-    cmd.args(["-c", &format!("{limit}WATCHDOG_PID=$$ exec \"$0\" \"$@\"")])
-        .arg(env!("CARGO_BIN_EXE_keydates"))
-        .arg("--config")
-        .arg(&app.config)
-        .args(args);
+    cmd.args([
+        "-c",
+        &format!("{limit}{activation}WATCHDOG_PID=$$ exec \"$0\" \"$@\""),
+    ])
+    .arg(env!("CARGO_BIN_EXE_keydates"))
+    .arg("--config")
+    .arg(&app.config)
+    .args(args);
     cmd.env_remove("RUST_LOG");
     for (k, v) in &app.env {
         cmd.env(k, v);
@@ -114,7 +124,36 @@ fn start_within(
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
+    if let Some(console) = &app.console {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = console.as_raw_fd();
+        // SAFETY: dup2 is async-signal-safe; it gives the child a copy of
+        // the socket at 3, without close-on-exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let at_three = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if at_three == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     Daemon(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+/// Waits until the daemon says its console serves. Connecting tells nothing
+/// when the test holds the console's socket: the kernel queues connections
+/// from the start.
+pub fn console_up(app: &TestApp) -> bool {
+    eventually(Duration::from_secs(20), || {
+        log_of(app).contains("console listening")
+    })
 }
 
 pub fn log_of(app: &TestApp) -> String {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Mode, SmtpServer, TestApp, free_addr, rows_where, silent_server};
+use crate::helpers::{ClosedPort, Mode, SmtpServer, TestApp, rows_where, silent_server};
 
 /// What reached Riverton's coordinator (the daily digest to IMS aside).
 fn to_riverton(smtp: &SmtpServer) -> Vec<crate::helpers::Received> {
@@ -51,8 +51,8 @@ fn a_5xx_refusal_fails_at_once_and_is_not_retried() {
 
 #[test]
 fn a_server_that_is_down_is_retried_and_delivered_when_it_returns() {
-    let addr = free_addr();
-    let app = TestApp::with_smtp(addr);
+    let port = ClosedPort::new();
+    let app = TestApp::with_smtp(port.addr());
     app.import_examples();
     app.pass_relay_down("2026-11-24");
     let row = riv_request(&app);
@@ -62,7 +62,7 @@ fn a_server_that_is_down_is_retried_and_delivered_when_it_returns() {
     // Before the back-off has run out nothing is tried.
     app.pass_relay_down("2026-11-24T09:00:30Z");
     assert_eq!(riv_request(&app)["attempts"], 1);
-    let smtp = SmtpServer::start_at(addr);
+    let smtp = SmtpServer::start_with(port.listen());
     app.pass("2026-11-24T11:00:00Z");
     let row = riv_request(&app);
     assert_eq!(row["status"], "sent", "{row}");

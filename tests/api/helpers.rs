@@ -41,6 +41,8 @@ pub struct TestApp {
     pub env: Vec<(String, String)>,
     /// Set once the database exists (and is migrated).
     opened: std::sync::atomic::AtomicBool,
+    /// The console's socket, bound by the test and handed to each daemon.
+    pub console: Option<TcpListener>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +100,20 @@ impl TestApp {
             config: shipped_config(),
             env,
             opened: Default::default(),
+            console: None,
         }
+    }
+
+    /// Turns the console on at a port this test binds and holds: each daemon
+    /// is handed the socket as systemd's socket activation does, so nothing
+    /// else can take the port between the test choosing it and the daemon
+    /// serving it.
+    pub fn hold_console(&mut self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        self.set("KEYDATES__WEB__LISTEN", &addr.to_string());
+        self.console = Some(listener);
+        addr
     }
 
     /// The shipped config, sending through the SMTP server at `addr` without TLS.
@@ -370,6 +385,31 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+/// A port held by this test and refusing connections (bound, not listening)
+/// until `listen` opens it: a server that is down, then comes back, on a
+/// port nothing else can take meanwhile.
+pub struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        ClosedPort(socket)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.0.local_addr().unwrap().as_socket().unwrap()
+    }
+
+    pub fn listen(self) -> TcpListener {
+        self.0.listen(128).unwrap();
+        self.0.into()
+    }
 }
 
 /// A server that accepts connections and never says a word.

@@ -1,5 +1,6 @@
 //! A real PostgreSQL server for the tests: Debian's binaries, a cluster in a
-//! temporary folder, a free port on 127.0.0.1, run as the unprivileged
+//! temporary folder, reached only through a Unix socket in that folder (no
+//! TCP port, so nothing else on the machine can take it), run as the unprivileged
 //! `postgres` user when the tests run as root (PostgreSQL refuses root).
 //! The server dies with the thread that started it.
 
@@ -11,8 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-
-use crate::helpers::free_addr;
 
 /// Where Debian installs the server: the newest `/usr/lib/postgresql/N/bin`.
 fn bin_dir() -> PathBuf {
@@ -74,8 +73,11 @@ fn command(bin: &Path, user: Option<(u32, u32)>, die_with_parent: bool) -> Comma
 /// test binary that was killed can be found and removed.
 const PREFIX: &str = "keydates-pg-";
 
+/// The port in the socket's name (`.s.PGSQL.5432`); the socket is in the
+/// cluster's own folder, so every server can use the same one.
+const PORT: &str = "5432";
+
 pub struct PgServer {
-    pub port: u16,
     dir: TempDir,
     user: Option<(u32, u32)>,
     child: Option<Child>,
@@ -109,7 +111,6 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut server = PgServer {
-            port: free_addr().port(),
             dir,
             user,
             child: None,
@@ -118,7 +119,7 @@ impl PgServer {
         std::fs::write(
             data.join("postgresql.auto.conf"),
             format!(
-                "listen_addresses = '127.0.0.1'\nmax_connections = 300\nfsync = {fsync}\n\
+                "listen_addresses = ''\nmax_connections = 300\nfsync = {fsync}\n\
                  synchronous_commit = {fsync}\nfull_page_writes = {fsync}\n"
             ),
         )
@@ -136,7 +137,7 @@ impl PgServer {
         let child = command(&bin_dir().join("postgres"), self.user, true)
             .arg("-D")
             .arg(self.data())
-            .args(["-p", &self.port.to_string(), "-k"])
+            .args(["-p", PORT, "-k"])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -144,11 +145,12 @@ impl PgServer {
             .expect("postgres starts");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let socket = self.dir.path().join(format!(".s.PGSQL.{PORT}"));
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(Instant::now() < deadline, "PostgreSQL did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Accepting TCP comes before accepting logins.
+        // Accepting connections comes before accepting logins.
         loop {
             let ready = self
                 .client("pg_isready")
@@ -177,13 +179,17 @@ impl PgServer {
     /// One of PostgreSQL's client programs, pointed at this server.
     fn client(&self, program: &str) -> Command {
         let mut cmd = Command::new(bin_dir().join(program));
-        cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
-            .arg(self.port.to_string());
+        cmd.arg("-h")
+            .arg(self.dir.path())
+            .args(["-U", "postgres", "-p", PORT]);
         cmd
     }
 
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://postgres@localhost/{database}?host={}&port={PORT}",
+            self.dir.path().display()
+        )
     }
 
     /// A new, empty database on this server, by its URL.

@@ -30,6 +30,28 @@ pub struct Postfix {
 
 pub const USER: &str = "keydates";
 
+/// The Postfix services besides the SMTP server, as master.cf lists them.
+const SERVICES: &str = "cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix - - n 1000? 1 tlsmgr
+showq     unix n - n - - showq
+";
+
 impl Postfix {
     /// Postfix with `password` for `USER`, and `smtpd_timeout` (how long it
     /// waits for the client before closing the connection, e.g. `"300s"`).
@@ -57,7 +79,6 @@ impl Postfix {
         chmod(d, 0o755);
         std::fs::copy(tls.dir.path().join("cert.pem"), d.join("etc/cert.pem")).unwrap();
         std::fs::copy(tls.dir.path().join("key.pem"), d.join("etc/key.pem")).unwrap();
-        let port = free_addr().port();
         let root = d.display();
         std::fs::write(
             d.join("etc/main.cf"),
@@ -94,33 +115,6 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 ",
                 sink = sink.addr.port()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("etc/master.cf"),
-            format!(
-                "127.0.0.1:{port} inet n - n - - smtpd
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-tlsmgr    unix - - n 1000? 1 tlsmgr
-showq     unix n - n - - showq
-"
             ),
         )
         .unwrap();
@@ -183,13 +177,29 @@ showq     unix n - n - - showq
             );
             chmod(&path, mode);
         }
-        // -w: back once the master runs.
-        let started = Command::new(MASTER)
-            .arg("-c")
-            .arg(d.join("etc"))
-            .arg("-w")
-            .status()
+        // Postfix binds its port itself: should another process take the
+        // port between its choice and the bind, try another.
+        let mut tries = 0;
+        let (port, started) = loop {
+            tries += 1;
+            let port = free_addr().port();
+            std::fs::write(
+                d.join("etc/master.cf"),
+                format!("127.0.0.1:{port} inet n - n - - smtpd\n{SERVICES}"),
+            )
             .unwrap();
+            // -w: back once the master runs.
+            let started = Command::new(MASTER)
+                .arg("-c")
+                .arg(d.join("etc"))
+                .arg("-w")
+                .status()
+                .unwrap();
+            let log = std::fs::read_to_string(d.join("maillog")).unwrap_or_default();
+            if started.success() || tries == 5 || !log.contains("Address already in use") {
+                break (port, started);
+            }
+        };
         let postfix = Postfix {
             port,
             sink,

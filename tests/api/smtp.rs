@@ -172,8 +172,9 @@ impl SmtpServer {
     }
 
     /// Listens on a port that was free, for the "server comes back" tests.
-    pub fn start_at(addr: SocketAddr) -> SmtpServer {
-        Self::start_on(TcpListener::bind(addr).unwrap(), None, Login::None)
+    /// On a listener the test already holds.
+    pub fn start_with(listener: TcpListener) -> SmtpServer {
+        Self::start_on(listener, None, Login::None)
     }
 
     fn start_on(
