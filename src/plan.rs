@@ -531,11 +531,25 @@ pub struct KeyDates {
     /// When the child-level data asked for on the due date comes back: the
     /// end of that week (001 §42).
     pub data_due_on: Option<NaiveDate>,
+    /// For a question asking whether a held email may go: that email's day.
+    pub held_due_on: Option<NaiveDate>,
 }
 
 impl Involved<'_> {
-    pub fn key_dates(&self, calendar: &Calendar, due_on: NaiveDate) -> KeyDates {
+    /// The dates an email states, as of `sent_on`, the day it goes.
+    pub fn key_dates(
+        &self,
+        calendar: &Calendar,
+        rule: &Rule,
+        anchor_on: NaiveDate,
+        due_on: NaiveDate,
+        sent_on: NaiveDate,
+    ) -> KeyDates {
         KeyDates {
+            held_due_on: rule
+                .confirms
+                .as_ref()
+                .and_then(|offset| offset.apply(anchor_on, calendar)),
             plan_due_on: self
                 .case
                 .and_then(|c| plan_due_on(calendar, c.report_received_on)),
@@ -543,9 +557,30 @@ impl Involved<'_> {
                 .case
                 .and_then(|c| planning_window(calendar, c.report_received_on)),
             files_due_on: self.visit.and_then(|v| files_due_on(calendar, v.starts_on)),
-            data_due_on: self.visit.and_then(|_| calendar.end_of_week(due_on)),
+            data_due_on: self
+                .visit
+                .and_then(|v| data_due_on(calendar, due_on, sent_on, v.starts_on)),
         }
     }
+}
+
+/// Child-level data asked for on `due_on` comes back by the end of that
+/// week (001 §42). A request that goes late asks for it by the end of the
+/// week it goes in, so the date it gives is never already past; and before
+/// the visit's first day in any case.
+fn data_due_on(
+    calendar: &Calendar,
+    due_on: NaiveDate,
+    sent_on: NaiveDate,
+    starts_on: NaiveDate,
+) -> Option<NaiveDate> {
+    let end = calendar.end_of_week(due_on.max(sent_on))?;
+    let eve = calendar.add_working_days(starts_on, -1)?;
+    Some(if end < starts_on {
+        end
+    } else {
+        eve.max(sent_on)
+    })
 }
 
 /// Audited case files are due at least three working days before a visit (001 §27).

@@ -4,7 +4,7 @@
 //! address). Pure: agenda lines in, calendar text out.
 
 use chrono::{DateTime, Utc};
-use icalendar::{Calendar, Component, Event, EventLike};
+use icalendar::{Component, Event};
 use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -151,15 +151,15 @@ pub fn feed(
     domain: &str,
     now: DateTime<Utc>,
 ) -> String {
-    let mut calendar = Calendar::new();
-    calendar.name(title);
+    let mut calendar = crate::delivery::annex::invitation::calendar();
+    calendar.name(&format!("{title}: {}", owner.name()));
     for item in items.iter().filter(|i| owner.holds(i)) {
         let Some(day) = item.due_on else { continue };
         let status: &str = item.status.into();
-        let event = Event::new()
+        let mut event = Event::new();
+        let event = crate::delivery::annex::invitation::whole_day(&mut event, day)
             .uid(&uid(item, domain))
             .timestamp(now)
-            .all_day(day)
             .summary(&format!(
                 "{}: {} ({})",
                 item.authority.as_deref().unwrap_or("-"),

@@ -330,6 +330,10 @@ impl Calendar {
     /// The `n`th working day after `date` (before it when `n` is negative),
     /// not counting `date` itself. `n == 0` gives `date` unchanged.
     pub fn add_working_days(&self, date: NaiveDate, n: i64) -> Option<NaiveDate> {
+        // "0 working days" from a weekend or holiday is the next working day.
+        if n == 0 {
+            return self.roll(date, Direction::Forward);
+        }
         if let Some(d) = self.index.add(date, n) {
             return Some(d);
         }
@@ -347,14 +351,15 @@ impl Calendar {
     }
 
     /// The last working day of the week holding `date` (Monday to Sunday),
-    /// never before `date`: "by the end of that week" (001 §42).
+    /// never before `date`: "by the end of that week" (001 §42). When no
+    /// working day is left in that week, the next working day.
     pub fn end_of_week(&self, date: NaiveDate) -> Option<NaiveDate> {
         let days_to_sunday = 6 - u64::from(date.weekday().num_days_from_monday());
         let mut d = date.checked_add_days(Days::new(days_to_sunday))?;
         while d > date && !self.is_working_day(d) {
             d = d.pred_opt()?;
         }
-        Some(d)
+        self.roll(d, Direction::Forward)
     }
 
     /// `date` if it is a working day, else the nearest working day in `direction`.
@@ -587,6 +592,9 @@ mod tests {
         let cal = Calendar::new(&[d("2027-06-07")], &[d("2027-05-31")]);
         let walk = |date: NaiveDate, n: i64| {
             let mut x = date;
+            while n == 0 && !cal.is_working_day(x) {
+                x = x.succ_opt().unwrap();
+            }
             for _ in 0..n.unsigned_abs() {
                 loop {
                     x = if n >= 0 {

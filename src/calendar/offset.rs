@@ -127,7 +127,18 @@ impl Offset {
     pub fn apply(&self, anchor: NaiveDate, calendar: &Calendar) -> Option<NaiveDate> {
         let mut date = anchor;
         let mut needs_roll = false;
+        let direction = if self.is_before() {
+            Direction::Back
+        } else {
+            Direction::Forward
+        };
         for step in &self.steps {
+            // A step counts from a working day, as the email it names would
+            // go on one: "-2 weeks then end of week" is the end of the week
+            // of the day the request actually goes.
+            if needs_roll {
+                date = calendar.roll(date, direction)?;
+            }
             date = match step.unit {
                 Unit::WorkingDays => {
                     needs_roll = false;
@@ -157,11 +168,6 @@ impl Offset {
             };
         }
         if needs_roll {
-            let direction = if self.is_before() {
-                Direction::Back
-            } else {
-                Direction::Forward
-            };
             calendar.roll(date, direction)
         } else {
             Some(date)

@@ -270,6 +270,10 @@ pub struct Rule {
     /// `awaiting_confirmation` until `keydates confirm ID`.
     #[serde(skip)]
     pub held: bool,
+    /// On a rule made from a `confirmation`: the held rule's offset, so that
+    /// the question can name the day the held email falls due.
+    #[serde(skip)]
+    pub confirms: Option<Offset>,
 }
 
 /// A confirmation step, as written under a rule in config.
@@ -312,6 +316,7 @@ impl Rule {
             enabled: self.enabled,
             confirmation: None,
             held: false,
+            confirms: Some(self.offset.clone()),
         }))
     }
 }

@@ -234,3 +234,80 @@ fn the_seminar_invitation_carries_a_calendar_request_and_visit_emails_the_visit(
     let body = String::from_utf8_lossy(ics.contents()).to_string();
     assert_eq!(events(&body).values().next().unwrap(), "20261208", "{body}");
 }
+
+/// Each event's DTSTART and DTEND, and the calendar's PRODID and name, as
+/// the `ical` crate reads them.
+fn spans(text: &str) -> (Vec<(String, String)>, String, String) {
+    let mut out = Vec::new();
+    let mut prodid = String::new();
+    let mut name = String::new();
+    for calendar in ical::IcalParser::new(std::io::BufReader::new(text.as_bytes())) {
+        let calendar = calendar.expect("valid iCalendar");
+        for p in &calendar.properties {
+            match p.name.as_str() {
+                "PRODID" => prodid = p.value.clone().unwrap_or_default(),
+                "X-WR-CALNAME" => name = p.value.clone().unwrap_or_default(),
+                _ => {}
+            }
+        }
+        for event in calendar.events {
+            let value = |n: &str| {
+                event
+                    .properties
+                    .iter()
+                    .find(|p| p.name == n)
+                    .and_then(|p| p.value.clone())
+                    .unwrap_or_default()
+            };
+            out.push((value("DTSTART"), value("DTEND")));
+        }
+    }
+    (out, prodid, name)
+}
+
+fn next_day(yyyymmdd: &str) -> String {
+    chrono::NaiveDate::parse_from_str(yyyymmdd, "%Y%m%d")
+        .unwrap()
+        .succ_opt()
+        .unwrap()
+        .format("%Y%m%d")
+        .to_string()
+}
+
+#[test]
+fn every_calendar_entry_lasts_its_whole_day_and_names_keydates_as_its_maker() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2027-01-06");
+    let feed = app.ok(&["ics", "--authority", "RIV"]);
+    let (events, prodid, name) = spans(&feed);
+    assert!(!events.is_empty());
+    assert!(prodid.contains("keydates"), "{prodid}");
+    assert!(
+        name.contains("RIV"),
+        "the feed is named for its owner: {name}"
+    );
+    let invitation = smtp
+        .received()
+        .into_iter()
+        .find(|m| {
+            m.parsed()
+                .subject()
+                .unwrap_or_default()
+                .starts_with("Invitation:")
+        })
+        .unwrap();
+    let parsed = invitation.parsed();
+    let ics = parsed
+        .attachments()
+        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("seminar.ics"))
+        .unwrap();
+    let seminar = String::from_utf8_lossy(ics.contents()).to_string();
+    let (seminar_events, seminar_prodid, _) = spans(&seminar);
+    assert!(seminar_prodid.contains("keydates"), "{seminar_prodid}");
+    // RFC 5545: an all-day event's DTEND is the day after it.
+    for (start, end) in events.iter().chain(&seminar_events) {
+        assert_eq!(*end, next_day(start), "{start}..{end}");
+    }
+}

@@ -55,7 +55,12 @@ fn the_audited_case_notice_waits_for_the_selection_and_the_lead_inspector_is_rem
         header_addresses(&reminders[0], "To"),
         ["dev.hmi@ofsted.example.gov.uk"]
     );
-    assert!(text(&reminders[0]).contains("set-audited RIV-2026-01 2"));
+    let asks = text(&reminders[0]);
+    assert!(
+        asks.contains("for visit 2 of case RIV-2026-01")
+            && asks.contains("on the authority's page in the keydates console"),
+        "{asks}"
+    );
     assert!(
         !smtp
             .received()

@@ -24,3 +24,4 @@ mod safety;
 mod schema;
 mod smtp;
 mod systemd;
+mod truth;

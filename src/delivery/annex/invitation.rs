@@ -6,6 +6,24 @@ use icalendar::{Calendar, Component, Event, EventLike};
 
 use crate::domain::{EmailAddress, Subject};
 
+/// A calendar that names keydates as its maker (`PRODID`, RFC 5545 §3.7.3).
+pub fn calendar() -> Calendar {
+    let mut calendar = Calendar::empty();
+    calendar
+        .append_property(("VERSION", "2.0"))
+        .append_property(("PRODID", "-//keydates//key dates//EN"))
+        .append_property(("CALSCALE", "GREGORIAN"));
+    calendar
+}
+
+/// An event that lasts the whole of `day`: its `DTEND` is the next day, as
+/// RFC 5545 makes the end of an all-day event exclusive.
+pub fn whole_day(event: &mut Event, day: NaiveDate) -> &mut Event {
+    event
+        .all_day(day)
+        .ends(day.checked_add_days(Days::new(1)).unwrap_or(day))
+}
+
 /// An invitation (METHOD:REQUEST) to a seminar, for its delegate.
 pub fn seminar_invitation(
     seminar: &crate::records::Seminar,
@@ -17,16 +35,16 @@ pub fn seminar_invitation(
     let uid = seminar
         .seminar_ref
         .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
-    let event = Event::new()
+    let mut event = Event::new();
+    let event = whole_day(&mut event, seminar.held_on)
         .uid(&format!("seminar.{uid}@{domain}"))
         .timestamp(now)
-        .all_day(seminar.held_on)
         .summary(&seminar.title)
         .location(&seminar.venue)
         .add_property("ORGANIZER", format!("mailto:{organiser}"))
         .add_property("ATTENDEE", format!("mailto:{attendee}"))
         .done();
-    let mut calendar = Calendar::new();
+    let mut calendar = calendar();
     calendar.append_property(("METHOD", "REQUEST"));
     calendar.push(event);
     calendar.done().to_string()
@@ -41,7 +59,8 @@ pub fn visit_event(
     domain: &str,
     now: DateTime<Utc>,
 ) -> String {
-    let event = Event::new()
+    let mut event = Event::new();
+    let event = whole_day(&mut event, starts_on)
         .uid(&format!(
             "visit.{}@{domain}",
             subject
@@ -49,15 +68,9 @@ pub fn visit_event(
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         ))
         .timestamp(now)
-        .all_day(starts_on)
-        .ends(
-            starts_on
-                .checked_add_days(Days::new(1))
-                .unwrap_or(starts_on),
-        )
         .summary(&format!("{authority}: monitoring visit {visit_no} begins"))
         .done();
-    let mut calendar = Calendar::new();
+    let mut calendar = calendar();
     calendar.push(event);
     calendar.done().to_string()
 }

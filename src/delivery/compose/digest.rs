@@ -60,6 +60,7 @@ pub fn message(
     let ctx = minijinja::Value::from_serialize(serde_json::json!({
         "date": today, "failed": failed, "missed": missed, "relay_fault": relay_fault,
         "awaiting": awaiting, "refused": refused, "retrying": retrying, "damaged": damaged,
+        "console": settings.web.public_url.as_ref().map(|u| u.link("")),
     }));
     let text = renderer
         .render_extra("digest.txt", &ctx)?

@@ -381,7 +381,7 @@ pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
                 involved,
                 anchor_on: day,
                 due_on: day,
-                dates: involved.key_dates(composer.calendar, day),
+                dates: involved.key_dates(composer.calendar, rule, day, day, day),
                 recipients: &recipients,
                 message_id: &message_id,
                 now: chrono::DateTime::UNIX_EPOCH,

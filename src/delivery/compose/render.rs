@@ -17,8 +17,12 @@ pub fn context(settings: &Settings, draft: &Draft, annexes: &[String]) -> Value 
         due_on,
         dates,
         recipients,
+        now,
         ..
     } = draft;
+    // The day it goes, as its readers count days: wording such as "today"
+    // or "this week" is true only on the day itself.
+    let sent_on = now.with_timezone(&settings.time_zone()).date_naive();
     let region = involved.region();
     let contacts = region.and_then(|r| settings.region(r));
     let authority = involved.authority.map(|a| {
@@ -71,6 +75,12 @@ pub fn context(settings: &Settings, draft: &Draft, annexes: &[String]) -> Value 
         "rule": { "id": rule.id, "description": rule.description },
         "due_on": due_on,
         "anchor_on": anchor_on,
+        "sent_on": sent_on,
+        "late": sent_on > *due_on,
+        "held_due_on": dates.held_due_on,
+        // The console's address, for links; without `web.public_url` the
+        // templates say in words where to go.
+        "console": settings.web.public_url.as_ref().map(|u| u.link("")),
         "authority": authority,
         "case": case,
         "visit": visit,

@@ -1,0 +1,203 @@
+//! Every email read as its recipient reads it on the day it goes: the dates
+//! it states are still ahead, "today" only on the day itself, and no command
+//! to run (people have the console). Real SQLite, a real SMTP server.
+
+use crate::helpers::{Received, SmtpServer, TestApp};
+
+/// The text part and, where there is one, the HTML part.
+fn read(m: &Received) -> String {
+    let parsed = m.parsed();
+    let text = parsed.body_text(0).unwrap_or_default().to_string();
+    let html = parsed.body_html(0).unwrap_or_default().to_string();
+    format!("{text}\n{html}")
+}
+
+fn about<'a>(all: &'a [Received], part: &str) -> Vec<&'a Received> {
+    all.iter()
+        .filter(|m| m.parsed().subject().is_some_and(|s| s.contains(part)))
+        .collect()
+}
+
+const CONSOLE: &str = "https://keydates.example.org/";
+
+#[test]
+fn the_question_names_the_chases_own_day_and_links_to_the_authoritys_page() {
+    let smtp = SmtpServer::start();
+    let mut app = TestApp::with_smtp(smtp.addr);
+    app.set("KEYDATES__WEB__PUBLIC_URL", CONSOLE);
+    app.import_examples();
+    // SOU's chase is due on Thursday 14 January 2027; the question goes on
+    // Monday the 11th.
+    app.pass("2027-01-11");
+    let all = smtp.received();
+    let asked = about(&all, "has the written statement of action reached you?");
+    assert_eq!(asked.len(), 1);
+    let body = read(asked[0]);
+    assert!(
+        body.contains("falls due on Thursday 14 January 2027"),
+        "{body}"
+    );
+    assert!(!body.contains("Monday 11 January 2027"), "{body}");
+    assert!(
+        body.contains("https://keydates.example.org/authorities/SOU"),
+        "{body}"
+    );
+    assert!(!body.contains("keydates confirm"), "{body}");
+}
+
+/// `keydates` followed by one of its commands, as a line to type.
+fn commands_in(body: &str) -> Vec<String> {
+    let commands = [
+        "confirm",
+        "retry",
+        "cancel",
+        "set-audited",
+        "plan-received",
+        "outbox",
+        "agenda",
+        "move-visit",
+        "import",
+    ];
+    commands
+        .iter()
+        .filter(|c| body.contains(&format!("keydates {c}")))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+#[test]
+fn no_email_and_no_digest_tells_its_reader_to_run_a_command() {
+    for console in [None, Some(CONSOLE)] {
+        let smtp = SmtpServer::start();
+        let mut app = TestApp::with_smtp(smtp.addr);
+        if let Some(url) = console {
+            app.set("KEYDATES__WEB__PUBLIC_URL", url);
+        }
+        app.import_examples();
+        // Passes a few days apart from the first email to after the held
+        // chase's day, so that the digest lists it awaiting confirmation.
+        let mut day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let last = chrono::NaiveDate::from_ymd_opt(2027, 1, 18).unwrap();
+        while day <= last {
+            app.pass(&day.to_string());
+            day = day.checked_add_days(chrono::Days::new(3)).unwrap();
+        }
+        // RIV's second visit has no audited cases: on its notice's day the
+        // lead inspector is asked to record them.
+        app.pass("2027-02-25");
+        let all = smtp.received();
+        assert!(all.len() > 15, "{} emails", all.len());
+        let digests: Vec<_> = all
+            .iter()
+            .filter(|m| read(m).contains("AWAITING CONFIRMATION"))
+            .collect();
+        assert!(!digests.is_empty(), "a digest lists the held chase");
+        if console.is_some() {
+            assert!(
+                read(digests[0]).contains("https://keydates.example.org/outbox/"),
+                "{}",
+                read(digests[0])
+            );
+        }
+        for m in &all {
+            let body = read(m);
+            let found = commands_in(&body);
+            assert!(
+                found.is_empty(),
+                "{:?} tells its reader to run {found:?}:\n{body}",
+                m.parsed().subject()
+            );
+        }
+        // The selection reminder says what to record, and where.
+        let all = smtp.received();
+        let reminders = about(&all, "select the audited cases for monitoring visit 2");
+        assert!(
+            reminders
+                .iter()
+                .any(|m| read(m).contains("on the authority's page in the keydates console")),
+            "{:?}",
+            reminders
+                .iter()
+                .map(|m| m.parsed().subject().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn a_late_data_request_asks_for_the_data_by_a_day_still_ahead() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // RIV's first visit is on Tuesday 8 December 2026: the request was due on
+    // Tuesday 24 November, for the data by Friday the 27th. Nothing ran until
+    // Monday the 30th.
+    app.pass("2026-11-30");
+    let all = smtp.received();
+    let requests = about(&all, "child-level data for monitoring visit 1, due by");
+    assert_eq!(requests.len(), 1);
+    let subject = requests[0].parsed().subject().unwrap().to_string();
+    let body = read(requests[0]);
+    assert!(!subject.contains("27 November"), "{subject}");
+    assert!(!body.contains("27 November"), "{body}");
+    assert!(subject.contains("Friday 4 December 2026"), "{subject}");
+    assert!(body.contains("Friday 4 December 2026"), "{body}");
+}
+
+#[test]
+fn a_late_monitoring_report_reminder_does_not_call_another_day_today() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // Day 11 of RIV's first visit (8 December 2026) is Tuesday 22 December;
+    // the reminder goes two days late.
+    app.pass("2026-12-24");
+    let all = smtp.received();
+    let draft: Vec<_> = all
+        .iter()
+        .filter(|m| read(m).contains("day 11 of the monitoring visit 1"))
+        .collect();
+    assert_eq!(draft.len(), 1);
+    let body = read(draft[0]);
+    assert!(!body.contains("Today is day 11"), "{body}");
+    assert!(!body.contains("midday today"), "{body}");
+    assert!(
+        body.contains("Tuesday 22 December 2026 was day 11"),
+        "{body}"
+    );
+
+    // On the day itself it says today.
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-12-22");
+    let all = smtp.received();
+    assert!(
+        all.iter()
+            .any(|m| read(m).contains("Today is day 11 of the monitoring visit 1")),
+        "on its day"
+    );
+}
+
+#[test]
+fn a_request_and_its_check_agree_on_the_end_of_the_week_and_0_working_days_is_a_working_day() {
+    let app = TestApp::new();
+    let date = |anchor: &str, offset: &str| app.ok(&["date", anchor, offset]).trim().to_string();
+    // A visit on Monday 12 April 2027: two weeks before is Easter Monday, so
+    // the request goes on Thursday 25 March (Good Friday follows), and that
+    // is the end of its week.
+    assert_eq!(date("2027-04-12", "-2 weeks"), "2027-03-25");
+    assert_eq!(
+        date("2027-04-12", "-2 weeks then end of week"),
+        "2027-03-25"
+    );
+    // A Saturday anchor: the request goes on the Friday, and is back that day.
+    assert_eq!(date("2026-12-12", "-2 weeks"), "2026-11-27");
+    assert_eq!(
+        date("2026-12-12", "-2 weeks then end of week"),
+        "2026-11-27"
+    );
+    // Saturday 26 December 2026: Sunday, then the Boxing Day holiday on the
+    // Monday; the first working day is Tuesday the 29th.
+    assert_eq!(date("2026-12-26", "0 working days"), "2026-12-29");
+}
