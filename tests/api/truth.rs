@@ -18,6 +18,15 @@ fn about<'a>(all: &'a [Received], part: &str) -> Vec<&'a Received> {
         .collect()
 }
 
+/// What the example records send when the first pass runs at `day`.
+fn sent_at_first_pass(day: &str) -> Vec<Received> {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass(day);
+    smtp.received()
+}
+
 const CONSOLE: &str = "https://keydates.example.org/";
 
 #[test]
@@ -126,14 +135,10 @@ fn no_email_and_no_digest_tells_its_reader_to_run_a_command() {
 
 #[test]
 fn a_late_data_request_asks_for_the_data_by_a_day_still_ahead() {
-    let smtp = SmtpServer::start();
-    let app = TestApp::with_smtp(smtp.addr);
-    app.import_examples();
     // RIV's first visit is on Tuesday 8 December 2026: the request was due on
     // Tuesday 24 November, for the data by Friday the 27th. Nothing ran until
     // Monday the 30th.
-    app.pass("2026-11-30");
-    let all = smtp.received();
+    let all = sent_at_first_pass("2026-11-30");
     let requests = about(&all, "child-level data for monitoring visit 1, due by");
     assert_eq!(requests.len(), 1);
     let subject = requests[0].parsed().subject().unwrap().to_string();
@@ -146,13 +151,9 @@ fn a_late_data_request_asks_for_the_data_by_a_day_still_ahead() {
 
 #[test]
 fn a_late_monitoring_report_reminder_does_not_call_another_day_today() {
-    let smtp = SmtpServer::start();
-    let app = TestApp::with_smtp(smtp.addr);
-    app.import_examples();
     // Day 11 of RIV's first visit (8 December 2026) is Tuesday 22 December;
     // the reminder goes two days late.
-    app.pass("2026-12-24");
-    let all = smtp.received();
+    let all = sent_at_first_pass("2026-12-24");
     let draft: Vec<_> = all
         .iter()
         .filter(|m| read(m).contains("day 11 of the monitoring visit 1"))
@@ -167,11 +168,7 @@ fn a_late_monitoring_report_reminder_does_not_call_another_day_today() {
     );
 
     // On the day itself it says today.
-    let smtp = SmtpServer::start();
-    let app = TestApp::with_smtp(smtp.addr);
-    app.import_examples();
-    app.pass("2026-12-22");
-    let all = smtp.received();
+    let all = sent_at_first_pass("2026-12-22");
     assert!(
         all.iter()
             .any(|m| read(m).contains("Today is day 11 of the monitoring visit 1")),
