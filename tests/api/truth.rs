@@ -198,3 +198,29 @@ fn a_request_and_its_check_agree_on_the_end_of_the_week_and_0_working_days_is_a_
     // Monday; the first working day is Tuesday the 29th.
     assert_eq!(date("2026-12-26", "0 working days"), "2026-12-29");
 }
+
+#[test]
+fn a_delegate_from_another_region_reads_one_sending_office_in_both_parts() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // An East delegate at the South West seminar of 27 January 2027.
+    let delegates = "seminar_ref,authority_code,name,email\n\
+        G2G-SW-2027-01,EAS,Priya Shah,priya.shah@eastwold.example.gov.uk\n";
+    assert!(app.import("delegates", "d.csv", delegates).status.success());
+    app.pass("2027-01-06");
+    let all = smtp.received();
+    let invitation = all
+        .iter()
+        .find(|m| {
+            m.to.contains(&"priya.shah@eastwold.example.gov.uk".to_string())
+        })
+        .expect("the East delegate is invited");
+    let parsed = invitation.parsed();
+    let text = parsed.body_text(0).unwrap().to_string();
+    let html = parsed.body_html(0).unwrap().to_string();
+    for part in [&text, &html] {
+        assert!(part.contains("Ofsted South West"), "{part}");
+        assert!(!part.contains("Ofsted East"), "{part}");
+    }
+}

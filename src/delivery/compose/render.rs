@@ -75,6 +75,9 @@ pub fn context(settings: &Settings, draft: &Draft, annexes: &[String]) -> Value 
         "rule": { "id": rule.id, "description": rule.description },
         "due_on": due_on,
         "anchor_on": anchor_on,
+        // The region whose office sends it: the seminar's for a delegate,
+        // else the authority's. The text and HTML parts both sign with it.
+        "region_name": region.map(|r| r.name()),
         "sent_on": sent_on,
         "late": sent_on > *due_on,
         "held_due_on": dates.held_due_on,
