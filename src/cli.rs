@@ -172,11 +172,16 @@ pub enum Command {
         on: NaiveDate,
     },
 
-    /// Let an email that awaits confirmation go (the plan chase, once the lead
-    /// inspector and senior HMI confirm the plan has not reached them).
+    /// Record one role's confirmation of an email that awaits it (the plan
+    /// chase: the lead inspector and the senior HMI each confirm the plan has
+    /// not reached them). It goes once every role asked has confirmed.
     Confirm {
         /// The outbox row id (see `keydates agenda` or `keydates outbox`).
         id: i64,
+        /// The role confirming, one of the rule's `confirmation.by` (e.g.
+        /// lead_inspector, shmi). Without it, the roles still missing are listed.
+        #[arg(long = "as", value_name = "ROLE")]
+        role: Option<String>,
     },
 
     /// Close a case: nothing more is sent for it.

@@ -56,7 +56,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             authority_code,
             on,
         } => records::record_conversation(&settings, &seminar_ref, &authority_code, on).await,
-        Command::Confirm { id } => views::confirm(&settings, id).await,
+        Command::Confirm { id, role } => views::confirm(&settings, id, role.as_deref()).await,
         Command::MoveVisit {
             case_ref,
             visit_no,

@@ -77,14 +77,21 @@ pub async fn retry(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
     done(format!("outbox row {id}: pending again"))
 }
 
-pub async fn confirm(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {
+pub async fn confirm(settings: &Settings, id: i64, role: Option<&str>) -> anyhow::Result<ExitCode> {
     let by = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "command line".to_string());
-    outbox::confirm(&db::connect_existing(settings).await?, id, &by, Utc::now()).await?;
-    done(format!(
-        "outbox row {id}: confirmed; it goes at the next pass"
-    ))
+    let pool = db::connect_existing(settings).await?;
+    match outbox::confirm(&pool, id, role, &settings.rules, &by, Utc::now()).await? {
+        outbox::Confirmed::Released => done(format!(
+            "outbox row {id}: confirmed by every role asked; it goes at the next pass"
+        )),
+        outbox::Confirmed::Waiting(missing) => done(format!(
+            "outbox row {id}: confirmed as {}; it waits for {}",
+            role.unwrap_or_default(),
+            missing.join(" and ")
+        )),
+    }
 }
 
 pub async fn cancel(settings: &Settings, id: i64) -> anyhow::Result<ExitCode> {

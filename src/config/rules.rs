@@ -174,6 +174,35 @@ impl FromStr for Role {
     }
 }
 
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Dcs => "dcs",
+            Role::Coordinator => "coordinator",
+            Role::LeadInspector => "lead_inspector",
+            Role::Shmi => "shmi",
+            Role::RegionalDirector => "regional_director",
+            Role::SupportTeam => "support_team",
+            Role::Ims => "ims",
+            Role::NationalDirector => "national_director",
+            Role::DfeLink => "dfe_link",
+            Role::Delegate => "delegate",
+            Role::Delegates => "delegates",
+            Role::Address(a) => a.as_str(),
+        })
+    }
+}
+
+impl Rule {
+    /// The roles that must each confirm this rule's held emails.
+    pub fn confirmed_by(&self) -> Vec<String> {
+        self.confirmation
+            .iter()
+            .flat_map(|c| c.by.iter().map(|r| r.to_string()))
+            .collect()
+    }
+}
+
 /// How late an overdue action may still go after downtime.
 #[derive(Debug, Clone, PartialEq, Eq, DeserializeFromStr)]
 pub enum SendUntil {

@@ -22,6 +22,7 @@ const TABLES: &[&str] = &[
     "delegates",
     "conversations",
     "outbox",
+    "confirmations",
     "attempts",
     "audit_log",
     "daemon_state",

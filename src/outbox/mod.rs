@@ -982,8 +982,69 @@ pub enum AdminError {
         status: String,
         why: &'static str,
     },
+    #[error("outbox row {id} waits for {} to confirm it: say which you confirm as (--as ROLE)", .missing.join(" and "))]
+    NeedsRole { id: i64, missing: Vec<String> },
+    #[error("outbox row {id} does not ask `{role}` to confirm it: it asks {}", .asked.join(" and "))]
+    NotAsked {
+        id: i64,
+        role: String,
+        asked: Vec<String>,
+    },
+    #[error("outbox row {id} is already confirmed as {role}; it waits for {}", .missing.join(" and "))]
+    AlreadyConfirmed {
+        id: i64,
+        role: String,
+        missing: Vec<String>,
+    },
     #[error(transparent)]
     Storage(#[from] sqlx::Error),
+    #[error(transparent)]
+    Reading(#[from] anyhow::Error),
+}
+
+/// What one role's confirmation did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Every role asked has confirmed: it goes at the next pass.
+    Released,
+    /// Recorded; these roles have still to confirm.
+    Waiting(Vec<String>),
+}
+
+/// One confirmation of a held email.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confirmation {
+    pub role: String,
+    pub confirmed_by: String,
+    pub confirmed_at: String,
+}
+
+/// Who has confirmed a held email so far, by role.
+/// The roles a held email's rule asks to confirm it.
+pub fn asked_of(rules: &[crate::config::rules::Rule], rule_id: &str) -> Vec<String> {
+    rules
+        .iter()
+        .find(|r| r.id == rule_id)
+        .map(|r| r.confirmed_by())
+        .unwrap_or_default()
+}
+
+pub async fn confirmations(pool: &Pool, id: i64) -> anyhow::Result<Vec<Confirmation>> {
+    let rows = sqlx::query(
+        "SELECT role, confirmed_by, confirmed_at FROM confirmations WHERE outbox_id = $1
+         ORDER BY confirmed_at, role",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Confirmation {
+            role: r.get("role"),
+            confirmed_by: r.get("confirmed_by"),
+            confirmed_at: r.get("confirmed_at"),
+        })
+        .collect())
 }
 
 /// Puts a failed, missed or cancelled row back to pending, with no time
@@ -1010,16 +1071,83 @@ pub async fn retry(pool: &Pool, id: i64, now: DateTime<Utc>) -> Result<(), Admin
     .await
 }
 
-/// Lets a held email go: the people asked have confirmed it should. One
+/// Records that `role` confirms a held email should go (000 §28: it goes
+/// only once every role its rule asks has). The last confirmation lets it go; one
 /// whose day has passed may still go (it waited for the confirmation).
-pub async fn confirm(pool: &Pool, id: i64, by: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
+pub async fn confirm(
+    pool: &Pool,
+    id: i64,
+    role: Option<&str>,
+    rules: &[crate::config::rules::Rule],
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Confirmed, AdminError> {
+    let Some(row) = get(pool, id).await? else {
+        return Err(AdminError::NotFound(id));
+    };
+    let asked = asked_of(rules, &row.rule);
+    if row.status != Status::AwaitingConfirmation {
+        return refused(
+            pool,
+            id,
+            "only an email awaiting confirmation can be confirmed",
+        )
+        .await
+        .map(|()| Confirmed::Released);
+    }
+    let done: Vec<String> = confirmations(pool, id)
+        .await?
+        .into_iter()
+        .map(|c| c.role)
+        .collect();
+    let missing: Vec<String> = asked
+        .iter()
+        .filter(|r| !done.contains(r))
+        .cloned()
+        .collect();
+    let Some(role) = role else {
+        return Err(AdminError::NeedsRole { id, missing });
+    };
+    if !asked.iter().any(|r| r == role) {
+        return Err(AdminError::NotAsked {
+            id,
+            role: role.to_string(),
+            asked: asked.to_vec(),
+        });
+    }
+    if done.iter().any(|r| r == role) {
+        return Err(AdminError::AlreadyConfirmed {
+            id,
+            role: role.to_string(),
+            missing,
+        });
+    }
     let now_s = ts(now);
-    let done = sqlx::query(
+    sqlx::query(
+        "INSERT INTO confirmations (outbox_id, role, confirmed_by, confirmed_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (outbox_id, role) DO NOTHING",
+    )
+    .bind(id)
+    .bind(role)
+    .bind(by)
+    .bind(&now_s)
+    .execute(pool)
+    .await?;
+    let missing: Vec<String> = missing.into_iter().filter(|r| r != role).collect();
+    if !missing.is_empty() {
+        return Ok(Confirmed::Waiting(missing));
+    }
+    let everyone: Vec<String> = confirmations(pool, id)
+        .await?
+        .iter()
+        .map(|c| format!("{} ({})", c.confirmed_by, c.role))
+        .collect();
+    let released = sqlx::query(
         "UPDATE outbox SET status = 'pending', confirmed_by = $1,
            forced = CASE WHEN send_until <= $2 THEN 1 ELSE forced END, updated_at = $2
          WHERE id = $3 AND status = 'awaiting_confirmation'",
     )
-    .bind(by)
+    .bind(everyone.join(", "))
     .bind(&now_s)
     .bind(id)
     .execute(pool)
@@ -1027,10 +1155,11 @@ pub async fn confirm(pool: &Pool, id: i64, by: &str, now: DateTime<Utc>) -> Resu
     changed_or_refused(
         pool,
         id,
-        done,
+        released,
         "only an email awaiting confirmation can be confirmed",
     )
     .await
+    .map(|()| Confirmed::Released)
 }
 
 /// Held emails whose day has come and gone without a confirmation.

@@ -16,9 +16,12 @@ use crate::outbox::{self, Status};
 use crate::plan;
 use crate::records::{self, audit};
 
-/// A form with no fields of its own: the button, and the CSRF token.
+/// An action on an email: for a confirmation, the role confirming.
 #[derive(Deserialize)]
-pub struct NoFields {}
+pub struct ActionForm {
+    #[serde(default)]
+    role: Option<String>,
+}
 
 /// An email the records plan, by rule and subject.
 #[derive(Deserialize)]
@@ -62,6 +65,14 @@ pub async fn outbox_page(
         .await
         .unwrap_or_default();
     let attempts = outbox::attempts(&state.pool, id).await.unwrap_or_default();
+    let confirmations = outbox::confirmations(&state.pool, id)
+        .await
+        .unwrap_or_default();
+    let asked = outbox::asked_of(&state.engine.borrow().settings.rules, &row.rule);
+    let waiting_for: Vec<&String> = asked
+        .iter()
+        .filter(|r| !confirmations.iter().any(|c| &c.role == *r))
+        .collect();
     let ctx = base(&s, "outbox", &format!("{} {}", row.rule, row.subject));
     state.render(
         "outbox.html",
@@ -71,6 +82,8 @@ pub async fn outbox_page(
             row => row,
             audit => audit,
             attempts => attempts,
+            confirmations => confirmations,
+            waiting_for => waiting_for,
             ..ctx
         },
     )
@@ -79,14 +92,20 @@ pub async fn outbox_page(
 pub async fn outbox_action(
     State(state): State<Shared>,
     Path((id, action)): Path<(i64, String)>,
-    Editing { session: s, .. }: Editing<NoFields>,
+    Editing {
+        session: s,
+        form: ActionForm { role },
+    }: Editing<ActionForm>,
 ) -> Response {
     let now = Utc::now();
     let Ok(action) = action.parse::<Action>() else {
         return (StatusCode::NOT_FOUND, "no such action").into_response();
     };
+    let rules = state.engine.borrow().settings.rules.clone();
     let done = match action {
-        Action::Confirm => outbox::confirm(&state.pool, id, &s.user, now).await,
+        Action::Confirm => outbox::confirm(&state.pool, id, role.as_deref(), &rules, &s.user, now)
+            .await
+            .map(|_| ()),
         Action::Retry => outbox::retry(&state.pool, id, now).await,
         Action::Cancel => outbox::cancel(&state.pool, id, now).await,
     };
@@ -99,7 +118,9 @@ pub async fn outbox_action(
         &s.user,
         action.into(),
         &format!("outbox:{id}"),
-        "",
+        role.as_deref()
+            .map_or(String::new(), |r| format!("as {r}"))
+            .as_str(),
     )
     .await
     {

@@ -453,7 +453,15 @@ fn in_a_browser_an_editor_confirms_a_held_chase_and_it_goes() {
         .unwrap();
         c.find(Locator::LinkText("WES-1")).await?.click().await?;
         main_text_with(&c, "History").await;
-        c.find(Locator::Css("form[action$='/confirm'] button"))
+        // Each role asked confirms in turn; the page says who has.
+        c.find(Locator::XPath(
+            "//button[text()='Confirm as lead inspector']",
+        ))
+        .await?
+        .click()
+        .await?;
+        main_text_with(&c, &format!("lead inspector: confirmed by {}", EDITOR.0)).await;
+        c.find(Locator::XPath("//button[text()='Confirm as shmi']"))
             .await?
             .click()
             .await?;

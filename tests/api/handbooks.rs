@@ -166,8 +166,30 @@ fn the_plan_chase_waits_for_confirmation_and_replies_go_to_ims() {
         "awaiting_confirmation"
     );
 
-    // Confirmed: it goes at the next pass, replies to IMS.
-    app.ok(&["confirm", &id]);
+    // 000 §28: both the lead inspector and the senior HMI confirm. Without a
+    // role the command says who is still to; one role is not enough.
+    let err = app.fails(&["confirm", &id]);
+    assert!(
+        err.contains("lead_inspector") && err.contains("shmi") && err.contains("--as"),
+        "{err}"
+    );
+    let err = app.fails(&["confirm", &id, "--as", "dcs"]);
+    assert!(err.contains("does not ask `dcs`"), "{err}");
+    let out = app.ok(&["confirm", &id, "--as", "lead_inspector"]);
+    assert!(out.contains("waits for shmi"), "{out}");
+    let err = app.fails(&["confirm", &id, "--as", "lead_inspector"]);
+    assert!(err.contains("already confirmed as lead_inspector"), "{err}");
+    app.pass("2027-01-15T11:00:00Z");
+    assert!(
+        about(&smtp, "your written statement of action is due").is_empty(),
+        "one confirmation does not let it go"
+    );
+    assert_eq!(
+        status(&app, "plan-chase", "SOU-2026-01"),
+        "awaiting_confirmation"
+    );
+    // Both confirmed: it goes at the next pass, replies to IMS.
+    app.ok(&["confirm", &id, "--as", "shmi"]);
     app.pass("2027-01-15T12:00:00Z");
     let chases = about(&smtp, "your written statement of action is due");
     assert_eq!(chases.len(), 1);
@@ -179,8 +201,8 @@ fn the_plan_chase_waits_for_confirmation_and_replies_go_to_ims() {
         header_addresses(&chases[0], "Reply-To"),
         ["ims@example.org"]
     );
-    // Confirming twice is refused.
-    let err = app.fails(&["confirm", &id]);
+    // Confirming once it has gone is refused.
+    let err = app.fails(&["confirm", &id, "--as", "shmi"]);
     assert!(err.contains("awaiting confirmation"), "{err}");
 }
 

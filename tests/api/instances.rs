@@ -151,26 +151,33 @@ fn a_retry_or_a_confirm_made_elsewhere_wakes_a_daemon_at_once() {
     };
     // A daemon started at `now` that would look again only next year: once
     // its first pass is done, `command` on `id` must wake it.
-    let wakes = |name: &str, now: &str, command: &str, id: &str| {
+    let wakes = |name: &str, now: &str, command: &[&str], id: &str| {
         let daemon = start_named(&app, name, &[], &["run", "--now", now]);
         assert!(
             eventually(Duration::from_secs(30), || passed_at(&now[..13])),
             "{}",
             log(&app, name)
         );
-        assert_eq!(status_of(id), 0, "not sent before the {command}");
-        app.ok(&[command, id]);
+        assert_eq!(status_of(id), 0, "not sent before the {command:?}");
+        app.ok(command);
         assert!(
             eventually(Duration::from_secs(15), || status_of(id) == 1),
-            "the {command} did not wake the daemon:\n{}",
+            "the {command:?} did not wake the daemon:\n{}",
             log(&app, name)
         );
         drop(daemon);
     };
-    wakes("a", "2026-11-24T12:00:00Z", "retry", &request);
+    wakes("a", "2026-11-24T12:00:00Z", &["retry", &request], &request);
     app.pass("2027-01-15");
     let chase = row_id(&app, "plan-chase", "SOU-2026-01");
-    wakes("b", "2027-01-15T12:00:00Z", "confirm", &chase);
+    // The lead inspector has confirmed; the senior HMI's confirmation wakes it.
+    app.ok(&["confirm", &chase, "--as", "lead_inspector"]);
+    wakes(
+        "b",
+        "2027-01-15T12:00:00Z",
+        &["confirm", &chase, "--as", "shmi"],
+        &chase,
+    );
 }
 
 #[test]
