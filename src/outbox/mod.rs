@@ -1012,7 +1012,7 @@ pub enum Confirmed {
 }
 
 /// One confirmation of a held email.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Confirmation {
     pub role: String,
     pub confirmed_by: String,
@@ -1030,21 +1030,13 @@ pub fn asked_of(rules: &[crate::config::rules::Rule], rule_id: &str) -> Vec<Stri
 }
 
 pub async fn confirmations(pool: &Pool, id: i64) -> anyhow::Result<Vec<Confirmation>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT role, confirmed_by, confirmed_at FROM confirmations WHERE outbox_id = $1
          ORDER BY confirmed_at, role",
     )
     .bind(id)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Confirmation {
-            role: r.get("role"),
-            confirmed_by: r.get("confirmed_by"),
-            confirmed_at: r.get("confirmed_at"),
-        })
-        .collect())
+    .await?)
 }
 
 /// Puts a failed, missed or cancelled row back to pending, with no time
