@@ -3,7 +3,7 @@
 //! clock and touches no database, so `agenda`, `run --dry-run` and the daemon
 //! all see the same plan.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -105,6 +105,9 @@ pub struct Involved<'a> {
     pub delegates: Vec<&'a Delegate>,
     /// For an authority at a seminar: when the DCS conversation took place.
     pub conversation_on: Option<NaiveDate>,
+    /// For a case: its first monitoring visit still on, whose lead inspector
+    /// leads the monitoring (001 §9).
+    pub first_visit: Option<&'a Visit>,
 }
 
 impl Involved<'_> {
@@ -185,11 +188,17 @@ impl Involved<'_> {
             Role::SupportTeam => one(region.map(|r| &r.support_team)),
             Role::Ims => one(Some(&settings.contacts.ims)),
             Role::NationalDirector => one(Some(&settings.contacts.national_director)),
-            // The DfE's link person follows inadequate authorities only.
+            // The DfE's link person and its inspections and interventions
+            // team follow inadequate authorities only (001 §9).
             Role::DfeLink => one(self
                 .case
                 .filter(|c| c.judgement == Judgement::Inadequate)
                 .and_then(|c| c.dfe_link_email.as_ref())),
+            Role::DfeTeam => one(self
+                .case
+                .filter(|c| c.judgement == Judgement::Inadequate)
+                .and(settings.contacts.dfe_team.as_ref())),
+            Role::MonitoringLead => one(self.first_visit.map(|v| &v.lead_inspector_email)),
             Role::Delegate => one(self.delegate.map(|d| &d.email)),
             Role::Delegates => self.delegates.iter().map(|d| d.email.clone()).collect(),
             Role::Address(a) => vec![a.clone()],
@@ -230,10 +239,16 @@ pub fn for_each_involved<'a>(records: &'a Records, kind: RuleOn, mut f: impl FnM
     let authority = |code: &str| records.authorities.get(code);
     match kind {
         RuleOn::Case => {
+            // Visits come in case and visit order: the first one still on.
+            let mut first_visits: HashMap<&str, &Visit> = HashMap::new();
+            for v in records.visits.iter().filter(|v| !v.cancelled) {
+                first_visits.entry(v.case_ref.as_str()).or_insert(v);
+            }
             for c in records.cases.values() {
                 f(Involved {
                     authority: authority(&c.authority_code),
                     case: Some(c),
+                    first_visit: first_visits.get(c.case_ref.as_str()).copied(),
                     ..Involved::default()
                 });
             }

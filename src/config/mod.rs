@@ -557,6 +557,10 @@ pub struct SeminarSettings {
 pub struct Contacts {
     pub ims: EmailAddress,
     pub national_director: EmailAddress,
+    /// The DfE's inspections and interventions team, copied on the
+    /// inadequate planning invitation (001 §9): role `dfe_team`.
+    #[serde(default)]
+    pub dfe_team: Option<EmailAddress>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -914,6 +918,14 @@ impl Settings {
             }
             if let Err(e) = rule.check() {
                 out.push(format!("{key}: {e}"));
+            }
+            let names_dfe_team = [&rule.to, &rule.cc, &rule.reply_to]
+                .iter()
+                .any(|roles| roles.contains(&crate::config::rules::Role::DfeTeam));
+            if names_dfe_team && self.contacts.dfe_team.is_none() {
+                out.push(format!(
+                    "{key}: the role dfe_team needs the team's address: set [contacts] dfe_team"
+                ));
             }
             for (j, annex) in rule.annexes.iter().enumerate() {
                 if let AnnexSpec::File(path) = annex

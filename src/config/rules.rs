@@ -135,8 +135,14 @@ pub enum Role {
     SupportTeam,
     Ims,
     NationalDirector,
-    /// The DfE link person, where the case has one.
+    /// The DfE link person, where the case has one (inadequate only).
     DfeLink,
+    /// The DfE's inspections and interventions team (`[contacts] dfe_team`),
+    /// for inadequate cases (001 §9).
+    DfeTeam,
+    /// The lead inspector of a case's first monitoring visit still on, where
+    /// one is recorded.
+    MonitoringLead,
     /// The one delegate a `delegate` rule is about.
     Delegate,
     /// Every delegate of the authority (or seminar) the action is about.
@@ -145,7 +151,7 @@ pub enum Role {
     Address(EmailAddress),
 }
 
-const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, delegate, delegates, or an email address";
+const ROLE_NAMES: &str = "dcs, coordinator, lead_inspector, shmi, regional_director, support_team, ims, national_director, dfe_link, dfe_team, monitoring_lead, delegate, delegates, or an email address";
 
 impl FromStr for Role {
     type Err = BadValue;
@@ -161,6 +167,8 @@ impl FromStr for Role {
             "ims" => Role::Ims,
             "national_director" => Role::NationalDirector,
             "dfe_link" => Role::DfeLink,
+            "dfe_team" => Role::DfeTeam,
+            "monitoring_lead" => Role::MonitoringLead,
             "delegate" => Role::Delegate,
             "delegates" => Role::Delegates,
             other if other.contains('@') => Role::Address(EmailAddress::parse(other)?),
@@ -186,6 +194,8 @@ impl fmt::Display for Role {
             Role::Ims => "ims",
             Role::NationalDirector => "national_director",
             Role::DfeLink => "dfe_link",
+            Role::DfeTeam => "dfe_team",
+            Role::MonitoringLead => "monitoring_lead",
             Role::Delegate => "delegate",
             Role::Delegates => "delegates",
             Role::Address(a) => a.as_str(),

@@ -320,3 +320,20 @@ fn a_calendar_secret_must_be_a_generated_value_and_ics_makes_one() {
     app.set("KEYDATES__WEB__CALENDAR_SECRET", secret);
     app.ok(&["check-config"]);
 }
+
+#[test]
+fn a_rule_that_copies_the_dfe_team_needs_its_address() {
+    let mut app = TestApp::new();
+    app.own_config(|t| {
+        t.replacen(
+            "dfe_team = \"inspections.interventions@dfe.example.gov.uk\"\n",
+            "",
+            1,
+        )
+    });
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("planning-invitation") && err.contains("[contacts] dfe_team"),
+        "{err}"
+    );
+}

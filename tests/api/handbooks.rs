@@ -299,6 +299,11 @@ fn the_planning_invitation_comes_from_the_regional_director_with_the_window_as_d
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
+    // The inspector who will lead SOU's monitoring visits is not the one who
+    // led the inspection.
+    let visits = "case_ref,visit_no,starts_on,lead_inspector_email,audited_cases,cancelled\n\
+                  SOU-2026-01,1,2027-04-13,erin.hmi@ofsted.example.gov.uk,,false\n";
+    assert!(app.import("visits", "v.csv", visits).status.success());
     // SOU (inadequate) received its report on Monday 2 November 2026.
     app.pass("2026-11-02");
     let invitations = about(&smtp, "action planning visit between");
@@ -314,6 +319,10 @@ fn the_planning_invitation_comes_from_the_regional_director_with_the_window_as_d
         "shmi.south-west@example.org",
         "national.director@example.org",
         "link.sou@dfe.example.gov.uk",
+        // 001 §9: the DfE's inspections and interventions team, a fixed
+        // address, and the inspector who will lead the monitoring visits.
+        "inspections.interventions@dfe.example.gov.uk",
+        "erin.hmi@ofsted.example.gov.uk",
     ] {
         assert!(cc.contains(&who.to_string()), "{who} in {cc:?}");
     }
@@ -338,7 +347,15 @@ fn the_planning_invitation_comes_from_the_regional_director_with_the_window_as_d
     let cc = header_addresses(&invitations[0], "Cc");
     assert!(!cc.iter().any(|a| a.contains("dfe")), "{cc:?}");
     assert!(cc.contains(&"national.director@example.org".to_string()));
-    assert!(text(&invitations[0]).contains("Councillors should not be invited"));
+    let body = text(&invitations[0]);
+    assert!(body.contains("Councillors should not be invited"));
+    // 000 §13-14: about three hours; the authority's agreement and dates.
+    assert!(body.contains("lasts about three hours"), "{body}");
+    assert!(
+        body.contains("whether your authority agrees to take part"),
+        "{body}"
+    );
+    assert!(body.contains("the dates"), "{body}");
 }
 
 // 5. 000 §21, 001 §14: the final agenda counts from the recorded date.
