@@ -212,6 +212,47 @@ fn the_seminar_invitation_carries_a_calendar_request_and_visit_emails_the_visit(
     let body = String::from_utf8_lossy(ics.contents()).to_string();
     assert!(body.contains("METHOD:REQUEST"), "{body}");
     assert_eq!(events(&body).values().next().unwrap(), "20270127");
+    // Outlook can answer it: the delegate is an attendee asked to reply.
+    let calendar = ical::IcalParser::new(std::io::BufReader::new(body.as_bytes()))
+        .next()
+        .unwrap()
+        .unwrap();
+    let event = &calendar.events[0];
+    let property = |name: &str| event.properties.iter().find(|p| p.name == name).unwrap();
+    let attendee = property("ATTENDEE");
+    let param = |name: &str| {
+        attendee
+            .params
+            .as_ref()
+            .and_then(|ps| ps.iter().find(|(n, _)| n == name))
+            .map(|(_, v)| v.join(","))
+            .unwrap_or_default()
+    };
+    assert!(
+        attendee
+            .value
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("mailto:"),
+        "{body}"
+    );
+    let to = invitation.to.clone();
+    assert!(
+        to.iter()
+            .any(|t| attendee.value.as_deref() == Some(&format!("mailto:{t}"))),
+        "{body}"
+    );
+    assert!(!param("CN").is_empty(), "{body}");
+    assert_eq!(param("RSVP"), "TRUE", "{body}");
+    assert_eq!(param("PARTSTAT"), "NEEDS-ACTION", "{body}");
+    assert!(
+        property("ORGANIZER")
+            .value
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("mailto:support."),
+        "{body}"
+    );
 
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();

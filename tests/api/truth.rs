@@ -224,3 +224,40 @@ fn a_delegate_from_another_region_reads_one_sending_office_in_both_parts() {
         assert!(!part.contains("Ofsted East"), "{part}");
     }
 }
+
+#[test]
+fn the_data_return_reads_whole_in_a_spreadsheet_with_its_header_frozen_and_yes_or_no_checked() {
+    let all = sent_at_first_pass("2026-11-24");
+    let request = about(&all, "child-level data for monitoring visit 1, due by");
+    assert_eq!(request.len(), 1);
+    let parsed = request[0].parsed();
+    let xlsx = parsed
+        .attachments()
+        .find(|a| {
+            mail_parser::MimeHeaders::attachment_name(*a).is_some_and(|n| n.ends_with(".xlsx"))
+        })
+        .unwrap()
+        .contents()
+        .to_vec();
+    let part = |name: &str| crate::helpers::zip_part(&xlsx, name);
+    let data = part("xl/worksheets/sheet1.xml");
+    assert!(
+        data.contains("state=\"frozen\""),
+        "header row frozen: {data}"
+    );
+    assert!(
+        data.contains("type=\"list\"") && data.contains("\"Yes,No\""),
+        "Yes/No on the audited column: {data}"
+    );
+    // The explanations sheet gives its text column room to be read.
+    let about_sheet = part("xl/worksheets/sheet2.xml");
+    let widest = about_sheet
+        .split("width=\"")
+        .skip(1)
+        .filter_map(|w| w.split('"').next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!(widest >= 80.0, "{about_sheet}");
+    let core = part("docProps/core.xml");
+    assert!(core.contains("<dc:title>Child-level data"), "{core}");
+    assert!(core.contains("<dc:creator>Ofsted</dc:creator>"), "{core}");
+}

@@ -2,7 +2,7 @@
 //! (RFC 5545). Pure: a record and "now" in, calendar text out.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use icalendar::{Calendar, Component, Event, EventLike};
+use icalendar::{Calendar, Component, Event, EventLike, Property};
 
 use crate::domain::{EmailAddress, Subject};
 
@@ -24,14 +24,25 @@ pub fn whole_day(event: &mut Event, day: NaiveDate) -> &mut Event {
         .ends(day.checked_add_days(Days::new(1)).unwrap_or(day))
 }
 
-/// An invitation (METHOD:REQUEST) to a seminar, for its delegate.
+/// An invitation (METHOD:REQUEST) to a seminar, for its delegate, that
+/// Outlook and others can answer: the organiser named, the delegate asked
+/// to reply (RFC 5546 §3.2.2).
 pub fn seminar_invitation(
     seminar: &crate::records::Seminar,
     organiser: &EmailAddress,
-    attendee: &EmailAddress,
+    (name, attendee): (&str, &EmailAddress),
     domain: &str,
     now: DateTime<Utc>,
 ) -> String {
+    let attendee = Property::new("ATTENDEE", format!("mailto:{attendee}"))
+        .add_parameter("CN", &quoted(name))
+        .add_parameter("ROLE", "REQ-PARTICIPANT")
+        .add_parameter("PARTSTAT", "NEEDS-ACTION")
+        .add_parameter("RSVP", "TRUE")
+        .done();
+    let organiser = Property::new("ORGANIZER", format!("mailto:{organiser}"))
+        .add_parameter("CN", "Ofsted regional support team")
+        .done();
     let uid = seminar
         .seminar_ref
         .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
@@ -41,13 +52,23 @@ pub fn seminar_invitation(
         .timestamp(now)
         .summary(&seminar.title)
         .location(&seminar.venue)
-        .add_property("ORGANIZER", format!("mailto:{organiser}"))
-        .add_property("ATTENDEE", format!("mailto:{attendee}"))
+        .append_property(organiser)
+        .append_property(attendee)
         .done();
     let mut calendar = calendar();
     calendar.append_property(("METHOD", "REQUEST"));
     calendar.push(event);
     calendar.done().to_string()
+}
+
+/// A parameter value as RFC 5545 §3.2 allows it: quoted, without the
+/// characters a quoted value may not hold.
+fn quoted(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .collect();
+    format!("\"{kept}\"")
 }
 
 /// A monitoring visit's first on-site day, as an event.

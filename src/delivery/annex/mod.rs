@@ -75,6 +75,9 @@ pub enum AnnexError {
     Build { kind: &'static str, reason: String },
 }
 
+/// Whom the documents name as their author.
+const AUTHOR: &str = "Ofsted";
+
 /// Renders the kind's template for these facts and builds the file.
 pub fn generate(
     kind: AnnexKind,
@@ -93,7 +96,7 @@ pub fn generate(
         AnnexKind::ChildLevelData => (
             mime::XLSX,
             "xlsx",
-            xlsx::build(&blocks, now).map_err(|e| build_error(e.to_string()))?,
+            xlsx::build(&blocks, now, AUTHOR).map_err(|e| build_error(e.to_string()))?,
         ),
         _ => {
             // Otherwise docx-rs dates every document 1 January 1970.

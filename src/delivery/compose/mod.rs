@@ -249,7 +249,7 @@ impl Composer<'_> {
             let ics = annex::invitation::seminar_invitation(
                 seminar,
                 &organiser,
-                &delegate.email,
+                (&delegate.name, &delegate.email),
                 domain,
                 now,
             );
