@@ -262,18 +262,10 @@ fn the_data_request_asks_for_the_configured_columns_by_the_end_of_the_week() {
     assert!(body.contains("by the end of this week"), "{body}");
     assert!(body.contains("Friday 27 November 2026"), "{body}");
     assert!(!body.contains("before Tuesday 8 December"), "{body}");
-    let sheet = {
-        let parsed = requests[0].parsed();
-        let xlsx = parsed
-            .attachments()
-            .find(|a| {
-                mail_parser::MimeHeaders::attachment_name(*a).is_some_and(|n| n.ends_with(".xlsx"))
-            })
-            .unwrap()
-            .contents()
-            .to_vec();
-        crate::helpers::zip_part(&xlsx, "xl/sharedStrings.xml")
-    };
+    let sheet = crate::helpers::zip_part(
+        &requests[0].attachment_ending(".xlsx"),
+        "xl/sharedStrings.xml",
+    );
     for column in ["Child ID", "Legal status", "Audited since the last visit"] {
         assert!(sheet.contains(column), "{column}");
     }

@@ -28,6 +28,19 @@ pub struct Received {
 }
 
 impl Received {
+    /// The bytes of the first attachment whose name ends with `suffix`.
+    pub fn attachment_ending(&self, suffix: &str) -> Vec<u8> {
+        let parsed = self.parsed();
+        parsed
+            .attachments()
+            .find(|a| {
+                mail_parser::MimeHeaders::attachment_name(*a).is_some_and(|n| n.ends_with(suffix))
+            })
+            .unwrap_or_else(|| panic!("no {suffix} attached"))
+            .contents()
+            .to_vec()
+    }
+
     pub fn parsed(&self) -> mail_parser::Message<'_> {
         mail_parser::MessageParser::default()
             .parse(&self.data)

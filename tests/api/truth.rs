@@ -230,15 +230,7 @@ fn the_data_return_reads_whole_in_a_spreadsheet_with_its_header_frozen_and_yes_o
     let all = sent_at_first_pass("2026-11-24");
     let request = about(&all, "child-level data for monitoring visit 1, due by");
     assert_eq!(request.len(), 1);
-    let parsed = request[0].parsed();
-    let xlsx = parsed
-        .attachments()
-        .find(|a| {
-            mail_parser::MimeHeaders::attachment_name(*a).is_some_and(|n| n.ends_with(".xlsx"))
-        })
-        .unwrap()
-        .contents()
-        .to_vec();
+    let xlsx = request[0].attachment_ending(".xlsx");
     let part = |name: &str| crate::helpers::zip_part(&xlsx, name);
     let data = part("xl/worksheets/sheet1.xml");
     assert!(
