@@ -570,3 +570,58 @@ fn visits_for_requires_improvement_and_a_sixth_delegate_are_refused() {
         "nothing imported"
     );
 }
+
+// 000 §30: IMS tell the lead inspector, the SHMI and the National Director
+// once the plan has arrived.
+#[test]
+fn the_plans_arrival_is_told_to_the_lead_inspector_shmi_and_national_director() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // EAS's improvement plan is recorded as received on Friday 6 November 2026.
+    app.pass("2026-11-06");
+    let told = about(&smtp, "the improvement plan has arrived");
+    assert_eq!(told.len(), 1);
+    let mut to = header_addresses(&told[0], "To");
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "carla.hmi@ofsted.example.gov.uk",
+            "national.director@example.org",
+            "shmi.east@example.org"
+        ]
+    );
+    assert_eq!(header_addresses(&told[0], "Reply-To"), ["ims@example.org"]);
+    assert!(
+        told[0].to.iter().all(|t| !t.contains("eastwold")),
+        "not the authority"
+    );
+    assert!(text(&told[0]).contains("Friday 6 November 2026"));
+}
+
+// 000 §38, stage 1: each delegate is asked for their evaluation straight after.
+#[test]
+fn each_delegate_is_asked_for_their_evaluation_the_working_day_after_the_seminar() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // The South West seminar is on Wednesday 27 January 2027.
+    app.pass("2027-01-27");
+    assert!(about(&smtp, "your evaluation of the seminar").is_empty());
+    app.pass("2027-01-28");
+    let asked = about(&smtp, "your evaluation of the seminar");
+    let mut to: Vec<String> = asked
+        .iter()
+        .flat_map(|m| header_addresses(m, "To"))
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "jo.whitfield@southshire.example.gov.uk",
+            "marcus.bell@southshire.example.gov.uk"
+        ]
+    );
+    assert!(text(&asked[0]).contains("participant evaluation form"));
+}

@@ -74,7 +74,10 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
         ("audited-case-selection", "SOU-2026-01#1", "2027-04-01"),
         ("monitoring-report-draft", "SOU-2026-01#1", "2027-04-27"),
         ("monitoring-report-comments", "SOU-2026-01#1", "2027-04-30"),
+        // EAS's plan arrived on 6 November 2026 (000 §30).
+        ("plan-received", "EAS-2026-01", "2026-11-06"),
         // The seminars.
+        ("seminar-evaluation", "G2G-SW-2027-01", "2027-01-28"),
         ("seminar-notification", "G2G-SW-2027-01", "2026-10-27"),
         ("seminar-notification", "G2G-NW-2027-01", "2026-11-24"),
         ("seminar-invitation", "G2G-SW-2027-01", "2027-01-06"),
