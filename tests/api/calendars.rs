@@ -6,6 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::daemon::{log_of, start};
 use crate::helpers::{SmtpServer, TestApp};
 
+/// The first message whose subject contains `part`.
+fn first_with(smtp: &SmtpServer, part: &str) -> crate::helpers::Received {
+    smtp.received()
+        .into_iter()
+        .find(|m| m.parsed().subject().unwrap_or_default().contains(part))
+        .unwrap_or_else(|| panic!("no message about {part}"))
+}
+
 /// Each event's UID and start date, as the `ical` crate reads the text.
 fn events(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -192,24 +200,10 @@ fn the_seminar_invitation_carries_a_calendar_request_and_visit_emails_the_visit(
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
     app.pass("2027-01-06");
-    let invitation = smtp
-        .received()
-        .into_iter()
-        .find(|m| {
-            m.parsed()
-                .subject()
-                .unwrap_or_default()
-                .starts_with("Invitation:")
-        })
-        .unwrap();
+    let invitation = first_with(&smtp, "Invitation:");
     let text = String::from_utf8_lossy(&invitation.data).to_string();
     assert!(text.contains("seminar.ics"), "attached");
-    let parsed = invitation.parsed();
-    let ics = parsed
-        .attachments()
-        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("seminar.ics"))
-        .unwrap();
-    let body = String::from_utf8_lossy(ics.contents()).to_string();
+    let body = String::from_utf8_lossy(&invitation.attachment_ending("seminar.ics")).to_string();
     assert!(body.contains("METHOD:REQUEST"), "{body}");
     assert_eq!(events(&body).values().next().unwrap(), "20270127");
     // Outlook can answer it: the delegate is an attendee asked to reply.
@@ -257,22 +251,8 @@ fn the_seminar_invitation_carries_a_calendar_request_and_visit_emails_the_visit(
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
     app.pass("2026-11-24");
-    let request = smtp
-        .received()
-        .into_iter()
-        .find(|m| {
-            m.parsed()
-                .subject()
-                .unwrap_or_default()
-                .contains("child-level data for monitoring visit 1")
-        })
-        .unwrap();
-    let parsed = request.parsed();
-    let ics = parsed
-        .attachments()
-        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("visit.ics"))
-        .unwrap();
-    let body = String::from_utf8_lossy(ics.contents()).to_string();
+    let request = first_with(&smtp, "child-level data for monitoring visit 1");
+    let body = String::from_utf8_lossy(&request.attachment_ending("visit.ics")).to_string();
     assert_eq!(events(&body).values().next().unwrap(), "20261208", "{body}");
 }
 
@@ -329,22 +309,8 @@ fn every_calendar_entry_lasts_its_whole_day_and_names_keydates_as_its_maker() {
         name.contains("RIV"),
         "the feed is named for its owner: {name}"
     );
-    let invitation = smtp
-        .received()
-        .into_iter()
-        .find(|m| {
-            m.parsed()
-                .subject()
-                .unwrap_or_default()
-                .starts_with("Invitation:")
-        })
-        .unwrap();
-    let parsed = invitation.parsed();
-    let ics = parsed
-        .attachments()
-        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("seminar.ics"))
-        .unwrap();
-    let seminar = String::from_utf8_lossy(ics.contents()).to_string();
+    let invitation = first_with(&smtp, "Invitation:");
+    let seminar = String::from_utf8_lossy(&invitation.attachment_ending("seminar.ics")).to_string();
     let (seminar_events, seminar_prodid, _) = spans(&seminar);
     assert!(seminar_prodid.contains("keydates"), "{seminar_prodid}");
     // RFC 5545: an all-day event's DTEND is the day after it.
