@@ -13,7 +13,7 @@ fn the_shipped_config_checks_out() {
     let app = TestApp::new();
     let out = app.ok(&["check-config"]);
     assert!(out.contains("config: ok"), "{out}");
-    assert!(out.contains("rules: 20 enabled"), "{out}");
+    assert!(out.contains("rules: 21 enabled"), "{out}");
     assert!(
         out.contains("plan-chase") && out.contains("50 working days"),
         "{out}"
@@ -196,7 +196,8 @@ fn a_document_is_reworded_by_editing_its_template() {
     });
     app.ok(&["check-config"]);
     app.import_examples();
-    let eml = app.preview_eml("plan-chase", "SOU-2026-01");
+    app.ok(&["set-planning-event", "SOU-2026-01", "2026-12-10"]);
+    let eml = app.preview_eml("planning-record", "SOU-2026-01");
     let xml = crate::helpers::attachment_xml(&eml, "planning-record", "word/document.xml");
     assert!(xml.contains("Points raised"), "the reworded heading");
     assert!(!xml.contains("Details of discussion"));

@@ -57,7 +57,15 @@ pub(crate) fn console_with(
         VIEWER.0,
         hash(&app, VIEWER.1)
     );
-    app.own_config(|t| t.replacen("[log]", &format!("{users}\n[log]"), 1));
+    // The chase carries the planning record, as an admin may attach one, so
+    // that an email with an annex is there to open.
+    app.own_config(|t| {
+        t.replacen("[log]", &format!("{users}\n[log]"), 1).replacen(
+            "template = \"plan-chase\"\n",
+            "template = \"plan-chase\"\nannexes = [\"planning-record\"]\n",
+            1,
+        )
+    });
     let addr = app.hold_console();
     let day = chase_day();
     let report = Calendar::default().add_working_days(day, -50).unwrap();

@@ -204,18 +204,18 @@ fn ready_and_watchdog_reach_the_notify_socket_and_sigterm_exits_zero() {
 fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
     let mut app = TestApp::new();
     app.own_config(|t| t);
-    // Far enough ahead for the outbox to hold January's chase.
+    // Far enough ahead for the outbox to hold December's chase.
     app.set("KEYDATES__SCHEDULE__HORIZON_DAYS", "120");
     app.import_examples();
     let mut child = start_daemon(&app, &[]);
     // Read from the database: the CLI refuses the broken config too.
     let chase_due = |app: &TestApp| {
-        ["2027-01-14", "2027-01-07"]
+        ["2026-12-21", "2026-12-14"]
             .into_iter()
             .find(|due| {
                 app.count(&format!(
                     "SELECT COUNT(*) FROM outbox WHERE rule_id = 'plan-chase'
-                     AND subject = 'SOU-2026-01' AND status = 'awaiting_confirmation'
+                     AND subject = 'NOR-2026-01' AND status = 'awaiting_confirmation'
                      AND due_on = '{due}'"
                 )) == 1
             })
@@ -226,7 +226,7 @@ fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
         "first pass never ran:\n{}",
         log_of(&app)
     );
-    assert_eq!(chase_due(&app).as_deref(), Some("2027-01-14"));
+    assert_eq!(chase_due(&app).as_deref(), Some("2026-12-21"));
 
     let text = std::fs::read_to_string(&app.config).unwrap();
     std::fs::write(
@@ -251,7 +251,7 @@ fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
     assert!(child.try_wait().unwrap().is_none(), "still running");
     assert_eq!(
         chase_due(&app).as_deref(),
-        Some("2027-01-14"),
+        Some("2026-12-21"),
         "old rule in force"
     );
 
@@ -266,7 +266,7 @@ fn sighup_keeps_the_old_rules_on_a_broken_config_and_applies_a_valid_one() {
     signal(&child, "HUP");
     assert!(
         eventually(Duration::from_secs(20), || chase_due(&app).as_deref()
-            == Some("2027-01-07")),
+            == Some("2026-12-14")),
         "new offset never applied:\n{}",
         log_of(&app)
     );

@@ -124,35 +124,35 @@ fn the_plan_chase_waits_for_confirmation_and_replies_go_to_ims() {
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
-    // SOU's chase is due on 14 January 2027; they are asked on the 11th.
-    app.pass("2027-01-11");
+    // NOR's chase is due on 21 December 2026; they are asked on the 16th.
+    app.pass("2026-12-16");
     let asked = about(&smtp, "has the written statement of action reached you?");
     assert_eq!(asked.len(), 1);
     let mut to = asked[0].to.clone();
     to.sort();
     assert!(
-        to.contains(&"anna.hmi@ofsted.example.gov.uk".to_string()),
+        to.contains(&"ben.hmi@ofsted.example.gov.uk".to_string()),
         "{to:?}"
     );
     assert!(
-        to.contains(&"shmi.south-west@example.org".to_string()),
+        to.contains(&"shmi.north-west@example.org".to_string()),
         "{to:?}"
     );
     assert!(
-        !to.iter().any(|t| t.contains("southshire")),
+        !to.iter().any(|t| t.contains("northfield")),
         "not the authority"
     );
 
     // Its day comes: nothing goes to the DCS; the agenda shows it held.
-    app.pass("2027-01-14");
+    app.pass("2026-12-21");
     assert!(about(&smtp, "your written statement of action is due").is_empty());
-    let agenda = app.agenda("2027-01-14T10:00:00Z");
-    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
+    let agenda = app.agenda("2026-12-21T10:00:00Z");
+    let chase = agenda_item(&agenda, "plan-chase", "NOR-2026-01");
     assert_eq!(chase["status"], "awaiting_confirmation");
     let id = chase["id"].as_i64().unwrap().to_string();
 
     // Past its day it stays waiting and IMS's digest lists it.
-    app.pass("2027-01-15");
+    app.pass("2026-12-22");
     let digest: Vec<_> = smtp
         .received()
         .into_iter()
@@ -160,9 +160,9 @@ fn the_plan_chase_waits_for_confirmation_and_replies_go_to_ims() {
         .filter(|m| text(m).contains("AWAITING CONFIRMATION"))
         .collect();
     assert!(!digest.is_empty(), "the digest lists the held chase");
-    assert!(text(&digest[0]).contains("SOU-2026-01"));
+    assert!(text(&digest[0]).contains("NOR-2026-01"));
     assert_eq!(
-        status(&app, "plan-chase", "SOU-2026-01"),
+        status(&app, "plan-chase", "NOR-2026-01"),
         "awaiting_confirmation"
     );
 
@@ -179,23 +179,23 @@ fn the_plan_chase_waits_for_confirmation_and_replies_go_to_ims() {
     assert!(out.contains("waits for shmi"), "{out}");
     let err = app.fails(&["confirm", &id, "--as", "lead_inspector"]);
     assert!(err.contains("already confirmed as lead_inspector"), "{err}");
-    app.pass("2027-01-15T11:00:00Z");
+    app.pass("2026-12-22T11:00:00Z");
     assert!(
         about(&smtp, "your written statement of action is due").is_empty(),
         "one confirmation does not let it go"
     );
     assert_eq!(
-        status(&app, "plan-chase", "SOU-2026-01"),
+        status(&app, "plan-chase", "NOR-2026-01"),
         "awaiting_confirmation"
     );
     // Both confirmed: it goes at the next pass, replies to IMS.
     app.ok(&["confirm", &id, "--as", "shmi"]);
-    app.pass("2027-01-15T12:00:00Z");
+    app.pass("2026-12-22T12:00:00Z");
     let chases = about(&smtp, "your written statement of action is due");
     assert_eq!(chases.len(), 1);
     assert_eq!(
         header_addresses(&chases[0], "To"),
-        ["dcs@southshire.example.gov.uk"]
+        ["dcs@northfield.example.gov.uk"]
     );
     assert_eq!(
         header_addresses(&chases[0], "Reply-To"),
@@ -211,19 +211,19 @@ fn a_received_plan_cancels_the_held_chase_and_its_question() {
     let smtp = SmtpServer::start();
     let app = TestApp::with_smtp(smtp.addr);
     app.import_examples();
-    app.pass("2027-01-04");
-    app.ok(&["plan-received", "SOU-2026-01", "--on", "2027-01-04"]);
-    app.pass("2027-01-20");
+    app.pass("2026-12-14");
+    app.ok(&["plan-received", "NOR-2026-01", "--on", "2026-12-14"]);
+    app.pass("2026-12-30");
     for rule in ["plan-chase", "plan-chase-confirmation"] {
-        assert_eq!(status(&app, rule, "SOU-2026-01"), "cancelled", "{rule}");
+        assert_eq!(status(&app, rule, "NOR-2026-01"), "cancelled", "{rule}");
     }
     // The overdue-plan reminder was beyond the horizon: it simply goes from
     // the agenda.
-    let agenda = app.agenda("2027-01-20T12:00:00Z");
+    let agenda = app.agenda("2026-12-30T12:00:00Z");
     assert!(
         !agenda
             .iter()
-            .any(|a| a["rule"] == "plan-deadline" && a["subject"] == "SOU-2026-01"),
+            .any(|a| a["rule"] == "plan-deadline" && a["subject"] == "NOR-2026-01"),
         "no overdue-plan reminder"
     );
     assert!(
@@ -233,8 +233,8 @@ fn a_received_plan_cancels_the_held_chase_and_its_question() {
                 .parsed()
                 .subject()
                 .unwrap_or_default()
-                .starts_with("Southshire")),
-        "nothing about Southshire's plan"
+                .starts_with("Northfield")),
+        "nothing about Northfield's plan"
     );
 }
 

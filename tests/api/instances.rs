@@ -168,13 +168,13 @@ fn a_retry_or_a_confirm_made_elsewhere_wakes_a_daemon_at_once() {
         drop(daemon);
     };
     wakes("a", "2026-11-24T12:00:00Z", &["retry", &request], &request);
-    app.pass("2027-01-15");
-    let chase = row_id(&app, "plan-chase", "SOU-2026-01");
+    app.pass("2026-12-22");
+    let chase = row_id(&app, "plan-chase", "NOR-2026-01");
     // The lead inspector has confirmed; the senior HMI's confirmation wakes it.
     app.ok(&["confirm", &chase, "--as", "lead_inspector"]);
     wakes(
         "b",
-        "2027-01-15T12:00:00Z",
+        "2026-12-22T12:00:00Z",
         &["confirm", &chase, "--as", "shmi"],
         &chase,
     );

@@ -186,13 +186,28 @@ fn preview_shows_the_email_before_it_goes() {
         "--rule",
         "plan-chase",
         "--subject",
+        "NOR-2026-01",
+    ]);
+    assert!(out.contains("To: dcs@northfield.example.gov.uk"), "{out}");
+    assert!(
+        out.contains("Northfield Metropolitan Borough Council"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("[attachment]"),
+        "the chase carries no form: {out}"
+    );
+    let eml = app.preview_eml("plan-chase", "NOR-2026-01");
+    assert!(std::fs::read(&eml).unwrap().len() > 1000);
+    // 001 has no chase: an inadequate authority's plan is not chased.
+    let err = app.fails(&[
+        "preview",
+        "--rule",
+        "plan-chase",
+        "--subject",
         "SOU-2026-01",
     ]);
-    assert!(out.contains("To: dcs@southshire.example.gov.uk"), "{out}");
-    assert!(out.contains("Southshire County Council"), "{out}");
-    assert!(out.contains("[attachment] planning-record-SOU"), "{out}");
-    let eml = app.preview_eml("plan-chase", "SOU-2026-01");
-    assert!(std::fs::read(&eml).unwrap().len() > 1000);
+    assert!(err.contains("plans nothing"), "{err}");
     let err = app.fails(&["preview", "--rule", "plan-chase", "--subject", "NOPE"]);
     assert!(err.contains("plans nothing"), "{err}");
 }

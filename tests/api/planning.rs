@@ -40,9 +40,9 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
         ("planning-invitation", "NOR-2026-01", "2026-10-12"),
         ("plan-chase-confirmation", "NOR-2026-01", "2026-12-16"),
         ("plan-deadline", "NOR-2026-01", "2027-01-22"),
-        // SOU, inadequate, report 2 November 2026, no plan.
+        // SOU, inadequate, report 2 November 2026, no plan: no chase (001
+        // has none), only the overdue notice.
         ("planning-invitation", "SOU-2026-01", "2026-11-02"),
-        ("plan-chase-confirmation", "SOU-2026-01", "2027-01-11"),
         ("plan-deadline", "SOU-2026-01", "2027-02-12"),
         // RIV's first visit, 8 December 2026, audited cases selected.
         ("child-data-request", "RIV-2026-01#1", "2026-11-24"),
@@ -105,18 +105,22 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
     // The unconfirmed seminar invites nobody and has no six-month conversation.
     assert!(rows_where(&rows, "seminar-invitation", "G2G-NW-2027-01").is_empty());
     // Nothing goes without a date recorded for it, or without the audited cases.
-    for rule in ["planning-agenda", "dcs-record-due", "audited-case-notice"] {
+    for rule in [
+        "planning-agenda",
+        "planning-record",
+        "dcs-record-due",
+        "audited-case-notice",
+    ] {
         let planned: Vec<_> = rows.iter().filter(|r| r["rule"] == rule).collect();
         assert!(
             planned.iter().all(|r| r["subject"] == "RIV-2026-01#1"),
             "{rule}: {planned:?}"
         );
     }
-    // Nobody confirmed the chases: they wait, held, and go nowhere.
-    for case in ["NOR-2026-01", "SOU-2026-01"] {
-        let chase = rows_where(&rows, "plan-chase", case);
-        assert_eq!(chase[0]["status"], "awaiting_confirmation", "{case}");
-    }
+    // Nobody confirmed the chase: it waits, held, and goes nowhere.
+    let chase = rows_where(&rows, "plan-chase", "NOR-2026-01");
+    assert_eq!(chase[0]["status"], "awaiting_confirmation");
+    assert!(rows_where(&rows, "plan-chase", "SOU-2026-01").is_empty());
     assert!(
         rows.iter()
             .all(|r| r["status"] == "sent" || r["status"] == "awaiting_confirmation"),
@@ -153,18 +157,18 @@ fn a_year_of_daily_passes_sends_every_action_on_its_due_day_once() {
 fn record_changes_move_and_cancel_the_right_rows() {
     let smtp = SmtpServer::start();
     let mut app = TestApp::with_smtp(smtp.addr);
-    // Far enough ahead for the outbox to hold January's chase and deadline.
+    // Far enough ahead for the outbox to hold the chase and the deadline.
     app.set("KEYDATES__SCHEDULE__HORIZON_DAYS", "120");
     app.import_examples();
     app.pass("2026-11-23");
     let before = app.outbox();
     assert_eq!(
-        rows_where(&before, "plan-chase", "SOU-2026-01")[0]["status"],
+        rows_where(&before, "plan-chase", "NOR-2026-01")[0]["status"],
         "awaiting_confirmation"
     );
 
     // The plan arrives: its chase and deadline reminder are cancelled.
-    app.ok(&["plan-received", "SOU-2026-01", "--on", "2026-11-23"]);
+    app.ok(&["plan-received", "NOR-2026-01", "--on", "2026-11-23"]);
     // The first visit moves a week: the old requests go, new ones come.
     app.ok(&["move-visit", "RIV-2026-01", "1", "2026-12-15"]);
     // The seminar is cancelled: its invitations go.
@@ -172,7 +176,7 @@ fn record_changes_move_and_cancel_the_right_rows() {
     app.pass("2026-11-23T10:00:00Z");
     let after = app.outbox();
     for rule in ["plan-chase", "plan-chase-confirmation", "plan-deadline"] {
-        let r = rows_where(&after, rule, "SOU-2026-01");
+        let r = rows_where(&after, rule, "NOR-2026-01");
         assert_eq!(r.len(), 1);
         assert_eq!(r[0]["status"], "cancelled", "{rule}");
     }
@@ -341,12 +345,12 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
     let app = TestApp::new();
     app.import_examples();
     let agenda = app.agenda("2026-11-23T08:00:00Z");
-    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
+    let chase = agenda_item(&agenda, "plan-chase", "NOR-2026-01");
     assert_eq!(chase["status"], "planned");
-    assert_eq!(chase["authority"], "SOU");
-    assert_eq!(chase["due_on"], "2027-01-14");
-    assert_eq!(chase["send_at"], "2027-01-14T09:00:00+00:00");
-    assert_eq!(chase["to"][0], "dcs@southshire.example.gov.uk");
+    assert_eq!(chase["authority"], "NOR");
+    assert_eq!(chase["due_on"], "2026-12-21");
+    assert_eq!(chase["send_at"], "2026-12-21T09:00:00+00:00");
+    assert_eq!(chase["to"][0], "dcs@northfield.example.gov.uk");
     assert!(
         chase["cc"]
             .as_array()
@@ -356,8 +360,8 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
     );
     app.pass("2026-11-23");
     let agenda = app.agenda("2026-11-23T10:00:00Z");
-    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
-    // Seven weeks ahead: beyond the outbox's horizon, so planned, with no row.
+    let chase = agenda_item(&agenda, "plan-chase", "NOR-2026-01");
+    // Four weeks ahead: beyond the outbox's horizon, so planned, with no row.
     assert_eq!(chase["status"], "planned");
     assert!(chase["id"].is_null());
     // With no planning event date recorded, the final agenda waits for one.
@@ -389,9 +393,9 @@ fn agenda_lists_planned_and_recorded_actions_as_json() {
     // Once its confirmation is asked for (three working days ahead), the
     // chase has a row, held until the lead inspector and SHMI confirm
     // (000 §28), and the request can name its id.
-    app.pass("2027-01-05");
-    let agenda = app.agenda("2027-01-05T10:00:00Z");
-    let chase = agenda_item(&agenda, "plan-chase", "SOU-2026-01");
+    app.pass("2026-12-16");
+    let agenda = app.agenda("2026-12-16T10:00:00Z");
+    let chase = agenda_item(&agenda, "plan-chase", "NOR-2026-01");
     assert_eq!(chase["status"], "awaiting_confirmation");
     assert!(chase["id"].as_i64().is_some());
 }

@@ -15,8 +15,8 @@ fn with_file_annex(name: &str) -> TestApp {
     let name = name.to_string();
     app.own_config(move |t| {
         t.replacen(
-            "annexes = [\"planning-record\"]",
-            &format!("annexes = [\"planning-record\", \"file:{name}\"]"),
+            "template = \"plan-chase\"\n",
+            &format!("template = \"plan-chase\"\nannexes = [\"file:{name}\"]\n"),
             1,
         )
     });
@@ -28,7 +28,7 @@ fn a_file_annex_inside_the_attachments_folder_is_attached() {
     let app = with_file_annex("notes.txt");
     app.ok(&["check-config"]);
     app.import_examples();
-    let eml = app.preview_eml("plan-chase", "SOU-2026-01");
+    let eml = app.preview_eml("plan-chase", "NOR-2026-01");
     let text = std::fs::read_to_string(eml).unwrap();
     assert!(text.contains("notes.txt"), "attached");
 }
@@ -49,7 +49,7 @@ fn file_annexes_outside_the_folder_or_not_regular_files_are_refused() {
             "{name}: read whole?"
         );
         assert!(
-            err.contains("rules[0] (plan-chase).annexes[1]") && err.contains(why),
+            err.contains("rules[0] (plan-chase).annexes[0]") && err.contains(why),
             "{name}: {err}"
         );
     }

@@ -35,20 +35,20 @@ fn the_question_names_the_chases_own_day_and_links_to_the_authoritys_page() {
     let mut app = TestApp::with_smtp(smtp.addr);
     app.set("KEYDATES__WEB__PUBLIC_URL", CONSOLE);
     app.import_examples();
-    // SOU's chase is due on Thursday 14 January 2027; the question goes on
-    // Monday the 11th.
-    app.pass("2027-01-11");
+    // NOR's chase is due on Monday 21 December 2026; the question goes on
+    // Wednesday the 16th.
+    app.pass("2026-12-16");
     let all = smtp.received();
     let asked = about(&all, "has the written statement of action reached you?");
     assert_eq!(asked.len(), 1);
     let body = read(asked[0]);
     assert!(
-        body.contains("falls due on Thursday 14 January 2027"),
+        body.contains("falls due on Monday 21 December 2026"),
         "{body}"
     );
-    assert!(!body.contains("Monday 11 January 2027"), "{body}");
+    assert!(!body.contains("Wednesday 16 December 2026"), "{body}");
     assert!(
-        body.contains("https://keydates.example.org/authorities/SOU"),
+        body.contains("https://keydates.example.org/authorities/NOR"),
         "{body}"
     );
     assert!(!body.contains("keydates confirm"), "{body}");
@@ -252,4 +252,71 @@ fn the_data_return_reads_whole_in_a_spreadsheet_with_its_header_frozen_and_yes_o
     let core = part("docProps/core.xml");
     assert!(core.contains("<dc:title>Child-level data"), "{core}");
     assert!(core.contains("<dc:creator>Ofsted</dc:creator>"), "{core}");
+}
+
+/// 000 §24-28, 001 §18-19: the chase is requires improvement's alone and
+/// carries no form; after the planning event the senior HMI is reminded to
+/// send its record, with the form attached, naming who it goes to.
+#[test]
+fn the_chase_attaches_nothing_and_the_senior_hmi_is_reminded_to_send_the_record() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // Southshire (inadequate) has no chase and no question about one.
+    let agenda = app.agenda("2026-11-23T08:00:00Z");
+    for rule in ["plan-chase", "plan-chase-confirmation"] {
+        assert!(
+            !agenda
+                .iter()
+                .any(|a| a["rule"] == rule && a["subject"] == "SOU-2026-01"),
+            "{rule}"
+        );
+    }
+    // Southshire's action planning visit is held on Thursday 10 December:
+    // two working days on, the senior HMI is reminded, with the form.
+    app.ok(&["set-planning-event", "SOU-2026-01", "2026-12-10"]);
+    app.pass("2026-12-14");
+    let all = smtp.received();
+    let reminder = about(&all, "send the record of the action planning visit");
+    assert_eq!(reminder.len(), 1);
+    assert_eq!(reminder[0].to[0], "shmi.south-west@example.org");
+    let body = read(reminder[0]);
+    for who in [
+        "dcs@southshire.example.gov.uk",
+        "national.director@example.org",
+        "rd.south-west@example.org",
+    ] {
+        assert!(body.contains(who), "{who}: {body}");
+    }
+    assert!(body.contains("Thursday 10 December 2026"), "{body}");
+    let form = reminder[0].attachment_ending("planning-record-SOU.docx");
+    assert!(form.starts_with(b"PK"), "a Word document");
+    // For requires improvement the regional director is not copied (000 §24).
+    app.ok(&["set-planning-event", "NOR-2026-01", "2026-12-10"]);
+    app.pass("2026-12-14T11:00:00Z");
+    let all = smtp.received();
+    let reminder = about(&all, "send the record of the improvement planning seminar");
+    assert_eq!(reminder.len(), 1);
+    assert!(!read(reminder[0]).contains("rd.north-west"));
+    // Northfield's chase, both roles confirmed, goes with nothing attached.
+    app.pass("2026-12-21");
+    let id = crate::helpers::agenda_item(
+        &app.agenda("2026-12-21T10:00:00Z"),
+        "plan-chase",
+        "NOR-2026-01",
+    )["id"]
+        .to_string();
+    for role in ["lead_inspector", "shmi"] {
+        app.ok(&["confirm", &id, "--as", role]);
+    }
+    app.pass("2026-12-21T11:00:00Z");
+    let all = smtp.received();
+    let chase = about(&all, "your written statement of action is due");
+    assert_eq!(chase.len(), 1);
+    assert_eq!(chase[0].parsed().attachments().count(), 0);
+    assert!(
+        !read(chase[0]).contains("record of the"),
+        "{}",
+        read(chase[0])
+    );
 }
