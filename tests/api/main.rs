@@ -8,6 +8,7 @@ mod console;
 mod daemon;
 mod delivery;
 mod demo;
+mod documents;
 mod exposure;
 mod handbooks;
 mod helpers;

@@ -251,7 +251,10 @@ fn the_data_return_reads_whole_in_a_spreadsheet_with_its_header_frozen_and_yes_o
     assert!(widest >= 80.0, "{about_sheet}");
     let core = part("docProps/core.xml");
     assert!(core.contains("<dc:title>Child-level data"), "{core}");
-    assert!(core.contains("<dc:creator>Ofsted</dc:creator>"), "{core}");
+    assert!(
+        core.contains("<dc:creator>Ofsted London</dc:creator>"),
+        "the sending office: {core}"
+    );
 }
 
 /// 000 §24-28, 001 §18-19: the chase is requires improvement's alone and

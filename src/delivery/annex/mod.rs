@@ -1,15 +1,15 @@
 //! The documents keydates attaches to its emails. Each kind's wording is a
 //! template in `templates/documents/` (Markdown rendered by the same engine
 //! as the emails, so admins reword a document as they reword an email);
-//! [`markup`] reads the result, and [`docx`] or [`xlsx`] builds the file.
+//! [`markup`] reads the result, and [`word`] or [`xlsx`] builds the file.
 //!
 //! Record values reach a document only as template data, Markdown-escaped,
 //! and every text written passes through [`clean`], so a document always
 //! stays valid XML whatever was typed.
 
-mod docx;
 pub mod invitation;
 pub mod markup;
+mod word;
 mod xlsx;
 
 use chrono::NaiveDate;
@@ -59,6 +59,8 @@ pub struct AnnexFacts {
     pub planning_event_on: Option<NaiveDate>,
     /// When the six-month conversation with the DCS took place, once recorded.
     pub conversation_on: Option<NaiveDate>,
+    /// The office that sends it ("Ofsted London"), the documents' author.
+    pub office: Option<String>,
 }
 
 pub struct Annex {
@@ -75,7 +77,7 @@ pub enum AnnexError {
     Build { kind: &'static str, reason: String },
 }
 
-/// Whom the documents name as their author.
+/// The documents' author when no office is known.
 const AUTHOR: &str = "Ofsted";
 
 /// Renders the kind's template for these facts and builds the file.
@@ -88,6 +90,7 @@ pub fn generate(
     let ctx = minijinja::Value::from_serialize(context(facts));
     let markdown = templates.render_named(&document_template(kind), &ctx)?;
     let blocks = markup::parse(&markdown);
+    let author = facts.office.as_deref().unwrap_or(AUTHOR);
     let build_error = |reason: String| AnnexError::Build {
         kind: kind.name(),
         reason,
@@ -96,17 +99,13 @@ pub fn generate(
         AnnexKind::ChildLevelData => (
             mime::XLSX,
             "xlsx",
-            xlsx::build(&blocks, now, AUTHOR).map_err(|e| build_error(e.to_string()))?,
+            xlsx::build(&blocks, now, author).map_err(|e| build_error(e.to_string()))?,
         ),
-        _ => {
-            // Otherwise docx-rs dates every document 1 January 1970.
-            let now = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-            (
-                mime::DOCX,
-                "docx",
-                docx::build(&blocks, &now).map_err(build_error)?,
-            )
-        }
+        _ => (
+            mime::DOCX,
+            "docx",
+            word::build(&blocks, now, author).map_err(|e| build_error(e.to_string()))?,
+        ),
     };
     Ok(Annex {
         filename: file_name(kind, facts, extension),
@@ -155,6 +154,29 @@ fn clean(text: &str) -> String {
         .chars()
         .take(MAX_TEXT_CHARS)
         .collect()
+}
+
+/// Record text made fit for a paragraph: as [`clean`], but spaces stay as
+/// they are (tick boxes and signature lines are laid out with them); each
+/// run of other whitespace or control characters becomes one space.
+fn fit(text: &str) -> String {
+    let unfit = |c: char| {
+        (c.is_whitespace() && c != ' ') || c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut in_unfit = false;
+    for c in text.chars().take(MAX_TEXT_CHARS) {
+        if unfit(c) {
+            if !in_unfit {
+                out.push(' ');
+            }
+            in_unfit = true;
+        } else {
+            out.push(c);
+            in_unfit = false;
+        }
+    }
+    out
 }
 
 /// `kind-CODE[-visit-N | -SEMINAR].ext`, keeping only ASCII letters, digits,

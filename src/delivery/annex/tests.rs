@@ -55,6 +55,7 @@ fn facts() -> AnnexFacts {
         ],
         conversation_on: None,
         planning_event_on: None,
+        office: Some("Ofsted London".into()),
     }
 }
 
@@ -327,6 +328,11 @@ fn hostile_text_is_escaped_literally() {
     assert_well_formed(&strings);
     assert!(strings.contains(HOSTILE_ESCAPED));
     assert!(!strings.contains("<x>"));
+}
+
+#[test]
+fn fit_keeps_spaces_and_flattens_the_rest() {
+    assert_eq!(fit("a   b\r\n\tc\u{0}"), "a   b c ");
 }
 
 #[test]

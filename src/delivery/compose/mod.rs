@@ -356,6 +356,7 @@ pub fn facts(settings: &Settings, s: &Involved, dates: &KeyDates) -> AnnexFacts 
             .collect(),
         conversation_on: s.conversation_on,
         planning_event_on: s.case.and_then(|c| c.planning_event_on),
+        office: s.region().map(|r| format!("Ofsted {}", r.name())),
     }
 }
 

@@ -37,15 +37,21 @@ fn add_file(
 /// ASCII punctuation) and flattens line breaks, so a record value stays text.
 pub fn markdown_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut control = false;
     for c in text.chars() {
+        // A run of control characters (a line break typed as \r\n) is one space.
+        if c.is_control() {
+            if !control {
+                out.push(' ');
+            }
+            control = true;
+            continue;
+        }
+        control = false;
         if c.is_ascii_punctuation() {
             out.push('\\');
-            out.push(c);
-        } else if c.is_control() {
-            out.push(' ');
-        } else {
-            out.push(c);
         }
+        out.push(c);
     }
     out
 }
