@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Calendar;
+use crate::calendar::offset::Offset;
 use crate::config::Settings;
 use crate::config::rules::{Anchor, Condition, Role, Rule, RuleOn, SendUntil};
 use crate::domain::{EmailAddress, Judgement, Reference, Region, Subject};
@@ -168,6 +169,9 @@ impl Involved<'_> {
                 self.visit.is_some_and(|v| v.audited_cases.is_empty())
             }
             Condition::NotFirstVisit => self.visit.is_some_and(|v| v.visit_no > 1),
+            Condition::NoVisitRecorded => {
+                self.case.is_some() && self.visit.is_none() && self.first_visit.is_none()
+            }
         }
     }
 
@@ -555,6 +559,7 @@ impl Involved<'_> {
     pub fn key_dates(
         &self,
         calendar: &Calendar,
+        late_return: &Offset,
         rule: &Rule,
         anchor_on: NaiveDate,
         due_on: NaiveDate,
@@ -574,28 +579,46 @@ impl Involved<'_> {
             files_due_on: self.visit.and_then(|v| files_due_on(calendar, v.starts_on)),
             data_due_on: self
                 .visit
-                .and_then(|v| data_due_on(calendar, due_on, sent_on, v.starts_on)),
+                .and_then(|v| data_due_on(calendar, late_return, due_on, sent_on, v.starts_on)),
         }
     }
 }
 
 /// Child-level data asked for on `due_on` comes back by the end of that
-/// week (001 §42). A request that goes late asks for it by the end of the
-/// week it goes in, so the date it gives is never already past; and before
-/// the visit's first day in any case.
+/// week (001 §42). A request that goes late asks for it by `late_return`
+/// counted from the day it goes, so the date it gives is never already
+/// past; and before the visit's first day in any case.
 fn data_due_on(
     calendar: &Calendar,
+    late_return: &Offset,
     due_on: NaiveDate,
     sent_on: NaiveDate,
     starts_on: NaiveDate,
 ) -> Option<NaiveDate> {
-    let end = calendar.end_of_week(due_on.max(sent_on))?;
+    let back = if sent_on > due_on {
+        late_return.apply(sent_on, calendar)?.max(sent_on)
+    } else {
+        calendar.end_of_week(due_on)?
+    };
     let eve = calendar.add_working_days(starts_on, -1)?;
-    Some(if end < starts_on {
-        end
+    Some(if back < starts_on {
+        back
     } else {
         eve.max(sent_on)
     })
+}
+
+impl KeyDates {
+    /// Whether an email of `rule` going on `sent_on` would ask for something
+    /// already due: then its `too_late` email goes instead.
+    pub fn too_late_for(&self, rule: &Rule, sent_on: NaiveDate) -> bool {
+        rule.too_late.as_ref().is_some_and(|t| {
+            let deadline = match t.after {
+                crate::config::rules::Deadline::FilesDueOn => self.files_due_on,
+            };
+            deadline.is_some_and(|d| sent_on >= d)
+        })
+    }
 }
 
 /// Audited case files are due at least three working days before a visit (001 §27).

@@ -406,11 +406,28 @@ pub struct TemplateSettings {
 
 /// The columns of the child-level data return (001 §26, §29): the handbooks
 /// name none, so the admin lists what the visits need.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChildLevelDataSettings {
     #[serde(default)]
     pub columns: Vec<String>,
+    /// When a request goes late, the return date it gives, counted from the
+    /// day it goes (never after the visit begins).
+    #[serde(default = "default_late_return")]
+    pub late_return: crate::calendar::offset::Offset,
+}
+
+fn default_late_return() -> crate::calendar::offset::Offset {
+    "end of week".parse().expect("a valid offset")
+}
+
+impl Default for ChildLevelDataSettings {
+    fn default() -> Self {
+        ChildLevelDataSettings {
+            columns: Vec::new(),
+            late_return: default_late_return(),
+        }
+    }
 }
 
 /// The console the daemon serves.
@@ -867,6 +884,12 @@ impl Settings {
 
     /// What the generated documents are made from.
     fn document_problems(&self, out: &mut Vec<String>) {
+        if self.child_level_data.late_return.is_before() {
+            out.push(format!(
+                "child_level_data.late_return: \"{}\" points back; a late request's return date counts forward from the day it goes (e.g. \"end of week\" or \"1 week then end of week\")",
+                self.child_level_data.late_return
+            ));
+        }
         let mut seen_columns = std::collections::HashSet::new();
         for (i, column) in self.child_level_data.columns.iter().enumerate() {
             let key = format!("child_level_data.columns[{i}]");

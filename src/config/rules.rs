@@ -118,6 +118,8 @@ pub enum Condition {
     AuditedCasesNotRecorded,
     /// Any monitoring visit but the first (whose report is not published, 001 §41).
     NotFirstVisit,
+    /// A case with no monitoring visit still on recorded.
+    NoVisitRecorded,
 }
 
 /// Who receives an email, named by role and resolved from the records and config.
@@ -313,6 +315,37 @@ pub struct Rule {
     /// the question can name the day the held email falls due.
     #[serde(skip)]
     pub confirms: Option<Offset>,
+    /// What goes instead when the email would reach its readers too late to
+    /// meet the date it states.
+    #[serde(default)]
+    pub too_late: Option<TooLate>,
+    /// Set on the rule made from a `too_late`: its subject is that one's.
+    #[serde(skip)]
+    pub is_too_late: bool,
+}
+
+/// A rule's email for when it goes on or after the date it asks its readers
+/// to meet: to the people who decide what to do instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TooLate {
+    /// The date the email states; from that day on, it is too late.
+    pub after: Deadline,
+    pub to: Vec<Role>,
+    #[serde(default)]
+    pub cc: Vec<Role>,
+    #[serde(default)]
+    pub reply_to: Vec<Role>,
+    pub subject: String,
+    pub template: String,
+}
+
+/// A date an email asks its readers to meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deadline {
+    /// The completed audits of a visit's selected cases (001 §27).
+    FilesDueOn,
 }
 
 /// A confirmation step, as written under a rule in config.
@@ -356,7 +389,35 @@ impl Rule {
             confirmation: None,
             held: false,
             confirms: Some(self.offset.clone()),
+            too_late: None,
+            is_too_late: false,
         }))
+    }
+
+    /// The rule as it goes when too late: same records and outbox row, the
+    /// `too_late` people and words.
+    pub fn too_late_rule(&self) -> Option<Rule> {
+        let t = self.too_late.as_ref()?;
+        Some(Rule {
+            to: t.to.clone(),
+            cc: t.cc.clone(),
+            reply_to: t.reply_to.clone(),
+            subject: t.subject.clone(),
+            template: t.template.clone(),
+            annexes: Vec::new(),
+            too_late: None,
+            is_too_late: true,
+            ..self.clone()
+        })
+    }
+
+    /// The name its subject line is registered under with the templates.
+    pub fn subject_template(&self) -> String {
+        if self.is_too_late {
+            format!("subject:{}:too-late", self.id)
+        } else {
+            format!("subject:{}", self.id)
+        }
     }
 }
 

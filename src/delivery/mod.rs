@@ -137,6 +137,22 @@ pub fn compose_row(
         row.delegate.as_ref(),
     )
     .ok_or_else(|| ComposeError(format!("the records for {} are gone", row.subject)))?;
+    let sent_on = now.with_timezone(&engine.settings.time_zone()).date_naive();
+    let dates = involved.key_dates(
+        &engine.calendar,
+        &engine.settings.child_level_data.late_return,
+        rule,
+        row.anchor_on,
+        row.due_on,
+        sent_on,
+    );
+    // Too late for its readers to meet the date it states: the people who
+    // decide are told instead, in the same row.
+    let instead = dates
+        .too_late_for(rule, sent_on)
+        .then(|| rule.too_late_rule())
+        .flatten();
+    let rule = instead.as_ref().unwrap_or(rule);
     // From the records as they are now: an address corrected since the row
     // was planned (or since a recipient refused it) is the one it goes to.
     let recipients = involved.recipients(rule, &engine.settings);
@@ -154,13 +170,7 @@ pub fn compose_row(
         involved: &involved,
         anchor_on: row.anchor_on,
         due_on: row.due_on,
-        dates: involved.key_dates(
-            &engine.calendar,
-            rule,
-            row.anchor_on,
-            row.due_on,
-            now.with_timezone(&engine.settings.time_zone()).date_naive(),
-        ),
+        dates,
         recipients: &recipients,
         message_id: &message_id,
         now,

@@ -17,7 +17,7 @@ fn text(m: &Received) -> String {
 }
 
 /// Recipients as the headers name them (To and Cc), lower-cased.
-fn header_addresses(m: &Received, name: &str) -> Vec<String> {
+pub(crate) fn header_addresses(m: &Received, name: &str) -> Vec<String> {
     m.header(name)
         .unwrap_or_default()
         .split(',')
@@ -624,4 +624,43 @@ fn each_delegate_is_asked_for_their_evaluation_the_working_day_after_the_seminar
         ]
     );
     assert!(text(&asked[0]).contains("participant evaluation form"));
+}
+
+// 001 §23: the first monitoring visit usually falls within four weeks of the
+// plan's deadline; with none recorded by the deadline, the inspectors hear.
+#[test]
+fn with_no_visit_recorded_by_the_plan_deadline_the_inspectors_are_reminded() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // Southshire's plan is due on Thursday 11 February 2027; its first visit
+    // (13 April) is recorded, so nothing goes.
+    app.pass("2027-02-11");
+    assert!(about(&smtp, "no first monitoring visit recorded").is_empty());
+
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.ok(&["cancel-visit", "SOU-2026-01", "1"]);
+    app.pass("2027-02-11");
+    let reminder = about(&smtp, "no first monitoring visit recorded");
+    assert_eq!(reminder.len(), 1);
+    assert_eq!(
+        header_addresses(&reminder[0], "To"),
+        ["anna.hmi@ofsted.example.gov.uk"]
+    );
+    assert_eq!(
+        header_addresses(&reminder[0], "Cc"),
+        ["shmi.south-west@example.org"]
+    );
+    let body = text(&reminder[0]);
+    assert!(
+        body.contains("Thursday 11 February 2027") && body.contains("Thursday 11 March 2027"),
+        "{body}"
+    );
+    // Requires improvement has no monitoring visits: nothing for Northfield.
+    assert!(
+        reminder.iter().all(|m| !text(m).contains("Northfield")),
+        "only inadequate cases"
+    );
 }

@@ -323,3 +323,75 @@ fn the_chase_attaches_nothing_and_the_senior_hmi_is_reminded_to_send_the_record(
         read(chase[0])
     );
 }
+
+/// A late request's return date follows `child_level_data.late_return`,
+/// counted from the day it goes, and never reaches the visit.
+#[test]
+fn a_late_data_request_gives_the_return_date_config_sets_before_the_visit() {
+    let late = |day: &str| {
+        let smtp = SmtpServer::start();
+        let mut app = TestApp::with_smtp(smtp.addr);
+        app.set(
+            "KEYDATES__CHILD_LEVEL_DATA__LATE_RETURN",
+            "1 week then end of week",
+        );
+        app.import_examples();
+        app.pass(day);
+        let all = smtp.received();
+        let request = about(&all, "child-level data for monitoring visit");
+        let request: Vec<_> = request
+            .into_iter()
+            .filter(|m| m.parsed().subject().unwrap_or_default().contains("due by"))
+            .collect();
+        assert_eq!(request.len(), 1, "{day}");
+        request[0].parsed().subject().unwrap().to_string()
+    };
+    // RIV's second visit is on Tuesday 9 March 2027; its request was due on
+    // Tuesday 23 February and goes a day late: back by the end of the next week.
+    assert!(late("2027-02-24").contains("due by Friday 5 March 2027"));
+    // The first visit's (8 December) goes on Monday 30 November: the end of
+    // the next week is after the visit begins, so the eve of the visit.
+    assert!(late("2026-11-30").contains("due by Monday 7 December 2026"));
+
+    let mut app = TestApp::new();
+    app.set("KEYDATES__CHILD_LEVEL_DATA__LATE_RETURN", "-1 week");
+    let err = app.fails(&["check-config"]);
+    assert!(
+        err.contains("child_level_data.late_return") && err.contains("points back"),
+        "{err}"
+    );
+}
+
+/// 001 §27: a notice that would go on or after the day the audits are due
+/// asks the authority for the impossible; the lead inspector is told instead.
+#[test]
+fn an_audited_case_notice_too_late_to_meet_goes_to_the_lead_inspector_instead() {
+    // RIV's first visit is on Tuesday 8 December 2026; the audits are due on
+    // Thursday the 3rd. A day before, the notice still goes to the authority.
+    let all = sent_at_first_pass("2026-12-02");
+    let notice = about(&all, "audited cases for monitoring visit 1");
+    assert_eq!(notice.len(), 1);
+    assert_eq!(notice[0].to[0], "coordinator@riverton.example.gov.uk");
+    assert!(read(notice[0]).contains("Thursday 3 December 2026"));
+
+    // On the day itself it could not be met.
+    let all = sent_at_first_pass("2026-12-03");
+    assert!(about(&all, "audited cases for monitoring visit 1, completed").is_empty());
+    let instead = about(&all, "too late to ask for the audited cases");
+    assert_eq!(instead.len(), 1);
+    assert!(
+        !instead[0].to.iter().any(|t| t.contains("riverton")),
+        "not the authority: {:?}",
+        instead[0].to
+    );
+    assert_eq!(
+        crate::handbooks::header_addresses(instead[0], "To"),
+        ["dev.hmi@ofsted.example.gov.uk"]
+    );
+    let body = read(instead[0]);
+    assert!(
+        body.contains("RIV-C-1041") && body.contains("decide"),
+        "{body}"
+    );
+    assert!(instead[0].parsed().attachments().count() == 0);
+}

@@ -365,7 +365,12 @@ pub fn facts(settings: &Settings, s: &Involved, dates: &KeyDates) -> AnnexFacts 
 pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
     let sample = crate::records::sample::records();
     let message_id = crate::domain::message_id("check", "keydates.invalid");
-    for rule in composer.settings.enabled_rules() {
+    let with_too_late = composer
+        .settings
+        .enabled_rules()
+        .flat_map(|r| std::iter::once(r.clone()).chain(r.too_late_rule()));
+    for rule in with_too_late {
+        let rule = &rule;
         let everyone = plan::involved(&sample, rule.on);
         let Some(involved) = everyone.first() else {
             continue;
@@ -382,12 +387,22 @@ pub fn check_rules(composer: &Composer) -> anyhow::Result<()> {
                 involved,
                 anchor_on: day,
                 due_on: day,
-                dates: involved.key_dates(composer.calendar, rule, day, day, day),
+                dates: involved.key_dates(
+                    composer.calendar,
+                    &composer.settings.child_level_data.late_return,
+                    rule,
+                    day,
+                    day,
+                    day,
+                ),
                 recipients: &recipients,
                 message_id: &message_id,
                 now: chrono::DateTime::UNIX_EPOCH,
             })
-            .map_err(|e| anyhow::anyhow!("rules ({}): {e}", rule.id))?;
+            .map_err(|e| {
+                let part = if rule.is_too_late { ".too_late" } else { "" };
+                anyhow::anyhow!("rules ({}){part}: {e}", rule.id)
+            })?;
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ pub fn context(settings: &Settings, draft: &Draft, annexes: &[String]) -> Value 
             "report_received_on": c.report_received_on.to_string(),
             "plan_received_on": c.plan_received_on.map(|d| d.to_string()),
             "plan_due_on": dates.plan_due_on,
+            // 001 §23: the first monitoring visit, within four weeks of the plan's deadline.
+            "first_visit_by": dates.plan_due_on.and_then(|d| d.checked_add_days(chrono::Days::new(28))),
             "planning_event_on": c.planning_event_on,
             "planning_window_from": dates.planning_window.map(|w| w.0),
             "planning_window_to": dates.planning_window.map(|w| w.1),

@@ -168,14 +168,19 @@ impl Renderer {
             add_file(&mut env, dir, name, &path)?;
         }
         for rule in rules {
-            env.add_template_owned(format!("subject:{}", rule.id), rule.subject.clone())
-                .map_err(|e| TemplateError::from_minijinja(dir, &e))?;
-            let body = format!("{}.txt", rule.template);
-            if env.get_template(&body).is_err() {
-                return Err(TemplateError {
-                    place: format!("rules ({}).template", rule.id),
-                    reason: format!("{} does not exist", dir.join(body).display()),
-                });
+            let late = rule.too_late_rule();
+            for (rule, place) in std::iter::once((rule, "template"))
+                .chain(late.as_ref().map(|r| (r, "too_late.template")))
+            {
+                env.add_template_owned(rule.subject_template(), rule.subject.clone())
+                    .map_err(|e| TemplateError::from_minijinja(dir, &e))?;
+                let body = format!("{}.txt", rule.template);
+                if env.get_template(&body).is_err() {
+                    return Err(TemplateError {
+                        place: format!("rules ({}).{place}", rule.id),
+                        reason: format!("{} does not exist", dir.join(body).display()),
+                    });
+                }
             }
         }
         Ok(Renderer {
@@ -192,7 +197,7 @@ impl Renderer {
     }
 
     pub fn render(&self, rule: &Rule, ctx: &Value) -> Result<Rendered, TemplateError> {
-        let subject = subject_line(&self.render_named(&format!("subject:{}", rule.id), ctx)?);
+        let subject = subject_line(&self.render_named(&rule.subject_template(), ctx)?);
         let text = self.render_named(&format!("{}.txt", rule.template), ctx)?;
         let html_name = format!("{}.html", rule.template);
         let html = match self.env.get_template(&html_name) {
