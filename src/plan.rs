@@ -147,7 +147,7 @@ impl Involved<'_> {
         }
     }
 
-    fn holds(&self, condition: Condition) -> bool {
+    fn holds(&self, condition: Condition, settings: &Settings) -> bool {
         match condition {
             Condition::CaseOpen => self.case.is_some_and(|c| !c.closed),
             Condition::PlanNotReceived => self.case.is_some_and(|c| c.plan_received_on.is_none()),
@@ -169,6 +169,10 @@ impl Involved<'_> {
                 self.visit.is_some_and(|v| v.audited_cases.is_empty())
             }
             Condition::NotFirstVisit => self.visit.is_some_and(|v| v.visit_no > 1),
+            Condition::NoTimetable => {
+                self.seminar.is_some_and(|s| s.timetable.is_empty())
+                    && settings.seminars.timetable.is_empty()
+            }
             Condition::NoVisitRecorded => {
                 self.case.is_some() && self.visit.is_none() && self.first_visit.is_none()
             }
@@ -392,7 +396,7 @@ pub fn plan_one(
     calendar: &Calendar,
     horizon: Option<&Horizon>,
 ) -> Option<PlannedAction> {
-    if !rule.when.iter().all(|c| involved.holds(*c)) {
+    if !rule.when.iter().all(|c| involved.holds(*c, settings)) {
         return None;
     }
     let anchor_on = involved.anchor(rule.anchor)?;
@@ -506,7 +510,7 @@ pub fn waiting(records: &Records, settings: &Settings) -> Vec<Waiting> {
             _ => continue,
         };
         for s in involved(records, rule.on) {
-            if s.anchor(rule.anchor).is_none() && rule.when.iter().all(|c| s.holds(*c)) {
+            if s.anchor(rule.anchor).is_none() && rule.when.iter().all(|c| s.holds(*c, settings)) {
                 out.push(Waiting {
                     rule_id: rule.id.clone(),
                     subject: s.key(),

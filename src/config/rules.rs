@@ -120,6 +120,8 @@ pub enum Condition {
     NotFirstVisit,
     /// A case with no monitoring visit still on recorded.
     NoVisitRecorded,
+    /// A seminar with no timetable of its own, and none in `[seminars]`.
+    NoTimetable,
 }
 
 /// Who receives an email, named by role and resolved from the records and config.

@@ -122,6 +122,18 @@ pub async fn cancel_seminar(pool: &Pool, seminar_ref: &str) -> Result<(), EditEr
     update_one(pool, "seminar", seminar_ref.to_string(), q).await
 }
 
+/// Records a seminar's own timetable; an empty one falls back to config's.
+pub async fn set_timetable(
+    pool: &Pool,
+    seminar_ref: &str,
+    timetable: &crate::records::Timetable,
+) -> Result<(), EditError> {
+    let q = sqlx::query("UPDATE seminars SET timetable = $1 WHERE seminar_ref = $2")
+        .bind((!timetable.is_empty()).then(|| timetable.to_string()))
+        .bind(seminar_ref);
+    update_one(pool, "seminar", seminar_ref.to_string(), q).await
+}
+
 /// Records the agreed date of the case's planning event (000 §21, 001 §14).
 pub async fn set_planning_event(
     pool: &Pool,

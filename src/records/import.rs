@@ -42,12 +42,23 @@ const CASES_WITH_PLANNING_EVENT: &[&str] = &[
     "planning_event_on",
 ];
 
+const SEMINARS_WITH_TIMETABLE: &[&str] = &[
+    "seminar_ref",
+    "title",
+    "region",
+    "held_on",
+    "venue",
+    "confirmed",
+    "timetable",
+];
+
 impl Kind {
     /// Every header a file of this kind may have: the first is the
     /// canonical one; later ones add optional last columns.
     pub fn accepted_headers(self) -> Vec<&'static [&'static str]> {
         match self {
             Kind::Cases => vec![self.headers(), CASES_WITH_PLANNING_EVENT],
+            Kind::Seminars => vec![self.headers(), SEMINARS_WITH_TIMETABLE],
             _ => vec![self.headers()],
         }
     }
@@ -522,6 +533,11 @@ fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {
         venue: f.text(4)?,
         confirmed: f.flag(5)?,
         cancelled: false,
+        timetable: if f.headers.len() > 6 {
+            crate::records::Timetable::parse(f.raw(6)).map_err(|e| f.err(6, e))?
+        } else {
+            crate::records::Timetable::default()
+        },
     };
     Ok((s.seminar_ref.to_string(), s))
 }
@@ -724,11 +740,12 @@ async fn write_seminars(
     for Parsed { value: s, .. } in &rows {
         // A seminar cancelled on the command line stays cancelled on re-import.
         sqlx::query(
-            "INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed, timetable)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (seminar_ref) DO UPDATE SET title = excluded.title,
                region = excluded.region, held_on = excluded.held_on, venue = excluded.venue,
-               confirmed = excluded.confirmed",
+               confirmed = excluded.confirmed,
+               timetable = COALESCE(excluded.timetable, seminars.timetable)",
         )
         .bind(&s.seminar_ref)
         .bind(&s.title)
@@ -736,6 +753,8 @@ async fn write_seminars(
         .bind(s.held_on.to_string())
         .bind(&s.venue)
         .bind(i64::from(s.confirmed))
+        // A file without the column leaves a recorded timetable as it is.
+        .bind((!s.timetable.is_empty()).then(|| s.timetable.to_string()))
         .execute(&mut **tx)
         .await?;
     }

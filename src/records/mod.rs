@@ -67,6 +67,63 @@ pub struct Seminar {
     pub venue: String,
     pub confirmed: bool,
     pub cancelled: bool,
+    /// Its own timetable; empty for none recorded.
+    pub timetable: Timetable,
+}
+
+/// A seminar's timetable: sessions in order, each with its start time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timetable(Vec<(chrono::NaiveTime, String)>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimetableError {
+    #[error("`{0}` does not start with a time such as 09:30 followed by the session")]
+    NoTime(String),
+    #[error("`{0}` names no session after its time")]
+    NoSession(String),
+    #[error("sessions must come in time order: {0} comes after a later one")]
+    OutOfOrder(String),
+}
+
+impl Timetable {
+    /// Reads `TIME SESSION` pairs separated by `;`, e.g.
+    /// "10:00 Welcome; 10:30 The findings". Empty text is no timetable.
+    pub fn parse(text: &str) -> Result<Timetable, TimetableError> {
+        let mut sessions: Vec<(chrono::NaiveTime, String)> = Vec::new();
+        for item in text.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+            let (time, session) = item.split_once(char::is_whitespace).unwrap_or((item, ""));
+            let time = chrono::NaiveTime::parse_from_str(time, "%H:%M")
+                .map_err(|_| TimetableError::NoTime(item.to_string()))?;
+            let session = session.trim();
+            if session.is_empty() {
+                return Err(TimetableError::NoSession(item.to_string()));
+            }
+            if sessions.last().is_some_and(|(t, _)| *t > time) {
+                return Err(TimetableError::OutOfOrder(item.to_string()));
+            }
+            sessions.push((time, session.to_string()));
+        }
+        Ok(Timetable(sessions))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (time as HH:MM, session), in order.
+    pub fn sessions(&self) -> impl Iterator<Item = (String, &str)> {
+        self.0
+            .iter()
+            .map(|(t, s)| (t.format("%H:%M").to_string(), s.as_str()))
+    }
+}
+
+impl std::fmt::Display for Timetable {
+    /// The form it is read from, so that it round-trips.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let items: Vec<String> = self.sessions().map(|(t, s)| format!("{t} {s}")).collect();
+        f.write_str(&items.join("; "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -66,6 +66,10 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
                 venue: "Regional office".into(),
                 confirmed: true,
                 cancelled: false,
+                timetable: crate::records::Timetable::parse(
+                    "10:00 Welcome; 10:15 The inspection findings; 12:45 Close",
+                )
+                .expect("a valid timetable"),
             },
         );
     }

@@ -320,6 +320,10 @@ fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
             venue: named(row, "venue")?,
             confirmed: flag(row, "confirmed")?,
             cancelled: flag(row, "cancelled")?,
+            timetable: crate::records::Timetable::parse(
+                &named::<Option<String>>(row, "timetable")?.unwrap_or_default(),
+            )
+            .context("column timetable")?,
         })
     })()
     .with_context(|| format!("seminar {seminar_ref}"))

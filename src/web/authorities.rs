@@ -122,7 +122,12 @@ pub async fn authority_page(
         .collect();
     let seminar_views: Vec<_> = seminars
         .iter()
-        .map(|s| context! { seminar_ref => s.seminar_ref, title => s.title, held_on => s.held_on })
+        .map(|s| {
+            context! {
+                seminar_ref => s.seminar_ref, title => s.title, held_on => s.held_on,
+                timetable => s.timetable.to_string(),
+            }
+        })
         .collect();
     let mut audit = Vec::new();
     for target in cases.iter().map(|c| format!("case:{}", c.case_ref)).chain(

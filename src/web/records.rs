@@ -49,6 +49,9 @@ pub struct VisitForm {
 pub struct SeminarForm {
     #[serde(default)]
     back: String,
+    /// For `timetable`: "TIME SESSION" pairs separated by `;`.
+    #[serde(default)]
+    timetable: String,
 }
 
 /// After a record change: audit it, wake the daemon, and go back to the authority.
@@ -104,6 +107,7 @@ enum VisitChange {
 enum SeminarChange {
     Confirm,
     Cancel,
+    Timetable,
 }
 
 fn no_such_change() -> Response {
@@ -188,9 +192,19 @@ pub async fn seminar_action(
     let Ok(change) = action.parse::<SeminarChange>() else {
         return no_such_change();
     };
+    let mut detail = String::new();
     let result = match change {
         SeminarChange::Confirm => edit::confirm_seminar(&state.pool, &seminar_ref).await,
         SeminarChange::Cancel => edit::cancel_seminar(&state.pool, &seminar_ref).await,
+        SeminarChange::Timetable => match crate::records::Timetable::parse(&form.timetable) {
+            Ok(timetable) => {
+                detail = timetable.to_string();
+                edit::set_timetable(&state.pool, &seminar_ref, &timetable).await
+            }
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("timetable: {e}")).into_response();
+            }
+        },
     };
     changed(
         &state,
@@ -198,7 +212,7 @@ pub async fn seminar_action(
         result,
         change.into(),
         format!("seminar:{seminar_ref}"),
-        String::new(),
+        detail,
         &form.back,
     )
     .await

@@ -872,3 +872,58 @@ fn behind_a_trusted_proxy_sign_ins_are_limited_by_the_forwarded_client_address()
     let second = sign_ins_from(addr, "192.0.2.2", "b");
     assert_eq!(second[0], 429, "{second:?}");
 }
+
+#[test]
+fn a_seminars_timetable_is_recorded_on_an_authoritys_page_and_a_bad_one_is_refused() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let seminar = "seminar_ref,title,region,held_on,venue,confirmed\nG2G-L-1,Getting to good: early help,london,2027-06-10,Regional office,true\n";
+    assert!(app.import("seminars", "s.csv", seminar).status.success());
+    let delegate = "seminar_ref,authority_code,name,email\nG2G-L-1,WES,Lee Park,lee.park@westmere.example.gov.uk\n";
+    assert!(app.import("delegates", "d.csv", delegate).status.success());
+    let editor = sign_in(addr, EDITOR);
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(page.contains("Record the timetable of G2G-L-1"), "{page}");
+    let token = csrf(&page);
+    let stored = |app: &TestApp, value: &str| {
+        app.count(&format!(
+            "SELECT COUNT(*) FROM seminars WHERE seminar_ref = 'G2G-L-1' AND timetable = '{value}'"
+        ))
+    };
+    let r = post(
+        addr,
+        "/seminars/G2G-L-1/timetable",
+        Some(&editor),
+        &[
+            ("csrf", &token),
+            ("back", "WES"),
+            ("timetable", "09:30 Arrival;10:00  Welcome"),
+        ],
+    );
+    assert_eq!(r.status(), 303, "{}", r.into_string().unwrap_or_default());
+    assert_eq!(stored(&app, "09:30 Arrival; 10:00 Welcome"), 1);
+    // The page shows it, ready to change.
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("value=\"09:30 Arrival; 10:00 Welcome\""),
+        "{page}"
+    );
+    // A session without a time is refused, and the recorded one stays.
+    let r = post(
+        addr,
+        "/seminars/G2G-L-1/timetable",
+        Some(&editor),
+        &[("csrf", &token), ("back", "WES"), ("timetable", "Welcome")],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.into_string()
+            .unwrap()
+            .contains("does not start with a time")
+    );
+    assert_eq!(stored(&app, "09:30 Arrival; 10:00 Welcome"), 1);
+}

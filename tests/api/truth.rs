@@ -395,3 +395,96 @@ fn an_audited_case_notice_too_late_to_meet_goes_to_the_lead_inspector_instead() 
     );
     assert!(instead[0].parsed().attachments().count() == 0);
 }
+
+const SEMINARS_WITH_TIMETABLE: &str = "seminar_ref,title,region,held_on,venue,confirmed,timetable\n\
+    G2G-SW-2027-01,Getting to good: help and protection,south-west,2027-01-27,\"Ofsted regional office, Bristol\",true,10:00 Welcome; 10:30 What the inspections found; 12:45 Close\n";
+
+/// The text of a Word attachment's body, whatever its name ends with.
+fn docx_text(m: &Received, suffix: &str) -> String {
+    let bytes = m.attachment_ending(suffix);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("word/document.xml").unwrap(), &mut xml)
+        .unwrap();
+    xml
+}
+
+/// 000 Annex H: each seminar carries its own timetable; with none at all,
+/// the support team is told ahead and the invitation promises none.
+#[test]
+fn a_seminar_carries_its_own_timetable_and_with_none_the_support_team_is_told() {
+    // No timetable anywhere: the support team hears on Tuesday 29 December,
+    // a week of working days before the invitations go on 6 January.
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-12-29");
+    let all = smtp.received();
+    let told = about(&all, "no timetable recorded");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].to[0], "support.south-west@example.org");
+    assert!(read(told[0]).contains("a week from now"));
+    app.pass("2027-01-06");
+    let all = smtp.received();
+    let invitations = about(&all, "Invitation:");
+    assert_eq!(invitations.len(), 2);
+    assert!(
+        !read(invitations[0]).contains("timetable"),
+        "{}",
+        read(invitations[0])
+    );
+    let pack = docx_text(invitations[0], ".docx");
+    assert!(!pack.contains("Timetable") && !pack.contains("timetable"));
+
+    // The seminar's own timetable, from the seminars file: no reminder, and
+    // the invitation and its pack carry it.
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    let out = app.import("seminars", "s.csv", SEMINARS_WITH_TIMETABLE);
+    assert!(out.status.success(), "{out:?}");
+    app.pass("2026-12-29");
+    assert!(about(&smtp.received(), "no timetable recorded").is_empty());
+    app.pass("2027-01-06");
+    let all = smtp.received();
+    let invitations = about(&all, "Invitation:");
+    assert_eq!(invitations.len(), 2);
+    assert!(read(invitations[0]).contains("with the seminar's"));
+    let pack = docx_text(invitations[0], ".docx");
+    assert!(pack.contains("What the inspections found") && pack.contains("12:45"));
+    // Importing the file again without the column keeps it.
+    app.import_examples();
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM seminars WHERE seminar_ref = 'G2G-SW-2027-01' AND timetable LIKE '10:00 Welcome;%'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_bad_timetable_is_refused_with_its_line_and_column_and_changes_nothing() {
+    let app = TestApp::new();
+    app.import_examples();
+    for (bad, why) in [
+        ("25:00 Welcome", "does not start with a time"),
+        ("10:00", "names no session"),
+        ("11:00 Lunch; 10:00 Welcome", "time order"),
+    ] {
+        let file = SEMINARS_WITH_TIMETABLE.replace(
+            "10:00 Welcome; 10:30 What the inspections found; 12:45 Close",
+            bad,
+        );
+        let out = app.import("seminars", "s.csv", &file);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.contains("line 2") && err.contains("column 7 (timetable)") && err.contains(why),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM seminars WHERE timetable IS NOT NULL"),
+        0
+    );
+}

@@ -206,7 +206,8 @@ fn seminar_pack_has_instructions_timetable_and_form() {
         ..facts()
     };
     let xml = document_xml(AnnexKind::SeminarPack, &without);
-    assert!(xml.contains("timetable will follow from the seminar organiser"));
+    // With none, the pack has no timetable and promises none.
+    assert!(!xml.contains("Timetable") && !xml.contains("timetable"));
     assert!(!xml.contains("Lunch"));
 }
 

@@ -319,6 +319,24 @@ pub fn content_type_for(path: &std::path::Path) -> &'static str {
     }
 }
 
+/// The seminar's own timetable, else the one config gives every seminar.
+pub fn timetable(settings: &Settings, s: &Involved) -> Vec<(String, String)> {
+    match s.seminar {
+        Some(seminar) if !seminar.timetable.is_empty() => seminar
+            .timetable
+            .sessions()
+            .map(|(t, s)| (t, s.to_string()))
+            .collect(),
+        _ => settings
+            .seminars
+            .timetable
+            .iter()
+            .filter_map(|line| line.split_once('|'))
+            .map(|(t, s)| (t.trim().to_string(), s.trim().to_string()))
+            .collect(),
+    }
+}
+
 /// The records flattened for the document generators.
 pub fn facts(settings: &Settings, s: &Involved, dates: &KeyDates) -> AnnexFacts {
     AnnexFacts {
@@ -347,13 +365,7 @@ pub fn facts(settings: &Settings, s: &Involved, dates: &KeyDates) -> AnnexFacts 
             .collect(),
         upload_route: settings.mail.upload_route.clone(),
         columns: settings.child_level_data.columns.clone(),
-        timetable: settings
-            .seminars
-            .timetable
-            .iter()
-            .filter_map(|line| line.split_once('|'))
-            .map(|(t, s)| (t.trim().to_string(), s.trim().to_string()))
-            .collect(),
+        timetable: timetable(settings, s),
         conversation_on: s.conversation_on,
         planning_event_on: s.case.and_then(|c| c.planning_event_on),
         office: s.region().map(|r| format!("Ofsted {}", r.name())),

@@ -63,6 +63,10 @@ pub fn context(settings: &Settings, draft: &Draft, annexes: &[String]) -> Value 
         json!({
             "seminar_ref": s.seminar_ref, "title": s.title, "region": s.region.id(),
             "region_name": s.region.name(), "held_on": s.held_on.to_string(), "venue": s.venue,
+            "timetable": super::timetable(settings, involved)
+                .into_iter()
+                .map(|(time, session)| json!({ "time": time, "session": session }))
+                .collect::<Vec<_>>(),
         })
     });
     let delegate = involved.delegate.map(|d| {
