@@ -4,11 +4,11 @@
 //! address). Pure: agenda lines in, calendar text out.
 
 use chrono::{DateTime, Utc};
-use icalendar::{Component, Event};
+use icalendar::{Component, Event, EventLike};
 use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::agenda::AgendaItem;
+use crate::agenda::{AgendaItem, AgendaStatus};
 use crate::domain::EmailAddress;
 
 /// Whose key dates a feed holds.
@@ -115,6 +115,19 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Text fit for a UID: letters, digits, `-` and `.`; `_` for the rest.
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// An event's identity across changes of date: the rule and what it is
 /// about, never the date, so a moved visit moves its events.
 fn uid(item: &AgendaItem, domain: &str) -> String {
@@ -124,17 +137,6 @@ fn uid(item: &AgendaItem, domain: &str) -> String {
         .map(|d| d.folded())
         .or(item.authority.clone())
         .unwrap_or_default();
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
     format!(
         "{}.{}.{}@{domain}",
         safe(&item.rule),
@@ -143,37 +145,134 @@ fn uid(item: &AgendaItem, domain: &str) -> String {
     )
 }
 
-/// A feed: one all-day event per dated agenda line the owner holds.
+/// A day as people read it: "Tuesday 8 December 2026".
+fn uk(day: chrono::NaiveDate) -> String {
+    crate::delivery::compose::templates::ukdate(minijinja::Value::from(day.to_string()))
+}
+
+/// A feed: the owner's visit and seminar days, and one all-day event per
+/// dated agenda line the owner holds, each titled for people. A cancelled
+/// one says so (`STATUS:CANCELLED`) unless the same event stands on another
+/// day, as a moved visit's emails do.
 pub fn feed(
-    title: &str,
     owner: &Owner,
     items: &[AgendaItem],
-    domain: &str,
+    records: &crate::records::Records,
+    settings: &crate::config::Settings,
     now: DateTime<Utc>,
 ) -> String {
+    let domain = &settings.mail.message_id_domain;
+    let name_of = |code: Option<&str>| -> String {
+        code.map(|c| {
+            records
+                .authorities
+                .get(c)
+                .map_or_else(|| c.to_string(), |a| a.name.clone())
+        })
+        .unwrap_or_default()
+    };
     let mut calendar = crate::delivery::annex::invitation::calendar();
-    calendar.name(&format!("{title}: {}", owner.name()));
-    for item in items.iter().filter(|i| owner.holds(i)) {
-        let Some(day) = item.due_on else { continue };
-        let status: &str = item.status.into();
+    calendar.name(&format!("keydates: {}", owner.name()));
+    let whole_day = crate::delivery::annex::invitation::whole_day;
+    for v in &records.visits {
+        let case = records.cases.get(v.case_ref.as_str());
+        let authority = name_of(case.map(|c| c.authority_code.as_str()));
         let mut event = Event::new();
-        let event = crate::delivery::annex::invitation::whole_day(&mut event, day)
-            .uid(&uid(item, domain))
+        whole_day(&mut event, v.starts_on)
+            .uid(&format!(
+                "visit.{}@{domain}",
+                safe(&format!("{}_{}", v.case_ref, v.visit_no))
+            ))
             .timestamp(now)
             .summary(&format!(
-                "{}: {} ({})",
-                item.authority.as_deref().unwrap_or("-"),
-                item.rule,
-                item.subject
+                "Monitoring visit {} starts: {authority}",
+                v.visit_no
             ))
             .description(&format!(
-                "Due {day}: {} for {}. State: {}.",
-                item.rule,
-                item.subject,
-                status.replace('_', " ")
+                "Monitoring visit {} to {authority} (case {}) begins on {}. Lead inspector: {}.",
+                v.visit_no,
+                v.case_ref,
+                uk(v.starts_on),
+                v.lead_inspector_email
+            ));
+        if v.cancelled {
+            event.status(icalendar::EventStatus::Cancelled);
+        }
+        calendar.push(event.done());
+    }
+    for s in records.seminars.values() {
+        let mut event = Event::new();
+        whole_day(&mut event, s.held_on)
+            .uid(&format!(
+                "seminar-day.{}@{domain}",
+                safe(s.seminar_ref.as_str())
             ))
-            .done();
-        calendar.push(event);
+            .timestamp(now)
+            .summary(&format!("'Getting to good' seminar: {}", s.title))
+            .location(&s.venue)
+            .description(&format!(
+                "{} on {}, at {}.",
+                s.title,
+                uk(s.held_on),
+                s.venue
+            ));
+        if s.cancelled {
+            event.status(icalendar::EventStatus::Cancelled);
+        }
+        calendar.push(event.done());
+    }
+    let held: Vec<&AgendaItem> = items
+        .iter()
+        .filter(|i| owner.holds(i) && i.due_on.is_some())
+        .collect();
+    let standing: std::collections::HashSet<String> = held
+        .iter()
+        .filter(|i| i.status != AgendaStatus::Cancelled)
+        .map(|i| uid(i, domain))
+        .collect();
+    for item in held {
+        let Some(day) = item.due_on else { continue };
+        let id = uid(item, domain);
+        let cancelled = item.status == AgendaStatus::Cancelled;
+        if cancelled && standing.contains(&id) {
+            continue;
+        }
+        let what = settings
+            .rules
+            .iter()
+            .find(|r| r.id == item.rule)
+            .map_or(item.rule.as_str(), |r| r.description.as_str());
+        let what = if what.is_empty() {
+            item.rule.as_str()
+        } else {
+            what
+        };
+        let about = match (&item.subject, item.authority.as_deref()) {
+            (crate::domain::Subject::Visit { visit_no, .. }, code) => {
+                format!("{}, monitoring visit {visit_no}", name_of(code))
+            }
+            (crate::domain::Subject::Seminar(seminar), None) => records
+                .seminars
+                .get(seminar.as_str())
+                .map_or_else(|| seminar.to_string(), |s| s.title.clone()),
+            (_, code) => name_of(code),
+        };
+        let status: &str = item.status.into();
+        let mut event = Event::new();
+        whole_day(&mut event, day)
+            .uid(&id)
+            .timestamp(now)
+            .summary(&format!("{what}: {about}"))
+            .description(&format!(
+                "{what}, for {about} ({}), on {}. State: {}.",
+                item.subject,
+                uk(day),
+                status.replace('_', " ")
+            ));
+        if cancelled {
+            event.status(icalendar::EventStatus::Cancelled);
+        }
+        calendar.push(event.done());
     }
     calendar.done().to_string()
 }

@@ -169,15 +169,15 @@ pub fn build(
 
 /// The agenda as of `now`, read from the database: the command line, the
 /// console and the calendar feeds all show this.
-/// One feed owner's agenda, read from that owner's records only: an
+/// One feed owner's agenda, read from that owner's records only (an
 /// authority's cases and seminars, or the cases and visits an inspector
-/// leads, with the emails recorded for them.
+/// leads) with the emails recorded for them; and those records.
 pub async fn for_owner(
     pool: &crate::db::Pool,
     settings: &crate::config::Settings,
     now: DateTime<Utc>,
     owner: &feed::Owner,
-) -> anyhow::Result<Vec<AgendaItem>> {
+) -> anyhow::Result<(Vec<AgendaItem>, crate::records::Records)> {
     use crate::records::store;
     let (records, rows) = match owner {
         feed::Owner::Authority(code) => {
@@ -204,7 +204,10 @@ pub async fn for_owner(
         settings.time_zone(),
         Window::default(),
     );
-    Ok(items.into_iter().filter(|i| owner.holds(i)).collect())
+    Ok((
+        items.into_iter().filter(|i| owner.holds(i)).collect(),
+        records,
+    ))
 }
 
 pub async fn current(

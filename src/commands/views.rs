@@ -157,16 +157,10 @@ pub async fn ics(
     if !feed::owners(&records).contains(&owner) {
         anyhow::bail!("no such lead inspector or authority in the records");
     }
-    let items = agenda::for_owner(&pool, settings, Utc::now(), &owner).await?;
+    let (items, records) = agenda::for_owner(&pool, settings, Utc::now(), &owner).await?;
     out!(
         "{}",
-        feed::feed(
-            "keydates",
-            &owner,
-            &items,
-            &settings.mail.message_id_domain,
-            Utc::now()
-        )
+        feed::feed(&owner, &items, &records, settings, Utc::now())
     );
     if let Some(secret) = &settings.web.calendar_secret {
         let path = feed::path(secret, &owner);

@@ -53,17 +53,12 @@ pub async fn calendar_feed(
     if !feed::verify(secret, &owner, token) {
         return no_such();
     }
-    let items = match agenda::for_owner(&state.pool, &engine.settings, Utc::now(), &owner).await {
-        Ok(items) => items,
-        Err(e) => return failed_page(e),
-    };
-    let body = feed::feed(
-        "keydates",
-        &owner,
-        &items,
-        &engine.settings.mail.message_id_domain,
-        Utc::now(),
-    );
+    let (items, records) =
+        match agenda::for_owner(&state.pool, &engine.settings, Utc::now(), &owner).await {
+            Ok(found) => found,
+            Err(e) => return failed_page(e),
+        };
+    let body = feed::feed(&owner, &items, &records, &engine.settings, Utc::now());
     (
         [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
         body,

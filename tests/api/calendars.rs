@@ -59,10 +59,19 @@ fn an_inspectors_feed_holds_exactly_their_agenda_and_keeps_its_uids_when_a_visit
     let feed = app.ok(&["ics", "--inspector", who]);
     let before = events(&feed);
     assert!(!before.is_empty());
-    let mut dates: Vec<String> = before.values().cloned().collect();
-    dates.sort();
+    // The visits' own first days, beside the emails' days.
+    let days = |visit_days: bool| -> Vec<String> {
+        let mut d: Vec<String> = before
+            .iter()
+            .filter(|(uid, _)| uid.starts_with("visit.") == visit_days)
+            .map(|(_, start)| start.clone())
+            .collect();
+        d.sort();
+        d
+    };
+    assert_eq!(days(true), ["20261208", "20270309"]);
     assert_eq!(
-        dates,
+        days(false),
         agenda_dates(&app, who),
         "the agenda's dates, no more, no fewer"
     );
@@ -317,4 +326,56 @@ fn every_calendar_entry_lasts_its_whole_day_and_names_keydates_as_its_maker() {
     for (start, end) in events.iter().chain(&seminar_events) {
         assert_eq!(*end, next_day(start), "{start}..{end}");
     }
+}
+
+/// What a subscriber sees: events titled for people, dates in UK style, a
+/// cancelled visit marked cancelled, a moved one in one place only.
+#[test]
+fn feed_events_read_for_people_and_say_when_they_are_cancelled() {
+    let app = TestApp::new();
+    app.import_examples();
+    app.pass("2026-11-23");
+    let feed = app.ok(&["ics", "--authority", "RIV"]);
+    let unfolded = feed.replace("\r\n ", "");
+    assert!(
+        unfolded.contains("SUMMARY:Monitoring visit 2 starts: Riverton City Council"),
+        "{unfolded}"
+    );
+    assert!(unfolded.contains("Tuesday 9 March 2027"), "{unfolded}");
+    assert!(
+        unfolded.contains(
+            "SUMMARY:Ask for child-level data ahead of a monitoring visit: Riverton City Council\\, monitoring visit 1"
+        ),
+        "{unfolded}"
+    );
+    assert!(!unfolded.contains("STATUS:CANCELLED"));
+
+    // The first visit moves: its emails' events stand once, on the new days.
+    app.ok(&["move-visit", "RIV-2026-01", "1", "2026-12-15"]);
+    app.pass("2026-11-23T10:00:00Z");
+    let moved = app.ok(&["ics", "--authority", "RIV"]);
+    let mut uids: Vec<_> = events(&moved).into_keys().collect();
+    let all = uids.len();
+    uids.dedup();
+    assert_eq!(uids.len(), all);
+    assert_eq!(
+        moved.matches("BEGIN:VEVENT").count(),
+        all,
+        "no UID twice: {moved}"
+    );
+    // Cancelled, the visit day says so.
+    app.ok(&["cancel-visit", "RIV-2026-01", "2"]);
+    let cancelled = app.ok(&["ics", "--authority", "RIV"]).replace("\r\n ", "");
+    let visit_two = cancelled
+        .split("BEGIN:VEVENT")
+        .find(|e| e.contains("SUMMARY:Monitoring visit 2 starts"))
+        .unwrap();
+    assert!(visit_two.contains("STATUS:CANCELLED"), "{visit_two}");
+
+    // An authority's feed holds its seminar's day.
+    let sou = app.ok(&["ics", "--authority", "SOU"]).replace("\r\n ", "");
+    assert!(
+        sou.contains("SUMMARY:'Getting to good' seminar: Getting to good: help and protection"),
+        "{sou}"
+    );
 }
