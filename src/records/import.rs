@@ -538,6 +538,7 @@ fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {
         } else {
             crate::records::Timetable::default()
         },
+        sequence: 0,
     };
     Ok((s.seminar_ref.to_string(), s))
 }
@@ -745,7 +746,9 @@ async fn write_seminars(
              ON CONFLICT (seminar_ref) DO UPDATE SET title = excluded.title,
                region = excluded.region, held_on = excluded.held_on, venue = excluded.venue,
                confirmed = excluded.confirmed,
-               timetable = COALESCE(excluded.timetable, seminars.timetable)",
+               timetable = COALESCE(excluded.timetable, seminars.timetable),
+               sequence = seminars.sequence + CASE WHEN seminars.held_on <> excluded.held_on
+                 OR seminars.venue <> excluded.venue THEN 1 ELSE 0 END",
         )
         .bind(&s.seminar_ref)
         .bind(&s.title)

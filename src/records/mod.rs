@@ -69,6 +69,8 @@ pub struct Seminar {
     pub cancelled: bool,
     /// Its own timetable; empty for none recorded.
     pub timetable: Timetable,
+    /// How many times its day or venue has changed (the invitation's SEQUENCE).
+    pub sequence: u32,
 }
 
 /// A seminar's timetable: sessions in order, each with its start time.

@@ -70,6 +70,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
                     "10:00 Welcome; 10:15 The inspection findings; 12:45 Close",
                 )
                 .expect("a valid timetable"),
+                sequence: 0,
             },
         );
     }

@@ -324,6 +324,7 @@ fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
                 &named::<Option<String>>(row, "timetable")?.unwrap_or_default(),
             )
             .context("column timetable")?,
+            sequence: u32::try_from(named::<i64>(row, "sequence")?).unwrap_or(u32::MAX),
         })
     })()
     .with_context(|| format!("seminar {seminar_ref}"))

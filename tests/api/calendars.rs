@@ -379,3 +379,53 @@ fn feed_events_read_for_people_and_say_when_they_are_cancelled() {
         "{sou}"
     );
 }
+
+/// RFC 5546: a moved seminar's new invitation has the same UID and a higher
+/// SEQUENCE, so calendars replace the old entry instead of adding one.
+#[test]
+fn a_moved_seminars_invitation_replaces_the_old_one() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2027-01-06");
+    let first = first_with(&smtp, "Invitation:");
+    let property = |ics: &str, name: &str| -> String {
+        let calendar = ical::IcalParser::new(std::io::BufReader::new(ics.as_bytes()))
+            .next()
+            .unwrap()
+            .unwrap();
+        calendar.events[0]
+            .properties
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.value.clone())
+            .unwrap_or_default()
+    };
+    let before = String::from_utf8_lossy(&first.attachment_ending("seminar.ics")).to_string();
+    assert_eq!(property(&before, "SEQUENCE"), "0");
+
+    // A week later: re-imported with its new day, re-importing the same day
+    // changes nothing.
+    let moved = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/seminars.csv"),
+    )
+    .unwrap()
+    .replace(",2027-01-27,", ",2027-02-03,");
+    for _ in 0..2 {
+        assert!(app.import("seminars", "s.csv", &moved).status.success());
+    }
+    app.pass("2027-01-13");
+    let again: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| {
+            let subject = m.parsed().subject().unwrap_or_default().to_string();
+            subject.starts_with("Invitation:") && subject.contains("3 February 2027")
+        })
+        .collect();
+    assert_eq!(again.len(), 2, "each delegate invited again");
+    let after = String::from_utf8_lossy(&again[0].attachment_ending("seminar.ics")).to_string();
+    assert_eq!(property(&after, "UID"), property(&before, "UID"));
+    assert_eq!(property(&after, "SEQUENCE"), "1");
+    assert_eq!(property(&after, "DTSTART"), "20270203");
+}

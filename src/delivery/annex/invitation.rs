@@ -52,6 +52,8 @@ pub fn seminar_invitation(
         .timestamp(now)
         .summary(&seminar.title)
         .location(&seminar.venue)
+        // Grows when the seminar moves, so the new invitation replaces the old.
+        .append_property(("SEQUENCE", seminar.sequence.to_string().as_str()))
         .append_property(organiser)
         .append_property(attendee)
         .done();

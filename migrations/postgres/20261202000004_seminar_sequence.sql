@@ -1,0 +1,3 @@
+-- How many times a seminar's day or venue has changed: the SEQUENCE of its
+-- calendar invitation (RFC 5546), so that a new one replaces the old.
+ALTER TABLE seminars ADD COLUMN sequence BIGINT NOT NULL DEFAULT 0;
