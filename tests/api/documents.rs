@@ -174,3 +174,69 @@ fn tick_boxes_and_signature_lines_keep_their_spaces() {
         "the gap between a signature line and the next label"
     );
 }
+
+/// LibreOffice, headless, converting `file` with `filter` into `out`; each
+/// call with its own profile, so that tests run side by side.
+fn libreoffice(dir: &Path, file: &Path, filter: &str) -> Vec<std::path::PathBuf> {
+    let out = dir.join("converted");
+    let profile = dir.join("libreoffice-profile");
+    let status = Command::new("soffice")
+        .arg(format!("-env:UserInstallation=file://{}", profile.display()))
+        .args(["--headless", "--convert-to", filter, "--outdir"])
+        .arg(&out)
+        .arg(file)
+        .output()
+        .expect("LibreOffice is installed (apt-get install libreoffice-writer-nogui libreoffice-calc-nogui; .ci/run does)");
+    assert!(status.status.success(), "{status:?}");
+    let mut made: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    made.sort();
+    made
+}
+
+#[test]
+fn libreoffice_opens_every_document_and_reads_it_whole() {
+    let app = TestApp::new();
+    app.import_examples();
+    for (name, bytes) in documents(&app) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(&name);
+        std::fs::write(&path, &bytes).unwrap();
+        let made = libreoffice(dir.path(), &path, "txt:Text (encoded):UTF8");
+        let text = std::fs::read_to_string(&made[0]).unwrap();
+        let title = part(&bytes, "docProps/core.xml");
+        let title = title
+            .split("<dc:title>")
+            .nth(1)
+            .and_then(|t| t.split("</dc:title>").next())
+            .unwrap()
+            .replace("&apos;", "'")
+            .replace("&amp;", "&");
+        assert!(text.contains(&title), "{name}: {title} in {text}");
+    }
+    // The data return: both sheets, the header row as configured.
+    let eml = std::fs::read(app.preview_eml("child-data-request", "RIV-2026-01#1")).unwrap();
+    let message = mail_parser::MessageParser::default().parse(&eml).unwrap();
+    let xlsx = message
+        .attachments()
+        .find(|a| a.attachment_name().is_some_and(|n| n.ends_with(".xlsx")))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("return.xlsx");
+    std::fs::write(&path, xlsx.contents()).unwrap();
+    let sheets = libreoffice(
+        dir.path(),
+        &path,
+        "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+    );
+    assert_eq!(sheets.len(), 2, "{sheets:?}");
+    let data = std::fs::read_to_string(&sheets[1]).unwrap();
+    assert!(
+        data.starts_with("Child ID,Audited since the last visit"),
+        "{data}"
+    );
+    let about = std::fs::read_to_string(&sheets[0]).unwrap();
+    assert!(about.contains("Riverton City Council (RIV)"), "{about}");
+}
