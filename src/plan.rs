@@ -136,7 +136,8 @@ impl Involved<'_> {
         }
     }
 
-    fn anchor(&self, anchor: Anchor) -> Option<NaiveDate> {
+    /// The date a rule counts from for this subject, once it is recorded.
+    pub fn anchor(&self, anchor: Anchor) -> Option<NaiveDate> {
         match anchor {
             Anchor::ReportReceivedOn => self.case.map(|c| c.report_received_on),
             Anchor::PlanReceivedOn => self.case.and_then(|c| c.plan_received_on),
