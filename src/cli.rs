@@ -211,8 +211,14 @@ pub enum Command {
     /// Confirm a seminar, so its invitations go.
     ConfirmSeminar { seminar_ref: String },
 
-    /// Cancel a seminar: its pending invitations are cancelled.
-    CancelSeminar { seminar_ref: String },
+    /// Cancel a seminar: its pending invitations are cancelled, and its
+    /// delegates are told, with a cancellation for their calendars.
+    CancelSeminar {
+        seminar_ref: String,
+        /// The day it was cancelled (default: today).
+        #[arg(long, value_parser = parse_date)]
+        on: Option<NaiveDate>,
+    },
 
     /// Run the daemon: plan, reconcile and deliver on every poll.
     Run {

@@ -145,6 +145,7 @@ impl Involved<'_> {
             Anchor::HeldOn => self.seminar.map(|s| s.held_on),
             Anchor::PlanningEventOn => self.case.and_then(|c| c.planning_event_on),
             Anchor::ConversationOn => self.conversation_on,
+            Anchor::CancelledOn => self.seminar.and_then(|s| s.cancelled_on),
         }
     }
 
@@ -162,6 +163,7 @@ impl Involved<'_> {
             Condition::VisitNotCancelled => self.visit.is_some_and(|v| !v.cancelled),
             Condition::SeminarConfirmed => self.seminar.is_some_and(|s| s.confirmed),
             Condition::SeminarNotCancelled => self.seminar.is_some_and(|s| !s.cancelled),
+            Condition::SeminarCancelled => self.seminar.is_some_and(|s| s.cancelled),
             Condition::HasDelegates => !self.delegates.is_empty() || self.delegate.is_some(),
             Condition::AuditedCasesRecorded => {
                 self.visit.is_some_and(|v| !v.audited_cases.is_empty())

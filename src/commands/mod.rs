@@ -73,8 +73,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::ConfirmSeminar { seminar_ref } => {
             records::confirm_seminar(&settings, &seminar_ref).await
         }
-        Command::CancelSeminar { seminar_ref } => {
-            records::cancel_seminar(&settings, &seminar_ref).await
+        Command::CancelSeminar { seminar_ref, on } => {
+            records::cancel_seminar(&settings, &seminar_ref, on).await
         }
         Command::Run { once, now, dry_run } => {
             sending::run(settings, config_path, once, now, dry_run).await

@@ -143,7 +143,12 @@ pub async fn confirm_seminar(settings: &Settings, seminar_ref: &str) -> anyhow::
     done(format!("seminar {seminar_ref}: confirmed"))
 }
 
-pub async fn cancel_seminar(settings: &Settings, seminar_ref: &str) -> anyhow::Result<ExitCode> {
-    edit::cancel_seminar(&db::connect_existing(settings).await?, seminar_ref).await?;
+pub async fn cancel_seminar(
+    settings: &Settings,
+    seminar_ref: &str,
+    on: Option<NaiveDate>,
+) -> anyhow::Result<ExitCode> {
+    let on = on.unwrap_or_else(|| Local::now().date_naive());
+    edit::cancel_seminar(&db::connect_existing(settings).await?, seminar_ref, on).await?;
     done(format!("seminar {seminar_ref}: cancelled"))
 }

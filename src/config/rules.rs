@@ -66,7 +66,7 @@ impl RuleOn {
                 Anchor::PlanningEventOn,
             ],
             RuleOn::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
-            RuleOn::Seminar | RuleOn::Delegate => &[Anchor::HeldOn],
+            RuleOn::Seminar | RuleOn::Delegate => &[Anchor::HeldOn, Anchor::CancelledOn],
             RuleOn::SeminarAuthority => &[Anchor::HeldOn, Anchor::ConversationOn],
         }
     }
@@ -90,6 +90,8 @@ pub enum Anchor {
     PlanningEventOn,
     /// The day the six-month conversation with the DCS took place, once recorded.
     ConversationOn,
+    /// The day a seminar was cancelled, when it is.
+    CancelledOn,
 }
 
 impl Anchor {
@@ -122,6 +124,7 @@ pub enum Condition {
     NoVisitRecorded,
     /// A seminar with no timetable of its own, and none in `[seminars]`.
     NoTimetable,
+    SeminarCancelled,
 }
 
 /// Who receives an email, named by role and resolved from the records and config.

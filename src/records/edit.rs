@@ -111,14 +111,25 @@ pub async fn set_audited(
 }
 
 pub async fn confirm_seminar(pool: &Pool, seminar_ref: &str) -> Result<(), EditError> {
-    let q = sqlx::query("UPDATE seminars SET confirmed = 1, cancelled = 0 WHERE seminar_ref = $1")
-        .bind(seminar_ref);
+    let q = sqlx::query(
+        "UPDATE seminars SET confirmed = 1, cancelled = 0, cancelled_on = NULL WHERE seminar_ref = $1",
+    )
+    .bind(seminar_ref);
     update_one(pool, "seminar", seminar_ref.to_string(), q).await
 }
 
-pub async fn cancel_seminar(pool: &Pool, seminar_ref: &str) -> Result<(), EditError> {
-    let q =
-        sqlx::query("UPDATE seminars SET cancelled = 1 WHERE seminar_ref = $1").bind(seminar_ref);
+/// Cancels a seminar on `on`; cancelling it again keeps the first day.
+pub async fn cancel_seminar(
+    pool: &Pool,
+    seminar_ref: &str,
+    on: NaiveDate,
+) -> Result<(), EditError> {
+    let q = sqlx::query(
+        "UPDATE seminars SET cancelled = 1, cancelled_on = COALESCE(cancelled_on, $1)
+         WHERE seminar_ref = $2",
+    )
+    .bind(on.to_string())
+    .bind(seminar_ref);
     update_one(pool, "seminar", seminar_ref.to_string(), q).await
 }
 

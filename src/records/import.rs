@@ -539,6 +539,7 @@ fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {
             crate::records::Timetable::default()
         },
         sequence: 0,
+        cancelled_on: None,
     };
     Ok((s.seminar_ref.to_string(), s))
 }

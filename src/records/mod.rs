@@ -71,6 +71,8 @@ pub struct Seminar {
     pub timetable: Timetable,
     /// How many times its day or venue has changed (the invitation's SEQUENCE).
     pub sequence: u32,
+    /// The day it was cancelled, when it is.
+    pub cancelled_on: Option<NaiveDate>,
 }
 
 /// A seminar's timetable: sessions in order, each with its start time.

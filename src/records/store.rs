@@ -325,6 +325,10 @@ fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
             )
             .context("column timetable")?,
             sequence: u32::try_from(named::<i64>(row, "sequence")?).unwrap_or(u32::MAX),
+            cancelled_on: named::<Option<String>>(row, "cancelled_on")?
+                .map(|d| date(&d))
+                .transpose()
+                .context("column cancelled_on")?,
         })
     })()
     .with_context(|| format!("seminar {seminar_ref}"))

@@ -195,7 +195,12 @@ pub async fn seminar_action(
     let mut detail = String::new();
     let result = match change {
         SeminarChange::Confirm => edit::confirm_seminar(&state.pool, &seminar_ref).await,
-        SeminarChange::Cancel => edit::cancel_seminar(&state.pool, &seminar_ref).await,
+        SeminarChange::Cancel => {
+            let today = chrono::Utc::now()
+                .with_timezone(&state.engine.borrow().settings.time_zone())
+                .date_naive();
+            edit::cancel_seminar(&state.pool, &seminar_ref, today).await
+        }
         SeminarChange::Timetable => match crate::records::Timetable::parse(&form.timetable) {
             Ok(timetable) => {
                 detail = timetable.to_string();

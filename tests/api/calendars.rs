@@ -380,6 +380,25 @@ fn feed_events_read_for_people_and_say_when_they_are_cancelled() {
     );
 }
 
+/// A property of the calendar, else of its first event, as the `ical`
+/// crate reads it.
+fn property(ics: &str, name: &str) -> String {
+    let calendar = ical::IcalParser::new(std::io::BufReader::new(ics.as_bytes()))
+        .next()
+        .unwrap()
+        .unwrap();
+    let on_calendar = calendar.properties.iter().find(|p| p.name == name);
+    on_calendar
+        .or_else(|| {
+            calendar.events[0]
+                .properties
+                .iter()
+                .find(|p| p.name == name)
+        })
+        .and_then(|p| p.value.clone())
+        .unwrap_or_default()
+}
+
 /// RFC 5546: a moved seminar's new invitation has the same UID and a higher
 /// SEQUENCE, so calendars replace the old entry instead of adding one.
 #[test]
@@ -389,18 +408,6 @@ fn a_moved_seminars_invitation_replaces_the_old_one() {
     app.import_examples();
     app.pass("2027-01-06");
     let first = first_with(&smtp, "Invitation:");
-    let property = |ics: &str, name: &str| -> String {
-        let calendar = ical::IcalParser::new(std::io::BufReader::new(ics.as_bytes()))
-            .next()
-            .unwrap()
-            .unwrap();
-        calendar.events[0]
-            .properties
-            .iter()
-            .find(|p| p.name == name)
-            .and_then(|p| p.value.clone())
-            .unwrap_or_default()
-    };
     let before = String::from_utf8_lossy(&first.attachment_ending("seminar.ics")).to_string();
     assert_eq!(property(&before, "SEQUENCE"), "0");
 
@@ -428,4 +435,54 @@ fn a_moved_seminars_invitation_replaces_the_old_one() {
     assert_eq!(property(&after, "UID"), property(&before, "UID"));
     assert_eq!(property(&after, "SEQUENCE"), "1");
     assert_eq!(property(&after, "DTSTART"), "20270203");
+}
+
+/// RFC 5546 §3.2.5: a cancelled seminar's delegates are told, with a
+/// cancellation of the same UID and a higher SEQUENCE.
+#[test]
+fn a_cancelled_seminar_sends_its_delegates_a_cancellation_of_the_same_event() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2027-01-06");
+    let invitation = first_with(&smtp, "Invitation:");
+    let request = String::from_utf8_lossy(&invitation.attachment_ending("seminar.ics")).to_string();
+    app.ok(&["cancel-seminar", "G2G-SW-2027-01", "--on", "2027-01-07"]);
+    app.pass("2027-01-07");
+    let cancelled: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| {
+            m.parsed()
+                .subject()
+                .unwrap_or_default()
+                .starts_with("Cancelled:")
+        })
+        .collect();
+    assert_eq!(cancelled.len(), 2, "each delegate");
+    assert!(cancelled.iter().any(|m| {
+        m.to.contains(&"jo.whitfield@southshire.example.gov.uk".to_string())
+    }));
+    let text = String::from_utf8_lossy(&cancelled[0].data).to_string();
+    assert!(text.contains("method=CANCEL"), "the part says what it is");
+    let cancel =
+        String::from_utf8_lossy(&cancelled[0].attachment_ending("seminar.ics")).to_string();
+    assert_eq!(property(&cancel, "METHOD"), "CANCEL");
+    assert_eq!(property(&cancel, "STATUS"), "CANCELLED");
+    assert_eq!(property(&cancel, "UID"), property(&request, "UID"));
+    assert_eq!(property(&cancel, "SEQUENCE"), "1");
+    assert!(cancelled[0].text().contains("has been cancelled"));
+    // Once only.
+    app.pass("2027-01-07T12:00:00Z");
+    assert_eq!(
+        smtp.received()
+            .iter()
+            .filter(|m| m
+                .parsed()
+                .subject()
+                .unwrap_or_default()
+                .starts_with("Cancelled:"))
+            .count(),
+        2
+    );
 }

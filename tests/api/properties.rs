@@ -211,7 +211,9 @@ proptest! {
                     Edit::CancelVisit(v) => e::cancel_visit(&pool, visits[*v].0, visits[*v].1).await,
                     Edit::PlanReceived(c) => e::plan_received(&pool, cases[*c], base).await,
                     Edit::CloseCase(c) => e::close_case(&pool, cases[*c]).await,
-                    Edit::CancelSeminar(s) => e::cancel_seminar(&pool, seminars[*s]).await,
+                    Edit::CancelSeminar(s) => {
+                        e::cancel_seminar(&pool, seminars[*s], now.date_naive()).await
+                    }
                     Edit::ConfirmSeminar(s) => e::confirm_seminar(&pool, seminars[*s]).await,
                 };
                 done.unwrap_or_else(|err| panic!("{edit:?}: {err}"));

@@ -26,7 +26,8 @@ pub fn whole_day(event: &mut Event, day: NaiveDate) -> &mut Event {
 
 /// An invitation (METHOD:REQUEST) to a seminar, for its delegate, that
 /// Outlook and others can answer: the organiser named, the delegate asked
-/// to reply (RFC 5546 §3.2.2).
+/// to reply (RFC 5546 §3.2.2). For a cancelled seminar, its cancellation
+/// (METHOD:CANCEL, §3.2.5): the same UID, a higher SEQUENCE.
 pub fn seminar_invitation(
     seminar: &crate::records::Seminar,
     organiser: &EmailAddress,
@@ -46,19 +47,30 @@ pub fn seminar_invitation(
     let uid = seminar
         .seminar_ref
         .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+    let sequence = seminar.sequence + u32::from(seminar.cancelled);
     let mut event = Event::new();
+    if seminar.cancelled {
+        event.status(icalendar::EventStatus::Cancelled);
+    }
     let event = whole_day(&mut event, seminar.held_on)
         .uid(&format!("seminar.{uid}@{domain}"))
         .timestamp(now)
         .summary(&seminar.title)
         .location(&seminar.venue)
         // Grows when the seminar moves, so the new invitation replaces the old.
-        .append_property(("SEQUENCE", seminar.sequence.to_string().as_str()))
+        .append_property(("SEQUENCE", sequence.to_string().as_str()))
         .append_property(organiser)
         .append_property(attendee)
         .done();
     let mut calendar = calendar();
-    calendar.append_property(("METHOD", "REQUEST"));
+    calendar.append_property((
+        "METHOD",
+        if seminar.cancelled {
+            "CANCEL"
+        } else {
+            "REQUEST"
+        },
+    ));
     calendar.push(event);
     calendar.done().to_string()
 }

@@ -253,9 +253,14 @@ impl Composer<'_> {
                 domain,
                 now,
             );
+            let method = if seminar.cancelled {
+                "CANCEL"
+            } else {
+                "REQUEST"
+            };
             return Some((
                 "seminar.ics".into(),
-                "text/calendar; method=REQUEST; charset=utf-8".into(),
+                format!("text/calendar; method={method}; charset=utf-8"),
                 ics.into_bytes(),
             ));
         }
