@@ -73,10 +73,17 @@ pub async fn outbox_page(
         .iter()
         .filter(|r| !confirmations.iter().any(|c| &c.role == *r))
         .collect();
-    let ctx = base(&s, "outbox", &format!("{} {}", row.rule, row.subject));
+    // Titled by its subject line as it goes now; by its rule and subject
+    // when it can no longer be built (the page says why elsewhere).
+    let heading = match compose(&state, row.clone()).await {
+        Ok(composed) => composed.rendered.subject,
+        Err(_) => format!("{} {}", row.rule, row.subject),
+    };
+    let ctx = base(&s, "outbox", &heading);
     state.render(
         "outbox.html",
         context! {
+            heading => heading,
             can_act => s.role == WebRole::Editor,
             actions => actions_for(row.status),
             row => row,

@@ -287,6 +287,13 @@ fn nothing_is_seen_or_done_without_a_session_its_form_token_and_the_editor_role(
         .into_string()
         .unwrap();
     assert!(page.contains("awaiting confirmation"), "{page}");
+    // Titled by its subject line, with a way back to its authority.
+    assert!(
+        page.contains("<h1>Westmere Council: your written statement of action is due by")
+            && page.contains("<title>Westmere Council: your written statement"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/authorities/WES\""), "{page}");
     assert!(!page.contains("/confirm\""), "no buttons for a viewer");
     let r = post(
         addr,
