@@ -150,6 +150,27 @@ fn uk(day: chrono::NaiveDate) -> String {
     crate::delivery::compose::templates::ukdate(minijinja::Value::from(day.to_string()))
 }
 
+/// One all-day event of a feed, marked cancelled when it is.
+fn day_event(
+    day: chrono::NaiveDate,
+    uid: &str,
+    summary: &str,
+    description: &str,
+    cancelled: bool,
+    now: DateTime<Utc>,
+) -> Event {
+    let mut event = Event::new();
+    crate::delivery::annex::invitation::whole_day(&mut event, day)
+        .uid(uid)
+        .timestamp(now)
+        .summary(summary)
+        .description(description);
+    if cancelled {
+        event.status(icalendar::EventStatus::Cancelled);
+    }
+    event
+}
+
 /// A feed: the owner's visit and seminar days, and one all-day event per
 /// dated agenda line the owner holds, each titled for people. A cancelled
 /// one says so (`STATUS:CANCELLED`) unless the same event stands on another
@@ -173,53 +194,37 @@ pub fn feed(
     };
     let mut calendar = crate::delivery::annex::invitation::calendar();
     calendar.name(&format!("keydates: {}", owner.name()));
-    let whole_day = crate::delivery::annex::invitation::whole_day;
     for v in &records.visits {
         let case = records.cases.get(v.case_ref.as_str());
         let authority = name_of(case.map(|c| c.authority_code.as_str()));
-        let mut event = Event::new();
-        whole_day(&mut event, v.starts_on)
-            .uid(&format!(
+        calendar.push(day_event(
+            v.starts_on,
+            &format!(
                 "visit.{}@{domain}",
                 safe(&format!("{}_{}", v.case_ref, v.visit_no))
-            ))
-            .timestamp(now)
-            .summary(&format!(
-                "Monitoring visit {} starts: {authority}",
-                v.visit_no
-            ))
-            .description(&format!(
+            ),
+            &format!("Monitoring visit {} starts: {authority}", v.visit_no),
+            &format!(
                 "Monitoring visit {} to {authority} (case {}) begins on {}. Lead inspector: {}.",
                 v.visit_no,
                 v.case_ref,
                 uk(v.starts_on),
                 v.lead_inspector_email
-            ));
-        if v.cancelled {
-            event.status(icalendar::EventStatus::Cancelled);
-        }
-        calendar.push(event.done());
+            ),
+            v.cancelled,
+            now,
+        ));
     }
     for s in records.seminars.values() {
-        let mut event = Event::new();
-        whole_day(&mut event, s.held_on)
-            .uid(&format!(
-                "seminar-day.{}@{domain}",
-                safe(s.seminar_ref.as_str())
-            ))
-            .timestamp(now)
-            .summary(&format!("'Getting to good' seminar: {}", s.title))
-            .location(&s.venue)
-            .description(&format!(
-                "{} on {}, at {}.",
-                s.title,
-                uk(s.held_on),
-                s.venue
-            ));
-        if s.cancelled {
-            event.status(icalendar::EventStatus::Cancelled);
-        }
-        calendar.push(event.done());
+        let mut event = day_event(
+            s.held_on,
+            &format!("seminar-day.{}@{domain}", safe(s.seminar_ref.as_str())),
+            &format!("'Getting to good' seminar: {}", s.title),
+            &format!("{} on {}, at {}.", s.title, uk(s.held_on), s.venue),
+            s.cancelled,
+            now,
+        );
+        calendar.push(event.location(&s.venue).done());
     }
     let held: Vec<&AgendaItem> = items
         .iter()
@@ -258,21 +263,19 @@ pub fn feed(
             (_, code) => name_of(code),
         };
         let status: &str = item.status.into();
-        let mut event = Event::new();
-        whole_day(&mut event, day)
-            .uid(&id)
-            .timestamp(now)
-            .summary(&format!("{what}: {about}"))
-            .description(&format!(
+        calendar.push(day_event(
+            day,
+            &id,
+            &format!("{what}: {about}"),
+            &format!(
                 "{what}, for {about} ({}), on {}. State: {}.",
                 item.subject,
                 uk(day),
                 status.replace('_', " ")
-            ));
-        if cancelled {
-            event.status(icalendar::EventStatus::Cancelled);
-        }
-        calendar.push(event.done());
+            ),
+            cancelled,
+            now,
+        ));
     }
     calendar.done().to_string()
 }

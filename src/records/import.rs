@@ -30,7 +30,8 @@ pub enum Kind {
     Delegates,
 }
 
-/// The cases file may also carry the planning event's date, as a last column.
+/// The cases file may also carry the planning event's date, as a last
+/// column; without it, it is the canonical header.
 const CASES_WITH_PLANNING_EVENT: &[&str] = &[
     "case_ref",
     "authority_code",
@@ -42,6 +43,8 @@ const CASES_WITH_PLANNING_EVENT: &[&str] = &[
     "planning_event_on",
 ];
 
+/// The seminars file may also carry the seminar's timetable, as a last
+/// column; without it, it is the canonical header.
 const SEMINARS_WITH_TIMETABLE: &[&str] = &[
     "seminar_ref",
     "title",
@@ -51,6 +54,10 @@ const SEMINARS_WITH_TIMETABLE: &[&str] = &[
     "confirmed",
     "timetable",
 ];
+
+const fn without_last(header: &'static [&'static str]) -> &'static [&'static str] {
+    header.split_at(header.len() - 1).0
+}
 
 impl Kind {
     /// Every header a file of this kind may have: the first is the
@@ -73,15 +80,7 @@ impl Kind {
                 "dcs_email",
                 "coordinator_email",
             ],
-            Kind::Cases => &[
-                "case_ref",
-                "authority_code",
-                "judgement",
-                "report_received_on",
-                "plan_received_on",
-                "lead_inspector_email",
-                "dfe_link_email",
-            ],
+            Kind::Cases => without_last(CASES_WITH_PLANNING_EVENT),
             Kind::Visits => &[
                 "case_ref",
                 "visit_no",
@@ -90,14 +89,7 @@ impl Kind {
                 "audited_cases",
                 "cancelled",
             ],
-            Kind::Seminars => &[
-                "seminar_ref",
-                "title",
-                "region",
-                "held_on",
-                "venue",
-                "confirmed",
-            ],
+            Kind::Seminars => without_last(SEMINARS_WITH_TIMETABLE),
             Kind::Delegates => &["seminar_ref", "authority_code", "name", "email"],
         }
     }
