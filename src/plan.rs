@@ -9,8 +9,8 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::Calendar;
 use crate::calendar::offset::Offset;
+use crate::calendar::{Calendar, Direction};
 use crate::config::Settings;
 use crate::config::rules::{Anchor, Condition, Role, Rule, RuleOn, SendUntil};
 use crate::domain::{EmailAddress, Judgement, Reference, Region, Subject};
@@ -109,15 +109,17 @@ pub struct Involved<'a> {
     /// For a case: its first monitoring visit still on, whose lead inspector
     /// leads the monitoring (001 §9).
     pub first_visit: Option<&'a Visit>,
+    /// An authority invited to a seminar: the seminar's region acts.
+    pub invited: bool,
 }
 
 impl Involved<'_> {
-    /// The region whose contacts act: the authority's, except for a seminar
-    /// or one of its delegates, where it is the seminar's (a seminar can
+    /// The region whose contacts act: the authority's, except for a seminar,
+    /// one of its delegates or an invited authority, where it is the seminar's (a seminar can
     /// draw authorities from two regions, 000 §35).
     pub fn region(&self) -> Option<Region> {
         match (self.authority, self.seminar) {
-            (Some(a), _) if self.delegate.is_none() => Some(a.region),
+            (Some(a), _) if self.delegate.is_none() && !self.invited => Some(a.region),
             (_, Some(s)) => Some(s.region),
             (a, None) => a.map(|a| a.region),
         }
@@ -146,6 +148,7 @@ impl Involved<'_> {
             Anchor::PlanningEventOn => self.case.and_then(|c| c.planning_event_on),
             Anchor::ConversationOn => self.conversation_on,
             Anchor::CancelledOn => self.seminar.and_then(|s| s.cancelled_on),
+            Anchor::ConfirmedOn => self.seminar.and_then(|s| s.confirmed_on),
         }
     }
 
@@ -165,6 +168,7 @@ impl Involved<'_> {
             Condition::SeminarNotCancelled => self.seminar.is_some_and(|s| !s.cancelled),
             Condition::SeminarCancelled => self.seminar.is_some_and(|s| s.cancelled),
             Condition::HasDelegates => !self.delegates.is_empty() || self.delegate.is_some(),
+            Condition::NoDelegates => !self.holds(Condition::HasDelegates, settings),
             Condition::AuditedCasesRecorded => {
                 self.visit.is_some_and(|v| !v.audited_cases.is_empty())
             }
@@ -176,6 +180,7 @@ impl Involved<'_> {
                 self.seminar.is_some_and(|s| s.timetable.is_empty())
                     && settings.seminars.timetable.is_empty()
             }
+            Condition::HasTimetable => !self.holds(Condition::NoTimetable, settings),
             Condition::NoVisitRecorded => {
                 self.case.is_some() && self.visit.is_none() && self.first_visit.is_none()
             }
@@ -342,6 +347,31 @@ pub fn for_each_involved<'a>(records: &'a Records, kind: RuleOn, mut f: impl FnM
                 }
             }
         }
+        RuleOn::InvitedAuthority => {
+            let by_seminar = delegates_by_seminar(records);
+            for (seminar, code) in &records.invited {
+                if let (Some(authority), Some(seminar_record)) =
+                    (authority(code), records.seminars.get(seminar))
+                {
+                    let delegates = by_seminar
+                        .get(seminar.as_str())
+                        .map(|all| {
+                            all.iter()
+                                .copied()
+                                .filter(|d| &d.authority_code == code)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    f(Involved {
+                        authority: Some(authority),
+                        seminar: Some(seminar_record),
+                        delegates,
+                        invited: true,
+                        ..Involved::default()
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -363,7 +393,7 @@ pub fn action_key(rule: &Rule, involved: &Involved, anchor_on: NaiveDate) -> Str
                 key.push_str(&d.email.as_str().to_ascii_lowercase());
             }
         }
-        RuleOn::SeminarAuthority => {
+        RuleOn::SeminarAuthority | RuleOn::InvitedAuthority => {
             if let Some(a) = involved.authority {
                 key.push('|');
                 key.push_str(&a.code);
@@ -403,7 +433,11 @@ pub fn plan_one(
         return None;
     }
     let anchor_on = involved.anchor(rule.anchor)?;
-    let due_on = rule.offset.apply(anchor_on, calendar)?;
+    let last_allowed = rule.offset.apply(anchor_on, calendar)?;
+    let due_on = match first_chance(rule, involved, settings, calendar) {
+        Some(first) => first.min(last_allowed),
+        None => last_allowed,
+    };
     let asked_on = match &rule.confirmation {
         Some(c) if rule.held => c.ask.apply(due_on, calendar),
         _ => None,
@@ -439,6 +473,21 @@ pub fn plan_one(
         held: rule.held,
         record_from,
     })
+}
+
+/// The working day a rule's email may first go, when its `first_chance`
+/// applies to this subject.
+fn first_chance(
+    rule: &Rule,
+    involved: &Involved,
+    settings: &Settings,
+    calendar: &Calendar,
+) -> Option<NaiveDate> {
+    let first = rule.first_chance.as_ref()?;
+    if !first.when.iter().all(|c| involved.holds(*c, settings)) {
+        return None;
+    }
+    calendar.roll(involved.anchor(first.from)?, Direction::Forward)
 }
 
 /// Every action the records and enabled rules call for, in send order.

@@ -28,6 +28,8 @@ pub enum RuleOn {
     Delegate,
     /// One action per authority that sent delegates to a seminar.
     SeminarAuthority,
+    /// One action per authority a seminar invites, delegates or not.
+    InvitedAuthority,
 }
 
 impl RuleOn {
@@ -37,12 +39,17 @@ impl RuleOn {
         RuleOn::Seminar,
         RuleOn::Delegate,
         RuleOn::SeminarAuthority,
+        RuleOn::InvitedAuthority,
     ];
     /// The kinds planned from a case and its visits.
     pub const OF_CASES: &'static [RuleOn] = &[RuleOn::Case, RuleOn::Visit];
     /// The kinds planned from a seminar and its delegates.
-    pub const OF_SEMINARS: &'static [RuleOn] =
-        &[RuleOn::Seminar, RuleOn::Delegate, RuleOn::SeminarAuthority];
+    pub const OF_SEMINARS: &'static [RuleOn] = &[
+        RuleOn::Seminar,
+        RuleOn::Delegate,
+        RuleOn::SeminarAuthority,
+        RuleOn::InvitedAuthority,
+    ];
 
     pub fn name(self) -> &'static str {
         self.into()
@@ -53,7 +60,10 @@ impl RuleOn {
         match self {
             RuleOn::Case => SubjectType::Case,
             RuleOn::Visit => SubjectType::Visit,
-            RuleOn::Seminar | RuleOn::Delegate | RuleOn::SeminarAuthority => SubjectType::Seminar,
+            RuleOn::Seminar
+            | RuleOn::Delegate
+            | RuleOn::SeminarAuthority
+            | RuleOn::InvitedAuthority => SubjectType::Seminar,
         }
     }
 
@@ -66,7 +76,9 @@ impl RuleOn {
                 Anchor::PlanningEventOn,
             ],
             RuleOn::Visit => &[Anchor::StartsOn, Anchor::ReportReceivedOn],
-            RuleOn::Seminar | RuleOn::Delegate => &[Anchor::HeldOn, Anchor::CancelledOn],
+            RuleOn::Seminar | RuleOn::Delegate | RuleOn::InvitedAuthority => {
+                &[Anchor::HeldOn, Anchor::CancelledOn, Anchor::ConfirmedOn]
+            }
             RuleOn::SeminarAuthority => &[Anchor::HeldOn, Anchor::ConversationOn],
         }
     }
@@ -92,6 +104,8 @@ pub enum Anchor {
     ConversationOn,
     /// The day a seminar was cancelled, when it is.
     CancelledOn,
+    /// The day of the first pass that found a seminar confirmed.
+    ConfirmedOn,
 }
 
 impl Anchor {
@@ -115,6 +129,8 @@ pub enum Condition {
     SeminarConfirmed,
     SeminarNotCancelled,
     HasDelegates,
+    /// No delegate recorded yet (for an authority: none of its own).
+    NoDelegates,
     /// The visit's audited cases have been selected and recorded.
     AuditedCasesRecorded,
     AuditedCasesNotRecorded,
@@ -124,6 +140,8 @@ pub enum Condition {
     NoVisitRecorded,
     /// A seminar with no timetable of its own, and none in `[seminars]`.
     NoTimetable,
+    /// A seminar with a timetable of its own, or one in `[seminars]`.
+    HasTimetable,
     SeminarCancelled,
 }
 
@@ -320,6 +338,10 @@ pub struct Rule {
     /// the question can name the day the held email falls due.
     #[serde(skip)]
     pub confirms: Option<Offset>,
+    /// Goes earlier than its offset's day (then the last day allowed) when
+    /// its subject is ready sooner.
+    #[serde(default)]
+    pub first_chance: Option<FirstChance>,
     /// What goes instead when the email would reach its readers too late to
     /// meet the date it states.
     #[serde(default)]
@@ -327,6 +349,17 @@ pub struct Rule {
     /// Set on the rule made from a `too_late`: its subject is that one's.
     #[serde(skip)]
     pub is_too_late: bool,
+}
+
+/// The first day a rule's email may go, when that is before its offset's day.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstChance {
+    /// From this date (the next working day when it is not one).
+    pub from: Anchor,
+    /// And only while these hold as well; otherwise on the offset's day.
+    #[serde(default)]
+    pub when: Vec<Condition>,
 }
 
 /// A rule's email for when it goes on or after the date it asks its readers
@@ -394,6 +427,7 @@ impl Rule {
             confirmation: None,
             held: false,
             confirms: Some(self.offset.clone()),
+            first_chance: None,
             too_late: None,
             is_too_late: false,
         }))
@@ -461,6 +495,16 @@ impl Rule {
                 allowed: allowed.join(" or "),
             });
         }
+        if let Some(first) = &self.first_chance
+            && !self.on.anchors().contains(&first.from)
+        {
+            let allowed: Vec<_> = self.on.anchors().iter().map(|a| a.name()).collect();
+            return Err(BadRule::FirstChance {
+                from: first.from.name(),
+                on: self.on.name(),
+                allowed: allowed.join(" or "),
+            });
+        }
         if self.to.is_empty() {
             return Err(BadRule::NoRecipient);
         }
@@ -485,6 +529,12 @@ pub enum BadRule {
     #[error("anchor `{anchor}` does not belong to a {on} (use {allowed})")]
     Anchor {
         anchor: &'static str,
+        on: &'static str,
+        allowed: String,
+    },
+    #[error("first_chance.from `{from}` does not belong to a {on} (use {allowed})")]
+    FirstChance {
+        from: &'static str,
         on: &'static str,
         allowed: String,
     },

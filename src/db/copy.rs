@@ -20,6 +20,7 @@ const TABLES: &[&str] = &[
     "visits",
     "seminars",
     "delegates",
+    "invited_authorities",
     "conversations",
     "outbox",
     "confirmations",

@@ -522,7 +522,7 @@ async fn spared(
             "cases" | "visits" => {
                 cases.insert(d.key.clone());
             }
-            "seminars" | "delegates" | "conversations" => {
+            "seminars" | "delegates" | "conversations" | "invited_authorities" => {
                 seminars.insert(d.key.clone());
             }
             _ => {
@@ -582,6 +582,8 @@ async fn plan_changes(
     pool: &Pool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<ReconcileReport>> {
+    let today = now.with_timezone(&engine.settings.time_zone()).date_naive();
+    records::store::stamp_confirmed_seminars(pool, today).await?;
     // Read first: a change made while planning is after it and is planned
     // by the next pass.
     let changes = records::store::pending_changes(pool).await?;

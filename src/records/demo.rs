@@ -77,7 +77,13 @@ pub fn records(rules: &[&Rule], day: NaiveDate, calendar: &Calendar) -> DemoFile
                 ]);
             }
             (RuleOn::Visit, _) => continue,
-            (RuleOn::Seminar | RuleOn::Delegate | RuleOn::SeminarAuthority, _) => {
+            (
+                RuleOn::Seminar
+                | RuleOn::Delegate
+                | RuleOn::SeminarAuthority
+                | RuleOn::InvitedAuthority,
+                _,
+            ) => {
                 let seminar_ref = format!("DEMO-SEM-{n:02}");
                 files.seminars.push([
                     seminar_ref.clone(),

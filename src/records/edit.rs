@@ -110,9 +110,13 @@ pub async fn set_audited(
     update_one(pool, "visit", format!("{case_ref}#{visit_no}"), q).await
 }
 
+/// Confirms a seminar, or reinstates a cancelled one; the next pass records
+/// the day, from which its invitations go.
 pub async fn confirm_seminar(pool: &Pool, seminar_ref: &str) -> Result<(), EditError> {
     let q = sqlx::query(
-        "UPDATE seminars SET confirmed = 1, cancelled = 0, cancelled_on = NULL WHERE seminar_ref = $1",
+        "UPDATE seminars SET confirmed = 1, cancelled = 0, cancelled_on = NULL,
+           confirmed_on = CASE WHEN confirmed = 1 AND cancelled = 0 THEN confirmed_on END
+         WHERE seminar_ref = $1",
     )
     .bind(seminar_ref);
     update_one(pool, "seminar", seminar_ref.to_string(), q).await

@@ -20,7 +20,7 @@ use crate::domain::{
     check_audited_reference, check_text,
 };
 
-/// The five kinds of record file.
+/// The kinds of record file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Authorities,
@@ -28,6 +28,8 @@ pub enum Kind {
     Visits,
     Seminars,
     Delegates,
+    /// The authorities each seminar invites, before any delegate is nominated.
+    Invited,
 }
 
 /// The cases file may also carry the planning event's date, as a last
@@ -91,6 +93,7 @@ impl Kind {
             ],
             Kind::Seminars => without_last(SEMINARS_WITH_TIMETABLE),
             Kind::Delegates => &["seminar_ref", "authority_code", "name", "email"],
+            Kind::Invited => &["seminar_ref", "authority_code"],
         }
     }
 }
@@ -293,6 +296,14 @@ pub async fn import(pool: &Pool, kind: Kind, path: &Path) -> Result<ImportReport
             check_delegate_numbers(&file, &mut tx, &rows).await?;
             write_delegates(&mut tx, rows).await?
         }
+        Kind::Invited => {
+            let rows = parse(&file, &bytes, kind, parse_invited)?;
+            let seminars = keys(&mut tx, "SELECT seminar_ref FROM seminars").await?;
+            let authorities = keys(&mut tx, "SELECT code FROM authorities").await?;
+            check_refs(&file, kind, &rows, 0, "seminar", &seminars, |i| &i.0)?;
+            check_refs(&file, kind, &rows, 1, "authority", &authorities, |i| &i.1)?;
+            write_invited(&mut tx, rows).await?
+        }
     };
     tx.commit().await?;
     Ok(report)
@@ -307,6 +318,7 @@ pub fn check(kind: Kind, file: &str, bytes: &[u8]) -> Result<usize, ImportError>
         Kind::Visits => parse(file, bytes, kind, parse_visit)?.len(),
         Kind::Seminars => parse(file, bytes, kind, parse_seminar)?.len(),
         Kind::Delegates => parse(file, bytes, kind, parse_delegate)?.len(),
+        Kind::Invited => parse(file, bytes, kind, parse_invited)?.len(),
     })
 }
 
@@ -532,6 +544,7 @@ fn parse_seminar(f: &Fields) -> Result<(String, Seminar), ImportError> {
         },
         sequence: 0,
         cancelled_on: None,
+        confirmed_on: None,
     };
     Ok((s.seminar_ref.to_string(), s))
 }
@@ -545,6 +558,11 @@ fn parse_delegate(f: &Fields) -> Result<(String, Delegate), ImportError> {
     };
     // One person, however the address is capitalised.
     Ok((format!("{} {}", d.seminar_ref, d.email.folded()), d))
+}
+
+fn parse_invited(f: &Fields) -> Result<(String, (Reference, Reference)), ImportError> {
+    let invited = (f.reference(0)?, f.reference(1)?);
+    Ok((format!("{} {}", invited.0, invited.1), invited))
 }
 
 type Tx<'a> = crate::db::Tx<'a>;
@@ -732,13 +750,16 @@ async fn write_seminars(
 ) -> Result<ImportReport, sqlx::Error> {
     let before = existing(tx, "SELECT seminar_ref FROM seminars").await?;
     for Parsed { value: s, .. } in &rows {
-        // A seminar cancelled on the command line stays cancelled on re-import.
+        // A seminar cancelled on the command line stays cancelled on re-import;
+        // one newly confirmed has its day recorded by the next pass.
         sqlx::query(
             "INSERT INTO seminars (seminar_ref, title, region, held_on, venue, confirmed, timetable)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (seminar_ref) DO UPDATE SET title = excluded.title,
                region = excluded.region, held_on = excluded.held_on, venue = excluded.venue,
                confirmed = excluded.confirmed,
+               confirmed_on = CASE WHEN excluded.confirmed = 1 AND seminars.confirmed = 1
+                 THEN seminars.confirmed_on END,
                timetable = COALESCE(excluded.timetable, seminars.timetable),
                sequence = seminars.sequence + CASE WHEN seminars.held_on <> excluded.held_on
                  OR seminars.venue <> excluded.venue THEN 1 ELSE 0 END",
@@ -751,6 +772,32 @@ async fn write_seminars(
         .bind(i64::from(s.confirmed))
         // A file without the column leaves a recorded timetable as it is.
         .bind((!s.timetable.is_empty()).then(|| s.timetable.to_string()))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(count(&rows, &before))
+}
+
+async fn write_invited(
+    tx: &mut Tx<'_>,
+    rows: Vec<Parsed<(Reference, Reference)>>,
+) -> Result<ImportReport, sqlx::Error> {
+    let before = existing(
+        tx,
+        "SELECT seminar_ref || ' ' || authority_code FROM invited_authorities",
+    )
+    .await?;
+    for Parsed {
+        value: (seminar_ref, code),
+        ..
+    } in &rows
+    {
+        sqlx::query(
+            "INSERT INTO invited_authorities (seminar_ref, authority_code) VALUES ($1, $2)
+             ON CONFLICT (seminar_ref, authority_code) DO NOTHING",
+        )
+        .bind(seminar_ref)
+        .bind(code)
         .execute(&mut **tx)
         .await?;
     }

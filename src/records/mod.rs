@@ -73,6 +73,9 @@ pub struct Seminar {
     pub sequence: u32,
     /// The day it was cancelled, when it is.
     pub cancelled_on: Option<NaiveDate>,
+    /// The day of the first pass that found it confirmed (its invitations
+    /// go from then); none until that pass.
+    pub confirmed_on: Option<NaiveDate>,
 }
 
 /// A seminar's timetable: sessions in order, each with its start time.
@@ -155,6 +158,8 @@ pub struct Records {
     /// When the senior HMI's six-month conversation with an authority's DCS
     /// took place, by (seminar, authority) (000 §38).
     pub conversations: BTreeMap<(Reference, Reference), NaiveDate>,
+    /// The authorities each seminar invites, as (seminar, authority).
+    pub invited: std::collections::BTreeSet<(Reference, Reference)>,
     /// Rows that did not decode (changed by hand in the database): named,
     /// and left out of everything else.
     pub damaged: Vec<Damaged>,

@@ -72,6 +72,7 @@ pub fn generate(n: usize, start: NaiveDate) -> Records {
                 .expect("a valid timetable"),
                 sequence: 0,
                 cancelled_on: None,
+                confirmed_on: None,
             },
         );
     }

@@ -112,6 +112,16 @@ pub async fn load_without_cases(pool: &Pool) -> anyhow::Result<Records> {
             records.conversations.insert(k, on);
         }
     }
+    for row in rows(pool, "SELECT * FROM invited_authorities", &[]).await? {
+        if let Some(k) = keep(
+            d,
+            "invited_authorities",
+            || key_of(&row, "seminar_ref"),
+            invited(&row),
+        ) {
+            records.invited.insert(k);
+        }
+    }
     Ok(records)
 }
 
@@ -234,6 +244,10 @@ fn conversation(
     Ok(((seminar_ref, code), held_on))
 }
 
+fn invited(row: &crate::db::Row) -> anyhow::Result<(Reference, Reference)> {
+    Ok((named(row, "seminar_ref")?, named(row, "authority_code")?))
+}
+
 fn authority(row: &crate::db::Row) -> anyhow::Result<Authority> {
     let code: String = named(row, "code")?;
     (|| -> anyhow::Result<Authority> {
@@ -329,6 +343,10 @@ fn seminar(row: &crate::db::Row) -> anyhow::Result<Seminar> {
                 .map(|d| date(&d))
                 .transpose()
                 .context("column cancelled_on")?,
+            confirmed_on: named::<Option<String>>(row, "confirmed_on")?
+                .map(|d| date(&d))
+                .transpose()
+                .context("column confirmed_on")?,
         })
     })()
     .with_context(|| format!("seminar {seminar_ref}"))
@@ -345,6 +363,24 @@ fn delegate(row: &crate::db::Row) -> anyhow::Result<Delegate> {
         })
     })()
     .with_context(|| format!("a delegate of {seminar_ref}"))
+}
+
+/// Records `today` as the day each seminar confirmed since the last pass
+/// was confirmed: its invitations go from that day.
+#[tracing::instrument(skip(pool))]
+pub async fn stamp_confirmed_seminars(
+    pool: &Pool,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE seminars SET confirmed_on = $1
+         WHERE confirmed = 1 AND cancelled = 0 AND confirmed_on IS NULL",
+    )
+    .bind(today.to_string())
+    .execute(pool)
+    .await
+    .context("while recording the day seminars were confirmed")?;
+    Ok(done.rows_affected())
 }
 
 /// The record changes not yet planned, as runs of consecutive sequence
@@ -394,20 +430,9 @@ pub async fn changed_subjects(
         };
     }
     for code in &authorities {
-        cases.extend(
-            sqlx::query_scalar::<_, String>("SELECT case_ref FROM cases WHERE authority_code = $1")
-                .bind(code)
-                .fetch_all(pool)
-                .await?,
-        );
-        seminars.extend(
-            sqlx::query_scalar::<_, String>(
-                "SELECT DISTINCT seminar_ref FROM delegates WHERE authority_code = $1",
-            )
-            .bind(code)
-            .fetch_all(pool)
-            .await?,
-        );
+        let (of_authority, its_seminars) = subjects_of_authority(pool, code).await?;
+        cases.extend(of_authority);
+        seminars.extend(its_seminars);
     }
     Ok((cases.into_iter().collect(), seminars.into_iter().collect()))
 }
@@ -487,12 +512,29 @@ pub async fn load_subjects(
                 records.conversations.insert(k, on);
             }
         }
+        for row in rows(
+            pool,
+            "SELECT * FROM invited_authorities WHERE seminar_ref = $1",
+            &[seminar_ref],
+        )
+        .await?
+        {
+            if let Some(k) = keep(
+                d,
+                "invited_authorities",
+                || seminar_ref.clone(),
+                invited(&row),
+            ) {
+                records.invited.insert(k);
+            }
+        }
     }
     let codes: std::collections::BTreeSet<Reference> = records
         .cases
         .values()
         .map(|c| c.authority_code.clone())
         .chain(records.delegates.iter().map(|d| d.authority_code.clone()))
+        .chain(records.invited.iter().map(|(_, code)| code.clone()))
         .collect();
     for code in &codes {
         for row in rows(pool, "SELECT * FROM authorities WHERE code = $1", &[code]).await? {
@@ -537,7 +579,9 @@ pub async fn note_damaged(pool: &Pool, read: Read<'_>, found: &[Damaged]) -> any
             let mut list = damaged(pool).await?;
             list.retain(|d| match d.table.as_str() {
                 "cases" | "visits" => !cases.contains(&d.key),
-                "seminars" | "delegates" | "conversations" => !seminars.contains(&d.key),
+                "seminars" | "delegates" | "conversations" | "invited_authorities" => {
+                    !seminars.contains(&d.key)
+                }
                 _ => true,
             });
             list
@@ -576,10 +620,12 @@ pub async fn subjects_of_authority(
         .bind(code)
         .fetch_all(pool)
         .await?;
-    let seminars =
-        sqlx::query_scalar("SELECT DISTINCT seminar_ref FROM delegates WHERE authority_code = $1")
-            .bind(code)
-            .fetch_all(pool)
-            .await?;
+    let seminars = sqlx::query_scalar(
+        "SELECT seminar_ref FROM delegates WHERE authority_code = $1
+             UNION SELECT seminar_ref FROM invited_authorities WHERE authority_code = $1",
+    )
+    .bind(code)
+    .fetch_all(pool)
+    .await?;
     Ok((cases, seminars))
 }

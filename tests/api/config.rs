@@ -13,7 +13,7 @@ fn the_shipped_config_checks_out() {
     let app = TestApp::new();
     let out = app.ok(&["check-config"]);
     assert!(out.contains("config: ok"), "{out}");
-    assert!(out.contains("rules: 24 enabled"), "{out}");
+    assert!(out.contains("rules: 25 enabled"), "{out}");
     assert!(
         out.contains("plan-chase") && out.contains("50 working days"),
         "{out}"

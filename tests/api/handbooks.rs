@@ -31,6 +31,16 @@ pub(crate) fn header_addresses(m: &Received, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Everyone these messages are addressed to, in order.
+fn everyone_to(messages: &[Received]) -> Vec<String> {
+    let mut to: Vec<_> = messages
+        .iter()
+        .flat_map(|m| header_addresses(m, "To"))
+        .collect();
+    to.sort();
+    to
+}
+
 fn status(app: &TestApp, rule: &str, subject: &str) -> String {
     let rows = app.outbox();
     rows_where(&rows, rule, subject)
@@ -539,6 +549,83 @@ fn the_support_team_hears_of_a_seminar_three_months_ahead() {
     assert!(text(&notes[0]).contains("Jo Whitfield"));
 }
 
+// 000 Annex H: the support team writes to the director of each invited
+// authority for up to five nominations.
+#[test]
+fn each_invited_authoritys_director_is_asked_for_nominations_unless_it_has_delegates() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    // The north-west seminar is on Wednesday 24 February 2027; Northfield
+    // has already nominated Aisha Khan.
+    let out = app.import(
+        "invited",
+        "invited.csv",
+        "seminar_ref,authority_code\nG2G-NW-2027-01,NOR\nG2G-NW-2027-01,EAS\nG2G-NW-2027-01,RIV\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    app.pass("2026-11-23");
+    assert!(about(&smtp, "nominations for").is_empty());
+    app.pass("2026-11-24");
+    let letters = about(&smtp, "nominations for Getting to good: children in care");
+    assert_eq!(
+        everyone_to(&letters),
+        [
+            "dcs@riverton.example.gov.uk",
+            "director.childrens@eastwold.example.gov.uk"
+        ]
+    );
+    let eas = letters
+        .iter()
+        .find(|m| text(m).contains("Helen Okafor"))
+        .unwrap();
+    assert_eq!(
+        header_addresses(eas, "Cc"),
+        ["support.north-west@example.org"]
+    );
+    assert_eq!(
+        header_addresses(eas, "Reply-To"),
+        ["support.north-west@example.org"]
+    );
+    let body = text(eas);
+    for words in [
+        "Eastwold District Council is invited",
+        "24 February 2027",
+        "up to five delegates",
+        "Council members do not attend",
+        "no later than 15 working days before",
+    ] {
+        assert!(body.contains(words), "{words}: {body}");
+    }
+    // An authority invited later is written to at the next pass.
+    let out = app.import(
+        "invited",
+        "more.csv",
+        "seminar_ref,authority_code\nG2G-NW-2027-01,SOU\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    app.pass("2026-12-02");
+    let all = about(&smtp, "nominations for");
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        header_addresses(&all[2], "To"),
+        ["dcs@southshire.example.gov.uk"]
+    );
+    // An authority not recorded is refused, with where, and nothing changes.
+    let out = app.import(
+        "invited",
+        "bad.csv",
+        "seminar_ref,authority_code\nG2G-NW-2027-01,WES\n",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("column 2 (authority_code)") && err.contains("WES"),
+        "{err}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM invited_authorities"), 4);
+}
+
 // 9. 001: visits follow an inadequate judgement; 000 Annex H: five delegates at most.
 #[test]
 fn visits_for_requires_improvement_and_a_sixth_delegate_are_refused() {
@@ -611,13 +698,8 @@ fn each_delegate_is_asked_for_their_evaluation_the_working_day_after_the_seminar
     assert!(about(&smtp, "your evaluation of the seminar").is_empty());
     app.pass("2027-01-28");
     let asked = about(&smtp, "your evaluation of the seminar");
-    let mut to: Vec<String> = asked
-        .iter()
-        .flat_map(|m| header_addresses(m, "To"))
-        .collect();
-    to.sort();
     assert_eq!(
-        to,
+        everyone_to(&asked),
         [
             "jo.whitfield@southshire.example.gov.uk",
             "marcus.bell@southshire.example.gov.uk"

@@ -462,6 +462,63 @@ fn a_seminar_carries_its_own_timetable_and_with_none_the_support_team_is_told() 
     );
 }
 
+/// 000 Annex H: the invitation is due no later than 15 working days before
+/// the seminar; it goes at the first chance once the seminar is confirmed
+/// and has its timetable, not on that last day.
+#[test]
+fn an_invitation_goes_the_first_working_day_its_seminar_is_confirmed_with_a_timetable() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    let both = format!(
+        "{SEMINARS_WITH_TIMETABLE}G2G-NW-2027-01,Getting to good: children in care,north-west,2027-02-24,\"Ofsted regional office, Manchester\",false,10:00 Welcome; 12:30 Close\n"
+    );
+    let out = app.import("seminars", "s.csv", &both);
+    assert!(out.status.success(), "{out:?}");
+    // Saturday 7 November: no email goes; Monday 9 November is the first
+    // working day the confirmed seminar is seen, eleven weeks before it.
+    app.pass("2026-11-07");
+    assert!(about(&smtp.received(), "Invitation:").is_empty());
+    app.pass("2026-11-09");
+    let all = smtp.received();
+    let invited = about(&all, "Invitation: Getting to good: help and protection");
+    assert_eq!(invited.len(), 2, "one for each delegate");
+    let body = read(invited[0]);
+    assert!(body.contains("27 January 2027"), "{body}");
+    assert!(docx_text(invited[0], ".docx").contains("What the inspections found"));
+    assert!(
+        about(&all, "children in care").is_empty(),
+        "not confirmed yet"
+    );
+
+    // Confirmed on Wednesday 2 December: its delegate is invited that day.
+    app.ok(&["confirm-seminar", "G2G-NW-2027-01"]);
+    app.pass("2026-12-02T11:00:00Z");
+    let all = smtp.received();
+    assert_eq!(
+        about(&all, "Invitation: Getting to good: children in care").len(),
+        1
+    );
+    // And never again.
+    app.pass("2027-01-06");
+    app.pass("2027-02-03");
+    assert_eq!(about(&smtp.received(), "Invitation:").len(), 3);
+}
+
+/// Without a timetable an early confirmation does not send the invitation:
+/// it waits for the last day allowed, the support team told ahead.
+#[test]
+fn an_invitation_without_a_timetable_waits_for_its_last_day() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::with_smtp(smtp.addr);
+    app.import_examples();
+    app.pass("2026-11-09");
+    app.pass("2027-01-05");
+    assert!(about(&smtp.received(), "Invitation:").is_empty());
+    app.pass("2027-01-06");
+    assert_eq!(about(&smtp.received(), "Invitation:").len(), 2);
+}
+
 #[test]
 fn a_bad_timetable_is_refused_with_its_line_and_column_and_changes_nothing() {
     let app = TestApp::new();
