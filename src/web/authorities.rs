@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use minijinja::context;
 
+use super::auth::Session;
 use super::session::SignedIn;
-use super::{Shared, agenda_items, base, failed_page, timeline};
+use super::{Shared, WebState, agenda_items, base, failed_page, timeline};
 use crate::agenda::{AgendaItem, Window};
 use crate::config::WebRole;
 use crate::plan;
@@ -36,11 +37,37 @@ pub async fn authorities_page(State(state): State<Shared>, SignedIn(s): SignedIn
     state.render("authorities.html", context! { authorities => list, ..ctx })
 }
 
+/// A form's value that could not be used, or that looks wrong: shown back
+/// in its form, with an error summary at the top of the page.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FormProblem {
+    /// The form's id; its fields' ids start with it.
+    pub form: String,
+    /// The field to go to.
+    pub field: String,
+    /// What was typed, by field name.
+    pub values: std::collections::BTreeMap<String, String>,
+    pub message: String,
+    /// It only looks wrong: the form offers to record it anyway.
+    pub confirm: bool,
+}
+
 pub async fn authority_page(
     State(state): State<Shared>,
     SignedIn(s): SignedIn,
     Path(code): Path<String>,
 ) -> Response {
+    authority_view(&state, &s, &code, None).await
+}
+
+/// An authority's page, with a form's problem when there is one.
+pub async fn authority_view(
+    state: &WebState,
+    s: &Session,
+    code: &str,
+    problem: Option<FormProblem>,
+) -> Response {
+    let code = code.to_string();
     let settings = state.engine.borrow().settings.clone();
     let records = match records::store::load(&state.pool).await {
         Ok(r) => r,
@@ -49,7 +76,7 @@ pub async fn authority_page(
     let Some(authority) = records.authorities.get(code.as_str()) else {
         return (StatusCode::NOT_FOUND, "no such authority").into_response();
     };
-    let items: Vec<AgendaItem> = match agenda_items(&state, Window::default()).await {
+    let items: Vec<AgendaItem> = match agenda_items(state, Window::default()).await {
         Ok(items) => items
             .into_iter()
             .filter(|i| i.authority.as_deref() == Some(code.as_str()))
@@ -142,7 +169,11 @@ pub async fn authority_page(
         );
     }
     audit.sort_by(|a, b| b.at.cmp(&a.at));
-    let ctx = base(&s, "authorities", &authority.name);
+    let title = match &problem {
+        Some(_) => format!("Error: {}", authority.name),
+        None => authority.name.clone(),
+    };
+    let ctx = base(s, "authorities", &title);
     state.render(
         "authority.html",
         context! {
@@ -153,6 +184,7 @@ pub async fn authority_page(
             seminars => seminar_views,
             can_act => s.role == WebRole::Editor,
             audit => audit,
+            problem => problem,
             ..ctx
         },
     )

@@ -8,12 +8,14 @@
 //! agenda), `outbox` (one email: actions, preview, attachments),
 //! `authorities` (an authority and its timeline), `records` (the forms that
 //! change records), `feeds` (metrics and calendars, reached without a
-//! session). `session` holds the extractors every handler starts from.
+//! session), `problems` (refusals as pages). `session` holds the extractors
+//! every handler starts from.
 
 pub mod auth;
 mod authorities;
 mod feeds;
 mod outbox;
+mod problems;
 mod records;
 pub mod server;
 pub mod session;
@@ -71,6 +73,7 @@ fn pages() -> Environment<'static> {
         ),
         ("authority.html", include_str!("templates/authority.html")),
         ("preview.html", include_str!("templates/preview.html")),
+        ("problem.html", include_str!("templates/problem.html")),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are part of the program");
@@ -157,6 +160,10 @@ pub fn router(state: Shared) -> Router {
         .route("/static/style.css", get(style))
         .route("/metrics", get(feeds::metrics_page))
         .route("/calendar/{kind}/{name}/{file}", get(feeds::calendar_feed))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            problems::as_pages,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -8,38 +8,105 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 
+use chrono::Datelike;
+
 use super::auth::Session;
+use super::authorities::{FormProblem, authority_view};
 use super::session::Editing;
 use super::{Shared, WebState};
 use crate::records::audit;
 use crate::records::edit::{self, EditError};
 
-/// A form that gives one date.
-#[derive(Deserialize)]
+/// A form that gives one date: as the GOV.UK date input sends it (day,
+/// month, year), or as one `YYYY-MM-DD` value. `sure` confirms a date that
+/// looks wrong.
+#[derive(Deserialize, Default)]
 pub struct DateForm {
     #[serde(default)]
     date: String,
+    #[serde(default)]
+    day: String,
+    #[serde(default)]
+    month: String,
+    #[serde(default)]
+    year: String,
+    #[serde(default)]
+    sure: String,
 }
 
 impl DateForm {
-    fn date(&self) -> Option<NaiveDate> {
-        crate::calendar::parse_date(&self.date).ok()
+    /// The date given, or what to say about it.
+    fn date(&self) -> Result<NaiveDate, &'static str> {
+        if !self.date.trim().is_empty() {
+            return crate::calendar::parse_date(self.date.trim())
+                .map_err(|_| "must be a real date, from 2000 to 2100");
+        }
+        let parts = [&self.day, &self.month, &self.year].map(|p| p.trim());
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err("must include a day, a month and a year");
+        }
+        let [Ok(day), Ok(month), Ok(year)] = parts.map(str::parse::<u32>) else {
+            return Err("must be numbers: a day, a month and a year");
+        };
+        let date = i32::try_from(year)
+            .ok()
+            .and_then(|y| NaiveDate::from_ymd_opt(y, month, day))
+            .ok_or("must be a real date")?;
+        // The same bounds as every date the command line takes.
+        crate::calendar::parse_date(&date.to_string())
+            .map_err(|_| "must be a year from 2000 to 2100")
+    }
+
+    /// What was typed, to show back in the form.
+    fn typed(&self) -> std::collections::BTreeMap<&'static str, String> {
+        let (day, month, year) = match crate::calendar::parse_date(self.date.trim()) {
+            Ok(d) => (
+                d.day().to_string(),
+                d.month().to_string(),
+                d.year().to_string(),
+            ),
+            Err(_) => (self.day.clone(), self.month.clone(), self.year.clone()),
+        };
+        [("day", day), ("month", month), ("year", year)].into()
+    }
+
+    fn sure(&self) -> bool {
+        self.sure == "yes"
     }
 }
 
-fn bad_date() -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        "give a date (YYYY-MM-DD) from 2000 to 2100",
-    )
-        .into_response()
+/// A form's value shown back: the form, what was typed and what is wrong.
+fn problem(
+    form: String,
+    what: &str,
+    values: std::collections::BTreeMap<&'static str, String>,
+    message: String,
+    confirm: bool,
+) -> FormProblem {
+    FormProblem {
+        field: format!(
+            "{form}-{}",
+            if values.contains_key("day") {
+                "day"
+            } else {
+                what
+            }
+        ),
+        form,
+        values: values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        message,
+        confirm,
+    }
 }
 
 /// A visit's forms: a new date, or the audited cases' references.
 #[derive(Deserialize)]
 pub struct VisitForm {
-    #[serde(default)]
-    date: String,
+    #[serde(flatten)]
+    date: DateForm,
     #[serde(default)]
     refs: String,
 }
@@ -114,22 +181,93 @@ fn no_such_change() -> Response {
     (StatusCode::NOT_FOUND, "no such action").into_response()
 }
 
+fn today(state: &WebState) -> NaiveDate {
+    Utc::now()
+        .with_timezone(&state.engine.borrow().settings.time_zone())
+        .date_naive()
+}
+
+/// Shows the authority's page again with a form's problem: 400 for a value
+/// that cannot be used, 422 for one that looks wrong and waits to be confirmed.
+async fn show(state: &WebState, s: &Session, back: &str, problem: FormProblem) -> Response {
+    let status = if problem.confirm {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let mut page = authority_view(state, s, back, Some(problem)).await;
+    if page.status().is_success() {
+        *page.status_mut() = status;
+    }
+    page
+}
+
+/// Why a planning event on `on` looks wrong for this case: outside the
+/// 25-35 working days after the report (000 §8, 001 §10).
+async fn outside_window(state: &WebState, case_ref: &str, on: NaiveDate) -> Option<String> {
+    let records = crate::records::store::load_subjects(&state.pool, &[case_ref.to_string()], &[])
+        .await
+        .ok()?;
+    let case = records.cases.values().next()?;
+    let calendar = state.engine.borrow().settings.calendar();
+    let (from, to) = crate::plan::planning_window(&calendar, case.report_received_on)?;
+    (on < from || on > to).then(|| {
+        format!(
+            "{} is outside the usual window for the planning event, {} to {} (25 to 35 working days after the report)",
+            ukdate(on),
+            ukdate(from),
+            ukdate(to)
+        )
+    })
+}
+
+fn ukdate(d: NaiveDate) -> String {
+    crate::calendar::uk_long_date(d)
+}
+
 pub async fn case_action(
     State(state): State<Shared>,
     Path((case_ref, action)): Path<(String, String)>,
     Editing { session: s, form }: Editing<DateForm>,
 ) -> Response {
-    let Some(date) = form.date() else {
-        return bad_date();
-    };
     let Ok(change) = action.parse::<CaseChange>() else {
         return no_such_change();
     };
+    let back = authority_of_case(&state, &case_ref).await;
+    let (id, label) = match change {
+        CaseChange::PlanReceived => ("plan", "The day the plan was received"),
+        CaseChange::PlanningEvent => ("event", "The planning event's date"),
+    };
+    let form_id = format!("{id}-{case_ref}");
+    let date = match form.date() {
+        Ok(d) => d,
+        Err(why) => {
+            let p = problem(
+                form_id,
+                "date",
+                form.typed(),
+                format!("{label} {why}"),
+                false,
+            );
+            return show(&state, &s, &back, p).await;
+        }
+    };
+    if matches!(change, CaseChange::PlanningEvent)
+        && !form.sure()
+        && let Some(why) = outside_window(&state, &case_ref, date).await
+    {
+        return show(
+            &state,
+            &s,
+            &back,
+            problem(form_id, "date", form.typed(), why, true),
+        )
+        .await;
+    }
     let result = match change {
         CaseChange::PlanReceived => edit::plan_received(&state.pool, &case_ref, date).await,
         CaseChange::PlanningEvent => edit::set_planning_event(&state.pool, &case_ref, date).await,
     };
-    let back = authority_of_case(&state, &case_ref).await;
     changed(
         &state,
         &s,
@@ -142,6 +280,17 @@ pub async fn case_action(
     .await
 }
 
+/// Why a visit moved to `to` looks wrong: in the past, or over a year ahead.
+fn implausible_visit(today: NaiveDate, to: NaiveDate) -> Option<String> {
+    if to < today {
+        Some(format!("{} is in the past", ukdate(to)))
+    } else if to > today + chrono::Months::new(12) {
+        Some(format!("{} is more than a year ahead", ukdate(to)))
+    } else {
+        None
+    }
+}
+
 pub async fn visit_action(
     State(state): State<Shared>,
     Path((case_ref, visit_no, action)): Path<(String, u32, String)>,
@@ -150,27 +299,52 @@ pub async fn visit_action(
     let Ok(change) = action.parse::<VisitChange>() else {
         return no_such_change();
     };
+    let back = authority_of_case(&state, &case_ref).await;
     let (result, detail) = match change {
-        VisitChange::Move => match (DateForm { date: form.date }).date() {
-            Some(d) => (
-                edit::move_visit(&state.pool, &case_ref, visit_no, d).await,
-                d.to_string(),
-            ),
-            None => return bad_date(),
-        },
+        VisitChange::Move => {
+            let form_id = format!("move-{case_ref}-{visit_no}");
+            let date = match form.date.date() {
+                Ok(d) => d,
+                Err(why) => {
+                    let message = format!("The visit's new first on-site day {why}");
+                    let p = problem(form_id, "date", form.date.typed(), message, false);
+                    return show(&state, &s, &back, p).await;
+                }
+            };
+            if !form.date.sure()
+                && let Some(why) = implausible_visit(today(&state), date)
+            {
+                let p = problem(form_id, "date", form.date.typed(), why, true);
+                return show(&state, &s, &back, p).await;
+            }
+            (
+                edit::move_visit(&state.pool, &case_ref, visit_no, date).await,
+                date.to_string(),
+            )
+        }
         VisitChange::Cancel => (
             edit::cancel_visit(&state.pool, &case_ref, visit_no).await,
             String::new(),
         ),
         VisitChange::Audited => {
-            let refs = vec![form.refs];
-            (
-                edit::set_audited(&state.pool, &case_ref, visit_no, &refs).await,
-                refs.join(";"),
-            )
+            let refs = vec![form.refs.clone()];
+            match edit::set_audited(&state.pool, &case_ref, visit_no, &refs).await {
+                Err(EditError::Invalid(why)) => {
+                    let form_id = format!("audited-{case_ref}-{visit_no}");
+                    let typed = [("refs", form.refs.clone())].into();
+                    let message = format!("The audited cases: {why}");
+                    return show(
+                        &state,
+                        &s,
+                        &back,
+                        problem(form_id, "refs", typed, message, false),
+                    )
+                    .await;
+                }
+                result => (result, refs.join(";")),
+            }
         }
     };
-    let back = authority_of_case(&state, &case_ref).await;
     let action = format!("visit {visit_no}: {}", <&str>::from(change));
     changed(
         &state,
@@ -196,10 +370,7 @@ pub async fn seminar_action(
     let result = match change {
         SeminarChange::Confirm => edit::confirm_seminar(&state.pool, &seminar_ref).await,
         SeminarChange::Cancel => {
-            let today = chrono::Utc::now()
-                .with_timezone(&state.engine.borrow().settings.time_zone())
-                .date_naive();
-            edit::cancel_seminar(&state.pool, &seminar_ref, today).await
+            edit::cancel_seminar(&state.pool, &seminar_ref, today(&state)).await
         }
         SeminarChange::Timetable => match crate::records::Timetable::parse(&form.timetable) {
             Ok(timetable) => {
@@ -207,7 +378,15 @@ pub async fn seminar_action(
                 edit::set_timetable(&state.pool, &seminar_ref, &timetable).await
             }
             Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("timetable: {e}")).into_response();
+                let typed = [("timetable", form.timetable.clone())].into();
+                let p = problem(
+                    format!("timetable-{seminar_ref}"),
+                    "timetable",
+                    typed,
+                    format!("The timetable: {e}"),
+                    false,
+                );
+                return show(&state, &s, &form.back, p).await;
             }
         },
     };
@@ -228,9 +407,33 @@ pub async fn conversation_action(
     Path((seminar_ref, code)): Path<(String, String)>,
     Editing { session: s, form }: Editing<DateForm>,
 ) -> Response {
-    let Some(date) = form.date() else {
-        return bad_date();
+    let form_id = format!("talk-{seminar_ref}");
+    let date = match form.date() {
+        Ok(d) => d,
+        Err(why) => {
+            let message = format!("The day of the conversation {why}");
+            return show(
+                &state,
+                &s,
+                &code,
+                problem(form_id, "date", form.typed(), message, false),
+            )
+            .await;
+        }
     };
+    if !form.sure() && date > today(&state) {
+        let why = format!(
+            "{} is in the future: record a conversation once it has taken place",
+            ukdate(date)
+        );
+        return show(
+            &state,
+            &s,
+            &code,
+            problem(form_id, "date", form.typed(), why, true),
+        )
+        .await;
+    }
     let result = edit::record_conversation(&state.pool, &seminar_ref, &code, date).await;
     changed(
         &state,

@@ -6,14 +6,14 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use keydates::calendar::{Calendar, Direction};
 
 use crate::daemon::{Daemon, eventually, log_of, start};
 use crate::helpers::{SmtpServer, TestApp, free_addr};
 
 pub(crate) const EDITOR: (&str, &str) = ("pat", "correct horse battery staple");
-const VIEWER: (&str, &str) = ("val", "a viewer's own password");
+pub(crate) const VIEWER: (&str, &str) = ("val", "a viewer's own password");
 
 pub(crate) fn hash(app: &TestApp, password: &str) -> String {
     let mut child = app
@@ -536,16 +536,17 @@ fn in_a_browser_moving_a_visit_moves_it_on_the_timeline() {
         };
         let before = mark("child-data-request").await?.unwrap();
         let moved = starts + chrono::Days::new(14);
-        let field = c.find(Locator::Css("#move-WES-2-1")).await?;
-        // A date input takes the date as typed in the browser's locale.
-        c.execute(
-            "arguments[0].value = arguments[1];",
-            vec![
-                serde_json::to_value(&field)?,
-                serde_json::Value::String(moved.to_string()),
-            ],
-        )
-        .await?;
+        // The GOV.UK date input: day, month and year, typed.
+        for (part, value) in [
+            ("day", moved.day()),
+            ("month", moved.month()),
+            ("year", moved.year() as u32),
+        ] {
+            c.find(Locator::Css(&format!("#move-WES-2-1-{part}")))
+                .await?
+                .send_keys(&value.to_string())
+                .await?;
+        }
         c.find(Locator::Css("form[action='/visits/WES-2/1/move'] button"))
             .await?
             .click()

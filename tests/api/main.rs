@@ -10,6 +10,7 @@ mod delivery;
 mod demo;
 mod documents;
 mod exposure;
+mod forms;
 mod handbooks;
 mod helpers;
 mod import;

@@ -1,0 +1,187 @@
+//! The console's forms as a support person meets them when something is
+//! wrong: the page comes back with the form, the value typed and an error
+//! summary; a date that only looks wrong waits for a second confirmation;
+//! every refusal is a page with a way back. The real daemon, real SQLite.
+
+use std::net::SocketAddr;
+
+use chrono::{Datelike, Days};
+
+use crate::console::{EDITOR, VIEWER, chase_day, console, csrf, get, post, sign_in};
+use crate::helpers::{SmtpServer, TestApp};
+
+/// An inadequate case WES-2 with its first visit 40 days after the chase day.
+fn with_a_visit(app: &TestApp) -> chrono::NaiveDate {
+    let starts = chase_day() + Days::new(40);
+    let cases = format!(
+        "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nWES-2,WES,inadequate,{},,hmi@ofsted.example.gov.uk,\n",
+        chase_day() - Days::new(100)
+    );
+    assert!(app.import("cases", "c2.csv", &cases).status.success());
+    let visits = format!(
+        "case_ref,visit_no,starts_on,lead_inspector_email,audited_cases,cancelled\nWES-2,1,{starts},hmi@ofsted.example.gov.uk,,false\n"
+    );
+    assert!(app.import("visits", "v.csv", &visits).status.success());
+    starts
+}
+
+fn starts_on(app: &TestApp, day: chrono::NaiveDate) -> i64 {
+    app.count(&format!(
+        "SELECT COUNT(*) FROM visits WHERE case_ref = 'WES-2' AND starts_on = '{day}'"
+    ))
+}
+
+fn move_to(addr: SocketAddr, editor: &str, token: &str, fields: &[(&str, &str)]) -> ureq::Response {
+    let mut form = vec![("csrf", token)];
+    form.extend_from_slice(fields);
+    post(addr, "/visits/WES-2/1/move", Some(editor), &form)
+}
+
+#[test]
+fn a_visit_moved_to_31_february_comes_back_in_its_form_with_the_value_kept() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let starts = with_a_visit(&app);
+    let editor = sign_in(addr, EDITOR);
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    let token = csrf(&page);
+    let r = move_to(
+        addr,
+        &editor,
+        &token,
+        &[("day", "31"), ("month", "2"), ("year", "2027")],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(r.content_type().starts_with("text/html"));
+    let page = r.into_string().unwrap();
+    assert!(page.contains("<title>Error: Westmere Council"), "{page}");
+    // The summary at the top links to the field; the message is beside it.
+    let summary = page
+        .find("class=\"error-summary\"")
+        .expect("an error summary");
+    assert!(summary < page.find("<h1>").unwrap());
+    assert!(
+        page.contains(
+            "href=\"#move-WES-2-1-day\">The visit&#x27;s new first on-site day must be a real date"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("id=\"move-WES-2-1-error\""));
+    for (field, value) in [("day", "31"), ("month", "2"), ("year", "2027")] {
+        assert!(
+            page.contains(&format!("id=\"move-WES-2-1-{field}\" name=\"{field}\" inputmode=\"numeric\" maxlength=\"{}\" class=\"w{}\" autocomplete=\"off\" value=\"{value}\"",
+                if field == "year" { 4 } else { 2 }, if field == "year" { 4 } else { 2 })),
+            "{field} kept as typed"
+        );
+    }
+    // Nothing changed; a missing part is named too.
+    assert_eq!(starts_on(&app, starts), 1);
+    let r = move_to(
+        addr,
+        &editor,
+        &token,
+        &[("day", "3"), ("month", ""), ("year", "2027")],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.into_string()
+            .unwrap()
+            .contains("must include a day, a month and a year")
+    );
+}
+
+#[test]
+fn a_visit_moved_into_the_past_waits_for_a_second_confirmation() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let starts = with_a_visit(&app);
+    let editor = sign_in(addr, EDITOR);
+    let token = csrf(
+        &get(addr, "/authorities/WES", Some(&editor))
+            .into_string()
+            .unwrap(),
+    );
+    let past = chrono::Utc::now().date_naive() - Days::new(30);
+    let typed = [
+        ("day", past.day().to_string()),
+        ("month", past.month().to_string()),
+        ("year", past.year().to_string()),
+    ];
+    let fields: Vec<(&str, &str)> = typed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = move_to(addr, &editor, &token, &fields);
+    assert_eq!(r.status(), 422);
+    let page = r.into_string().unwrap();
+    assert!(page.contains("is in the past"), "{page}");
+    assert!(page.contains("Nothing has been changed"));
+    assert!(page.contains("name=\"sure\" value=\"yes\""));
+    assert!(page.contains("Yes, the date is right: Move visit 1 of WES-2</button>"));
+    assert_eq!(starts_on(&app, starts), 1, "not applied");
+    // Confirmed, it is.
+    let mut sure = fields.clone();
+    sure.push(("sure", "yes"));
+    let r = move_to(addr, &editor, &token, &sure);
+    assert_eq!(r.status(), 303);
+    assert_eq!(starts_on(&app, past), 1);
+    // A date more than a year ahead asks too.
+    let far = chrono::Utc::now().date_naive() + Days::new(400);
+    let r = move_to(addr, &editor, &token, &[("date", &far.to_string())]);
+    assert_eq!(r.status(), 422);
+    assert!(r.into_string().unwrap().contains("more than a year ahead"));
+    assert_eq!(starts_on(&app, far), 0);
+}
+
+#[test]
+fn every_refusal_is_a_page_in_the_layout_with_a_way_back() {
+    let smtp = SmtpServer::start();
+    let (_app, addr, _daemon) = console(&smtp);
+    let editor = sign_in(addr, EDITOR);
+    let viewer = sign_in(addr, VIEWER);
+    let token = csrf(
+        &get(addr, "/authorities/WES", Some(&viewer))
+            .into_string()
+            .unwrap(),
+    );
+    let refusals = [
+        (
+            get(addr, "/outbox/999999", Some(&editor)),
+            404,
+            "No such email.",
+        ),
+        (get(addr, "/nowhere", Some(&editor)), 404, "Page not found"),
+        (
+            get(addr, "/authorities/NOPE", Some(&editor)),
+            404,
+            "No such authority.",
+        ),
+        (
+            post(
+                addr,
+                "/cases/WES-1/plan-received",
+                Some(&viewer),
+                &[("csrf", &token), ("date", "2026-12-01")],
+            ),
+            403,
+            "Viewers cannot change anything.",
+        ),
+        (
+            post(addr, "/cases/WES-1/plan-received", Some(&editor), &[]),
+            403,
+            "The form is out of date: reload the page.",
+        ),
+    ];
+    for (r, status, words) in refusals {
+        assert_eq!(r.status(), status, "{words}");
+        assert!(r.content_type().starts_with("text/html"), "{words}");
+        let page = r.into_string().unwrap();
+        assert!(page.contains(words), "{words}: {page}");
+        assert!(page.contains("<link rel=\"stylesheet\" href=\"/static/style.css\">"));
+        assert_eq!(page.matches("<h1>").count(), 1);
+        assert!(page.contains("<a href=\"/\">Go to Today</a>"), "{page}");
+    }
+    // A calendar client still gets a plain answer.
+    let r = get(addr, "/calendar/inspector/nobody/feed.ics", None);
+    assert_eq!(r.status(), 404);
+    assert!(r.content_type().starts_with("text/plain"));
+}
