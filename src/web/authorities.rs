@@ -24,11 +24,11 @@ pub async fn authorities_page(State(state): State<Shared>, SignedIn(s): SignedIn
         .authorities
         .values()
         .map(|a| {
-            let cases: Vec<&str> = records
+            let cases: Vec<_> = records
                 .cases
                 .values()
                 .filter(|c| c.authority_code == a.code)
-                .map(|c| c.case_ref.as_str())
+                .map(|c| context! { case_ref => c.case_ref, closed => c.closed })
                 .collect();
             context! { code => a.code, name => a.name, region => a.region.name(), cases => cases }
         })
@@ -144,7 +144,7 @@ pub async fn authority_view(
                 .filter(|v| v.case_ref == c.case_ref)
                 .map(|v| context! { visit_no => v.visit_no, starts_on => v.starts_on, cancelled => v.cancelled, audited_cases => v.audited_cases })
                 .collect();
-            context! { case_ref => c.case_ref, judgement => c.judgement.id(), visits => vs }
+            context! { case_ref => c.case_ref, judgement => c.judgement.id(), visits => vs, closed => c.closed }
         })
         .collect();
     let seminar_views: Vec<_> = seminars
@@ -184,6 +184,7 @@ pub async fn authority_view(
             seminars => seminar_views,
             can_act => s.role == WebRole::Editor,
             audit => audit,
+            notice => if problem.is_none() { state.told(s) } else { None },
             problem => problem,
             ..ctx
         },

@@ -52,6 +52,9 @@ pub struct WebState {
     pages: Environment<'static>,
     /// Renders `/metrics`, served while `web.metrics` is on.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// What the last change did, by session (its CSRF token), shown once on
+    /// the page the change leads back to. One per session: a new one replaces it.
+    notices: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 type Shared = Arc<WebState>;
@@ -74,6 +77,8 @@ fn pages() -> Environment<'static> {
         ("authority.html", include_str!("templates/authority.html")),
         ("preview.html", include_str!("templates/preview.html")),
         ("problem.html", include_str!("templates/problem.html")),
+        ("confirm.html", include_str!("templates/confirm.html")),
+        ("closed.html", include_str!("templates/closed.html")),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are part of the program");
@@ -108,7 +113,23 @@ impl WebState {
                 std::num::NonZeroU32::new(UNSIGNED_PER_MINUTE).expect("not zero"),
             )),
             pages: pages(),
+            notices: Default::default(),
         }
+    }
+
+    /// Keeps what a change did, for the next page this session sees.
+    fn tell(&self, s: &Session, notice: String) {
+        let mut notices = self.notices.lock().expect("not poisoned");
+        // Sessions that never came back for theirs are bounded by the sessions.
+        if notices.len() > 10_000 {
+            notices.clear();
+        }
+        notices.insert(s.csrf.clone(), notice);
+    }
+
+    /// What the last change did, once.
+    fn told(&self, s: &Session) -> Option<String> {
+        self.notices.lock().expect("not poisoned").remove(&s.csrf)
     }
 
     fn render(&self, name: &str, ctx: minijinja::Value) -> Response {

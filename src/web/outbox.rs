@@ -21,6 +21,9 @@ use crate::records::{self, audit};
 pub struct ActionForm {
     #[serde(default)]
     role: Option<String>,
+    /// Confirms a cancellation.
+    #[serde(default)]
+    sure: String,
 }
 
 /// An email the records plan, by rule and subject.
@@ -91,6 +94,7 @@ pub async fn outbox_page(
             attempts => attempts,
             confirmations => confirmations,
             waiting_for => waiting_for,
+            notice => state.told(&s),
             ..ctx
         },
     )
@@ -101,13 +105,27 @@ pub async fn outbox_action(
     Path((id, action)): Path<(i64, String)>,
     Editing {
         session: s,
-        form: ActionForm { role },
+        form: ActionForm { role, sure },
     }: Editing<ActionForm>,
 ) -> Response {
     let now = Utc::now();
     let Ok(action) = action.parse::<Action>() else {
         return (StatusCode::NOT_FOUND, "no such action").into_response();
     };
+    if matches!(action, Action::Cancel) && sure != "yes" {
+        let question = format!("Cancel email {id}?");
+        let ctx = base(&s, "today", &question);
+        return state.render(
+            "confirm.html",
+            context! {
+                question => question,
+                consequence => "It will not be sent.",
+                action => format!("/outbox/{id}/cancel"), button => format!("Yes, cancel email {id}"),
+                back => (), return_to => format!("/outbox/{id}"),
+                ..ctx
+            },
+        );
+    }
     let rules = state.engine.borrow().settings.rules.clone();
     let done = match action {
         Action::Confirm => outbox::confirm(&state.pool, id, role.as_deref(), &rules, &s.user, now)
@@ -134,6 +152,20 @@ pub async fn outbox_action(
         tracing::error!(error = format!("{e:#}"), "audit log not written");
     }
     state.wake.notify_one();
+    state.tell(
+        &s,
+        match action {
+            Action::Confirm => match &role {
+                Some(r) => format!(
+                    "Confirmed as {}. It goes once every role asked has confirmed.",
+                    r.replace('_', " ")
+                ),
+                None => "Confirmed. It goes at the next pass.".to_string(),
+            },
+            Action::Retry => "It goes again at the next pass.".to_string(),
+            Action::Cancel => "Cancelled: it will not be sent.".to_string(),
+        },
+    );
     Redirect::to(&format!("/outbox/{id}")).into_response()
 }
 

@@ -116,12 +116,17 @@ pub struct VisitForm {
 pub struct SeminarForm {
     #[serde(default)]
     back: String,
+    /// Confirms a cancellation.
+    #[serde(default)]
+    sure: String,
     /// For `timetable`: "TIME SESSION" pairs separated by `;`.
     #[serde(default)]
     timetable: String,
 }
 
-/// After a record change: audit it, wake the daemon, and go back to the authority.
+/// After a record change: audit it, wake the daemon, and go back to the
+/// authority, whose page says what changed and what it does to the emails.
+#[allow(clippy::too_many_arguments)]
 async fn changed(
     state: &WebState,
     s: &Session,
@@ -130,16 +135,31 @@ async fn changed(
     target: String,
     detail: String,
     back: &str,
+    notice: String,
 ) -> Response {
     if let Err(e) = result {
         return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
     }
+    state.tell(s, notice);
     if let Err(e) = audit::record(&state.pool, Utc::now(), &s.user, action, &target, &detail).await
     {
         tracing::error!(error = format!("{e:#}"), "audit log not written");
     }
     state.wake.notify_one();
     Redirect::to(&format!("/authorities/{}", super::path_part(back))).into_response()
+}
+
+async fn state_of_visit(state: &WebState, case_ref: &str, visit_no: u32) -> bool {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT cancelled FROM visits WHERE case_ref = $1 AND visit_no = $2",
+    )
+    .bind(case_ref)
+    .bind(visit_no as i64)
+    .fetch_optional(&state.pool)
+    .await
+    .ok()
+    .flatten()
+    .is_some_and(|c| c != 0)
 }
 
 async fn authority_of_case(state: &WebState, case_ref: &str) -> String {
@@ -159,6 +179,7 @@ async fn authority_of_case(state: &WebState, case_ref: &str) -> String {
 enum CaseChange {
     PlanReceived,
     PlanningEvent,
+    Close,
 }
 
 #[derive(Debug, Clone, Copy, strum::EnumString, strum::IntoStaticStr)]
@@ -175,6 +196,28 @@ enum SeminarChange {
     Confirm,
     Cancel,
     Timetable,
+}
+
+/// Asks before a change that stops emails: the same action, confirmed.
+fn ask_first(
+    state: &WebState,
+    s: &Session,
+    action: String,
+    question: String,
+    consequence: &str,
+    button: String,
+    back: &str,
+) -> Response {
+    let ctx = super::base(s, "authorities", &question);
+    state.render(
+        "confirm.html",
+        minijinja::context! {
+            question => question, consequence => consequence, action => action,
+            button => button, back => back,
+            return_to => format!("/authorities/{}", super::path_part(back)),
+            ..ctx
+        },
+    )
 }
 
 fn no_such_change() -> Response {
@@ -237,6 +280,7 @@ pub async fn case_action(
     let (id, label) = match change {
         CaseChange::PlanReceived => ("plan", "The day the plan was received"),
         CaseChange::PlanningEvent => ("event", "The planning event's date"),
+        CaseChange::Close => return close_case(&state, &s, &case_ref, &back, form.sure()).await,
     };
     let form_id = format!("{id}-{case_ref}");
     let date = match form.date() {
@@ -264,9 +308,22 @@ pub async fn case_action(
         )
         .await;
     }
-    let result = match change {
-        CaseChange::PlanReceived => edit::plan_received(&state.pool, &case_ref, date).await,
-        CaseChange::PlanningEvent => edit::set_planning_event(&state.pool, &case_ref, date).await,
+    let (result, notice) = match change {
+        CaseChange::PlanReceived => (
+            edit::plan_received(&state.pool, &case_ref, date).await,
+            format!(
+                "The plan for {case_ref} is recorded as received on {}. Reminders that wait for the plan will not go; the inspectors are told it has arrived.",
+                ukdate(date)
+            ),
+        ),
+        CaseChange::PlanningEvent => (
+            edit::set_planning_event(&state.pool, &case_ref, date).await,
+            format!(
+                "The planning event for {case_ref} is set for {}. The final agenda and the record of the event are planned from it.",
+                ukdate(date)
+            ),
+        ),
+        CaseChange::Close => unreachable!("handled above"),
     };
     changed(
         &state,
@@ -276,8 +333,53 @@ pub async fn case_action(
         format!("case:{case_ref}"),
         date.to_string(),
         &back,
+        notice,
     )
     .await
+}
+
+/// Closing a case stops every email still to come for it: asked first, then
+/// a page that says it is done.
+async fn close_case(
+    state: &WebState,
+    s: &Session,
+    case_ref: &str,
+    back: &str,
+    sure: bool,
+) -> Response {
+    let path = format!("/cases/{}/close", super::path_part(case_ref));
+    if !sure {
+        return ask_first(
+            state,
+            s,
+            path,
+            format!("Close case {case_ref}?"),
+            "Every email still to come for it is cancelled and nothing more is planned. Emails already sent stay in its history.",
+            format!("Yes, close case {case_ref}"),
+            back,
+        );
+    }
+    if let Err(e) = edit::close_case(&state.pool, case_ref).await {
+        return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+    }
+    if let Err(e) = audit::record(
+        &state.pool,
+        Utc::now(),
+        &s.user,
+        "close",
+        &format!("case:{case_ref}"),
+        "",
+    )
+    .await
+    {
+        tracing::error!(error = format!("{e:#}"), "audit log not written");
+    }
+    state.wake.notify_one();
+    let ctx = super::base(s, "authorities", &format!("Case {case_ref} closed"));
+    state.render(
+        "closed.html",
+        minijinja::context! { case_ref => case_ref, back => back, ..ctx },
+    )
 }
 
 /// Why a visit moved to `to` looks wrong: in the past, or over a year ahead.
@@ -300,6 +402,7 @@ pub async fn visit_action(
         return no_such_change();
     };
     let back = authority_of_case(&state, &case_ref).await;
+    let notice;
     let (result, detail) = match change {
         VisitChange::Move => {
             let form_id = format!("move-{case_ref}-{visit_no}");
@@ -317,15 +420,41 @@ pub async fn visit_action(
                 let p = problem(form_id, "date", form.date.typed(), why, true);
                 return show(&state, &s, &back, p).await;
             }
+            let was_cancelled = state_of_visit(&state, &case_ref, visit_no).await;
+            notice = format!(
+                "Visit {visit_no} of {case_ref} now starts on {}{}. Its requests, notices and reminders move with it.",
+                ukdate(date),
+                if was_cancelled {
+                    " and is no longer cancelled"
+                } else {
+                    ""
+                }
+            );
             (
                 edit::move_visit(&state.pool, &case_ref, visit_no, date).await,
                 date.to_string(),
             )
         }
-        VisitChange::Cancel => (
-            edit::cancel_visit(&state.pool, &case_ref, visit_no).await,
-            String::new(),
-        ),
+        VisitChange::Cancel => {
+            if !form.date.sure() {
+                return ask_first(
+                    &state,
+                    &s,
+                    format!("/visits/{}/{visit_no}/cancel", super::path_part(&case_ref)),
+                    format!("Cancel visit {visit_no} of {case_ref}?"),
+                    "Its requests, notices and reminders still to come are cancelled. Moving it to a new date later reinstates it.",
+                    format!("Yes, cancel visit {visit_no} of {case_ref}"),
+                    &back,
+                );
+            }
+            notice = format!(
+                "Visit {visit_no} of {case_ref} is cancelled. Its emails still to come will not go."
+            );
+            (
+                edit::cancel_visit(&state.pool, &case_ref, visit_no).await,
+                String::new(),
+            )
+        }
         VisitChange::Audited => {
             let refs = vec![form.refs.clone()];
             match edit::set_audited(&state.pool, &case_ref, visit_no, &refs).await {
@@ -341,7 +470,12 @@ pub async fn visit_action(
                     )
                     .await;
                 }
-                result => (result, refs.join(";")),
+                result => {
+                    notice = format!(
+                        "The audited cases for visit {visit_no} of {case_ref} are recorded. The authority is told which to submit on the notice's day."
+                    );
+                    (result, refs.join(";"))
+                }
             }
         }
     };
@@ -354,6 +488,7 @@ pub async fn visit_action(
         format!("case:{case_ref}"),
         detail,
         &back,
+        notice,
     )
     .await
 }
@@ -367,14 +502,37 @@ pub async fn seminar_action(
         return no_such_change();
     };
     let mut detail = String::new();
+    let notice;
     let result = match change {
-        SeminarChange::Confirm => edit::confirm_seminar(&state.pool, &seminar_ref).await,
+        SeminarChange::Confirm => {
+            notice = format!(
+                "Seminar {seminar_ref} is confirmed. Its invitations go at the first chance, once it has a timetable, and at least 15 working days before."
+            );
+            edit::confirm_seminar(&state.pool, &seminar_ref).await
+        }
         SeminarChange::Cancel => {
+            if form.sure != "yes" {
+                return ask_first(
+                    &state,
+                    &s,
+                    format!("/seminars/{}/cancel", super::path_part(&seminar_ref)),
+                    format!("Cancel seminar {seminar_ref}?"),
+                    "Each delegate is told it is cancelled, with a calendar cancellation, and nothing else goes for it.",
+                    format!("Yes, cancel seminar {seminar_ref}"),
+                    &form.back,
+                );
+            }
+            notice = format!(
+                "Seminar {seminar_ref} is cancelled. Each delegate is told on the next working day at the latest; nothing else goes for it."
+            );
             edit::cancel_seminar(&state.pool, &seminar_ref, today(&state)).await
         }
         SeminarChange::Timetable => match crate::records::Timetable::parse(&form.timetable) {
             Ok(timetable) => {
                 detail = timetable.to_string();
+                notice = format!(
+                    "The timetable of {seminar_ref} is recorded. Invitations still to go carry it."
+                );
                 edit::set_timetable(&state.pool, &seminar_ref, &timetable).await
             }
             Err(e) => {
@@ -398,6 +556,7 @@ pub async fn seminar_action(
         format!("seminar:{seminar_ref}"),
         detail,
         &form.back,
+        notice,
     )
     .await
 }
@@ -443,6 +602,7 @@ pub async fn conversation_action(
         format!("seminar:{seminar_ref}"),
         format!("{code} {date}"),
         &code,
+        format!("The conversation about {seminar_ref} is recorded as held on {}. The senior HMI is reminded to send the record to the director.", ukdate(date)),
     )
     .await
 }

@@ -185,3 +185,131 @@ fn every_refusal_is_a_page_in_the_layout_with_a_way_back() {
     assert_eq!(r.status(), 404);
     assert!(r.content_type().starts_with("text/plain"));
 }
+
+#[test]
+fn a_case_closed_in_the_console_is_asked_about_first_and_plans_nothing_more() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let editor = sign_in(addr, EDITOR);
+    let token = csrf(
+        &get(addr, "/authorities/WES", Some(&editor))
+            .into_string()
+            .unwrap(),
+    );
+    let planned = || {
+        app.count("SELECT COUNT(*) FROM outbox WHERE subject = 'WES-1' AND status IN ('pending', 'awaiting_confirmation')")
+    };
+    assert!(crate::daemon::eventually(
+        std::time::Duration::from_secs(20),
+        || planned() > 0
+    ));
+    // First a page that asks, and says what closing does.
+    let r = post(
+        addr,
+        "/cases/WES-1/close",
+        Some(&editor),
+        &[("csrf", &token)],
+    );
+    assert_eq!(r.status(), 200);
+    let page = r.into_string().unwrap();
+    assert!(page.contains("<h1>Close case WES-1?</h1>"), "{page}");
+    assert!(page.contains("Every email still to come for it is cancelled"));
+    assert!(page.contains("Yes, close case WES-1") && page.contains("No, go back"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM cases WHERE closed = 1"), 0);
+    // Confirmed: a confirmation page, and nothing more goes.
+    let r = post(
+        addr,
+        "/cases/WES-1/close",
+        Some(&editor),
+        &[("csrf", &token), ("sure", "yes")],
+    );
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.into_string()
+            .unwrap()
+            .contains("<h1>Case WES-1 closed</h1>")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM cases WHERE closed = 1"), 1);
+    assert!(crate::daemon::eventually(
+        std::time::Duration::from_secs(20),
+        || planned() == 0
+    ));
+    // Closed cases are shown as closed.
+    let list = get(addr, "/authorities", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(list.contains("WES-1 (closed)"), "{list}");
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(page.contains("Closed: nothing more is planned for it."));
+    assert!(!page.contains("Record the plan for WES-1"));
+}
+
+#[test]
+fn a_change_says_what_it_did_once_and_a_cancellation_asks_first() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let starts = with_a_visit(&app);
+    let editor = sign_in(addr, EDITOR);
+    let token = csrf(
+        &get(addr, "/authorities/WES", Some(&editor))
+            .into_string()
+            .unwrap(),
+    );
+    // Cancelling asks first and changes nothing until confirmed.
+    let r = post(
+        addr,
+        "/visits/WES-2/1/cancel",
+        Some(&editor),
+        &[("csrf", &token)],
+    );
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.into_string()
+            .unwrap()
+            .contains("<h1>Cancel visit 1 of WES-2?</h1>")
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM visits WHERE cancelled = 1"),
+        0
+    );
+    let r = post(
+        addr,
+        "/visits/WES-2/1/cancel",
+        Some(&editor),
+        &[("csrf", &token), ("sure", "yes")],
+    );
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM visits WHERE cancelled = 1"),
+        1
+    );
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("Visit 1 of WES-2 is cancelled. Its emails still to come will not go."),
+        "{page}"
+    );
+    // Moving it reinstates it, and the banner says so, once.
+    let moved = starts + Days::new(7);
+    let r = move_to(addr, &editor, &token, &[("date", &moved.to_string())]);
+    assert_eq!(r.status(), 303);
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    let said = format!(
+        "Visit 1 of WES-2 now starts on {} and is no longer cancelled.",
+        keydates::calendar::uk_long_date(moved)
+    );
+    assert!(page.contains(&said), "{page}");
+    let again = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(!again.contains(&said));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM visits WHERE cancelled = 1"),
+        0
+    );
+}
