@@ -85,6 +85,26 @@ const READABLE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERI
 
 /// The feed's path: the owner, then its token. The owner is in the address
 /// so that a request is checked with one HMAC before anything is read.
+/// Where a calendar client subscribes to an owner's feed: under
+/// `web.public_url`, else the console's own address; none while feeds are off.
+pub fn address(settings: &crate::config::Settings, owner: &Owner) -> Option<String> {
+    let secret = settings.web.calendar_secret.as_ref()?;
+    let path = path(secret, owner);
+    match (&settings.web.public_url, settings.web.address()) {
+        (Some(url), _) => Some(url.link(&path)),
+        (None, Some(addr)) => Some(format!("http://{addr}{path}")),
+        (None, None) => None,
+    }
+}
+
+/// The owner as people name it: the inspector's address or the authority's code.
+pub fn owner_label(owner: &Owner) -> String {
+    match owner {
+        Owner::Inspector(e) => format!("Inspector {e}"),
+        Owner::Authority(code) => format!("Authority {code}"),
+    }
+}
+
 pub fn path(secret: &SecretString, owner: &Owner) -> String {
     let name = owner.name();
     let name = percent_encoding::utf8_percent_encode(&name, READABLE);

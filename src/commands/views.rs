@@ -162,16 +162,8 @@ pub async fn ics(
         "{}",
         feed::feed(&owner, &items, &records, settings, Utc::now())
     );
-    if let Some(secret) = &settings.web.calendar_secret {
-        let path = feed::path(secret, &owner);
-        let address = match (&settings.web.public_url, settings.web.address()) {
-            (Some(url), _) => Some(url.link(&path)),
-            (None, Some(addr)) => Some(format!("http://{addr}{path}")),
-            (None, None) => None,
-        };
-        if let Some(address) = address {
-            eprintln!("subscribe at {address}");
-        }
+    if let Some(address) = feed::address(settings, &owner) {
+        eprintln!("subscribe at {address}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,7 @@ mod records;
 pub mod server;
 pub mod session;
 mod sign_in;
+mod status;
 pub mod timeline;
 mod today;
 
@@ -59,10 +60,11 @@ pub struct WebState {
 
 type Shared = Arc<WebState>;
 
-fn pages() -> Environment<'static> {
+fn pages(tz: chrono_tz::Tz) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_filter("ukdate", crate::delivery::compose::templates::ukdate);
+    env.add_filter("uktime", move |stored: String| local_in(tz, &stored));
     for (name, source) in [
         ("layout.html", include_str!("templates/layout.html")),
         ("rows.html", include_str!("templates/rows.html")),
@@ -79,6 +81,7 @@ fn pages() -> Environment<'static> {
         ("problem.html", include_str!("templates/problem.html")),
         ("confirm.html", include_str!("templates/confirm.html")),
         ("closed.html", include_str!("templates/closed.html")),
+        ("status.html", include_str!("templates/status.html")),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are part of the program");
@@ -103,6 +106,7 @@ impl WebState {
         wake: Arc<Notify>,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> WebState {
+        let tz = engine.borrow().settings.time_zone();
         WebState {
             pool,
             engine,
@@ -112,7 +116,7 @@ impl WebState {
             unsigned: governor::DefaultKeyedRateLimiter::keyed(governor::Quota::per_minute(
                 std::num::NonZeroU32::new(UNSIGNED_PER_MINUTE).expect("not zero"),
             )),
-            pages: pages(),
+            pages: pages(tz),
             notices: Default::default(),
         }
     }
@@ -158,6 +162,7 @@ pub fn router(state: Shared) -> Router {
         .route("/preview", get(outbox::planned_preview))
         .route("/outbox/{id}/preview.html", get(outbox::preview_html))
         .route("/outbox/{id}/annex/{n}", get(outbox::annex_download))
+        .route("/status", get(status::status_page))
         .route("/authorities", get(authorities::authorities_page))
         .route("/authorities/{code}", get(authorities::authority_page))
         .route("/cases/{case}/{action}", post(records::case_action))
@@ -276,6 +281,19 @@ fn failed_page(e: anyhow::Error) -> Response {
         "the records could not be read",
     )
         .into_response()
+}
+
+/// A stored instant as people read it: the day and the time on the clock
+/// where keydates runs ("2 December 2026, 09:00"); as stored when unreadable.
+fn local_time(settings: &crate::config::Settings, stored: &str) -> String {
+    local_in(settings.time_zone(), stored)
+}
+
+fn local_in(tz: chrono_tz::Tz, stored: &str) -> String {
+    match crate::outbox::parse_ts(stored) {
+        Some(t) => t.with_timezone(&tz).format("%-d %B %Y, %H:%M").to_string(),
+        None => stored.to_string(),
+    }
 }
 
 /// A value placed in a URL path, percent-encoded so that no record field can

@@ -36,10 +36,20 @@ pub async fn today(State(state): State<Shared>, SignedIn(s): SignedIn) -> Respon
         .filter(|i| matches!(i.status, AgendaStatus::Failed | AgendaStatus::Missed))
         .filter(|i| i.due_on.is_some_and(|d| d >= recent) || i.status == AgendaStatus::Failed)
         .collect();
+    let counts: Vec<_> = match crate::outbox::counts(&state.pool).await {
+        Ok(counts) => counts
+            .into_iter()
+            .map(|(st, n)| context! { key => st.as_str(), state => st.as_str().replace('_', " "), n => n })
+            .collect(),
+        Err(e) => return failed_page(e),
+    };
     let ctx = base(&s, "today", "Today");
     state.render(
         "today.html",
-        context! { today => today, waiting => waiting, today_items => today_items, problems => problems, ..ctx },
+        context! {
+            today => today, waiting => waiting, today_items => today_items,
+            problems => problems, counts => counts, ..ctx
+        },
     )
 }
 

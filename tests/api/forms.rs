@@ -313,3 +313,49 @@ fn a_change_says_what_it_did_once_and_a_cancellation_asks_first() {
         0
     );
 }
+
+#[test]
+fn the_status_page_shows_health_counts_per_state_daemons_and_feed_addresses() {
+    let smtp = SmtpServer::start();
+    let secret = "9f2c7a41e08b5d36c1f4a7e20b9d5c83";
+    let (app, addr, _daemon) =
+        crate::console::console_with(&smtp, None, &[("KEYDATES__WEB__CALENDAR_SECRET", secret)]);
+    let viewer = sign_in(addr, VIEWER);
+    assert!(crate::daemon::eventually(
+        std::time::Duration::from_secs(20),
+        || app.count("SELECT COUNT(*) FROM outbox") > 0
+    ));
+    let page = get(addr, "/status", Some(&viewer)).into_string().unwrap();
+    for words in [
+        "<h1>Status</h1>",
+        "Last pass",
+        "(this machine)",
+        "Emails by state",
+        "awaiting confirmation",
+        "pending",
+        "sending",
+        "sent",
+        "failed",
+        "missed",
+        "cancelled",
+        "Inspector hmi@ofsted.example.gov.uk",
+        "Authority WES",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    // The feed address on the page is the one a calendar client is served.
+    let page = page.replace("&#x2f;", "/");
+    let at = page
+        .find(&format!("http://{addr}/calendar/authority/WES/"))
+        .unwrap_or_else(|| panic!("WES's feed: {page}"));
+    let address = &page[at..page[at..].find('<').unwrap() + at];
+    let r = crate::console::agent().get(address).call().unwrap();
+    assert!(r.into_string().unwrap().contains("BEGIN:VCALENDAR"));
+    // Today shows the same counts, each a link to those emails.
+    let today = get(addr, "/", Some(&viewer)).into_string().unwrap();
+    let held = app.count("SELECT COUNT(*) FROM outbox WHERE status = 'awaiting_confirmation'");
+    assert!(
+        today.contains(&format!("<a href=\"/agenda?status=awaiting_confirmation\"><span class=\"count\">{held}</span> awaiting confirmation</a>")),
+        "{today}"
+    );
+}
