@@ -177,7 +177,7 @@ pub(crate) fn csrf(page: &str) -> String {
 }
 
 /// The held chase's row, once the daemon has stored it (0 until then).
-fn chase_id(app: &TestApp) -> i64 {
+pub(crate) fn chase_id(app: &TestApp) -> i64 {
     app.count(
         "SELECT COALESCE(MAX(id), 0) FROM outbox WHERE rule_id = 'plan-chase' AND subject = 'WES-1'",
     )
@@ -325,7 +325,7 @@ fn a_non_loopback_console_needs_users() {
 /// chromedriver on a free port, for a headless Chromium. chromedriver binds
 /// its port itself: should another process take it first, chromedriver
 /// exits, and another port is tried.
-fn chromedriver() -> (std::process::Child, u16) {
+pub(crate) fn chromedriver() -> (std::process::Child, u16) {
     for _ in 0..5 {
         let port = free_addr().port();
         let mut child = std::process::Command::new("chromedriver")
@@ -351,7 +351,7 @@ fn chromedriver() -> (std::process::Child, u16) {
 }
 
 /// A headless Chromium session through the chromedriver on `port`.
-async fn browser(port: u16) -> fantoccini::Client {
+pub(crate) async fn browser(port: u16) -> fantoccini::Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -372,7 +372,7 @@ async fn browser(port: u16) -> fantoccini::Client {
 }
 
 /// Signs in through the form.
-async fn sign_in_browser(c: &fantoccini::Client, addr: SocketAddr) {
+pub(crate) async fn sign_in_browser(c: &fantoccini::Client, addr: SocketAddr) {
     use fantoccini::Locator;
     c.goto(&format!("http://{addr}/")).await.unwrap();
     c.find(Locator::Css("#name"))
@@ -398,7 +398,7 @@ async fn sign_in_browser(c: &fantoccini::Client, addr: SocketAddr) {
 
 /// The text of the page's main part once `wanted` shows in it: a click that
 /// navigates replaces the page under the driver, so this asks again.
-async fn main_text_with(c: &fantoccini::Client, wanted: &str) -> String {
+pub(crate) async fn main_text_with(c: &fantoccini::Client, wanted: &str) -> String {
     let mut last = String::new();
     for _ in 0..100 {
         if let Ok(main) = c.find(fantoccini::Locator::Css("main")).await

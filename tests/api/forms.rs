@@ -11,7 +11,7 @@ use crate::console::{EDITOR, VIEWER, chase_day, console, csrf, get, post, sign_i
 use crate::helpers::{SmtpServer, TestApp};
 
 /// An inadequate case WES-2 with its first visit 40 days after the chase day.
-fn with_a_visit(app: &TestApp) -> chrono::NaiveDate {
+pub(crate) fn with_a_visit(app: &TestApp) -> chrono::NaiveDate {
     let starts = chase_day() + Days::new(40);
     let cases = format!(
         "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nWES-2,WES,inadequate,{},,hmi@ofsted.example.gov.uk,\n",

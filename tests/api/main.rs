@@ -1,6 +1,7 @@
 //! One integration-test binary: the real keydates binary, real SQLite files,
 //! and a real SMTP server on 127.0.0.1.
 
+mod accessible;
 mod calendars;
 mod commands;
 mod config;
