@@ -179,7 +179,10 @@ pub async fn authority_view(
         context! {
             authority => context! { code => authority.code, name => authority.name },
             timeline => timeline::layout(entries, today),
-            items => items,
+            legend => <timeline::Shape as strum::IntoEnumIterator>::iter()
+                .map(|k| context! { shape => k, meaning => k.meaning() })
+                .collect::<Vec<_>>(),
+            items => super::for_people(&items, &settings),
             cases => case_views,
             seminars => seminar_views,
             can_act => s.role == WebRole::Editor,

@@ -268,6 +268,45 @@ async fn style() -> impl IntoResponse {
     )
 }
 
+/// Agenda lines as the console shows them: details without the command line
+/// (people have the forms), and for a line waiting for a date, a link to
+/// the form on the authority's page that records it.
+fn for_people<'a>(
+    items: impl IntoIterator<Item = &'a AgendaItem>,
+    settings: &crate::config::Settings,
+) -> Vec<minijinja::Value> {
+    use crate::config::rules::Anchor;
+    items
+        .into_iter()
+        .map(|i| {
+            let detail = i
+                .detail
+                .as_deref()
+                .map(|d| d.split(" (keydates ").next().unwrap_or(d).to_string());
+            let form = match (i.status, &i.authority) {
+                (agenda::AgendaStatus::Waiting, Some(code)) => settings
+                    .rules
+                    .iter()
+                    .find(|r| r.id == i.rule)
+                    .and_then(|r| match r.anchor {
+                        Anchor::PlanningEventOn => Some(("event", "Record the planning event for")),
+                        Anchor::ConversationOn => Some(("talk", "Record the conversation about")),
+                        _ => None,
+                    })
+                    .map(|(form, label)| {
+                        let subject = i.subject.to_string();
+                        context! {
+                            href => format!("/authorities/{}#{form}-{subject}-day", path_part(code)),
+                            label => format!("{label} {subject}"),
+                        }
+                    }),
+                _ => None,
+            };
+            context! { detail => detail, form => form, ..minijinja::Value::from_serialize(i) }
+        })
+        .collect()
+}
+
 /// The agenda as the command line shows it, as of now.
 async fn agenda_items(state: &WebState, window: Window) -> anyhow::Result<Vec<AgendaItem>> {
     let settings = state.engine.borrow().settings.clone();

@@ -12,8 +12,53 @@ pub struct Mark {
     /// An email's state, or "record" for a date in the records.
     pub status: String,
     pub rule: String,
+    /// Its shape, so that the state does not rest on colour alone.
+    pub shape: Shape,
     pub x: i64,
     pub y: i64,
+}
+
+/// How a mark is drawn: one shape per kind of state, named in the legend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumIter)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// Sent: a filled circle.
+    Sent,
+    /// To come: a hollow circle.
+    ToCome,
+    /// Waiting for a person: a diamond.
+    Waiting,
+    /// Failed or missed: a triangle.
+    Problem,
+    /// Cancelled: a cross.
+    Cancelled,
+    /// A date in the records: a square.
+    Record,
+}
+
+impl Shape {
+    pub fn of(status: &str) -> Shape {
+        match status {
+            "sent" => Shape::Sent,
+            "awaiting_confirmation" | "waiting" => Shape::Waiting,
+            "failed" | "missed" => Shape::Problem,
+            "cancelled" => Shape::Cancelled,
+            "record" => Shape::Record,
+            _ => Shape::ToCome,
+        }
+    }
+
+    /// What the legend says it means.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Shape::Sent => "sent",
+            Shape::ToCome => "to come",
+            Shape::Waiting => "waiting for a person",
+            Shape::Problem => "failed or missed",
+            Shape::Cancelled => "cancelled",
+            Shape::Record => "a date in the records",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,13 +83,15 @@ pub struct Timeline {
 
 const WIDTH: i64 = 1100;
 const LEFT: i64 = 30;
-const RIGHT: i64 = WIDTH - 200;
-/// Label rows above the line, so that neighbours do not overwrite each other.
-const ROWS: i64 = 8;
+const RIGHT: i64 = WIDTH - 220;
 const ROW: i64 = 18;
+const TOP: i64 = 30;
+/// About how wide a label's character is at the timeline's 13 px.
+const CHAR: i64 = 7;
 
 /// Lays out `(date, label, status, rule)` entries between the first and the
 /// last date, with month ticks and today's position when it falls inside.
+/// Each label takes the first row above the line where it overlaps no other.
 pub fn layout(
     mut entries: Vec<(NaiveDate, String, String, String)>,
     today: NaiveDate,
@@ -54,13 +101,31 @@ pub fn layout(
     let to = entries.last()?.0.max(from + chrono::Days::new(1));
     let span = (to - from).num_days().max(1);
     let x = |d: NaiveDate| LEFT + (d - from).num_days() * (RIGHT - LEFT) / span;
-    let axis = 30 + ROWS * ROW + 10;
-    let marks = entries
+    // Where each row's last label ends.
+    let mut ends: Vec<i64> = Vec::new();
+    let mut placed = Vec::with_capacity(entries.len());
+    for (date, label, status, rule) in entries {
+        let at = x(date);
+        let end = at + 4 + CHAR * label.chars().count() as i64 + CHAR;
+        let row = match ends.iter().position(|&e| e < at) {
+            Some(r) => r,
+            None => {
+                ends.push(0);
+                ends.len() - 1
+            }
+        };
+        ends[row] = end;
+        placed.push((row, date, label, status, rule, at));
+    }
+    let rows = ends.len() as i64;
+    let axis = TOP + rows * ROW + 10;
+    let marks = placed
         .into_iter()
-        .enumerate()
-        .map(|(i, (date, label, status, rule))| Mark {
-            x: x(date),
-            y: 30 + (i as i64 % ROWS) * ROW,
+        .map(|(row, date, label, status, rule, at)| Mark {
+            x: at,
+            // The first row sits nearest the line.
+            y: TOP + (rows - 1 - row as i64) * ROW,
+            shape: Shape::of(&status),
             date,
             label,
             status,
@@ -127,5 +192,44 @@ mod tests {
         assert!(xs[0] < today && today < xs[1]);
         assert_eq!(t.ticks[0].label, "Dec 2026");
         assert!(layout(Vec::new(), d("2026-12-01")).is_none());
+    }
+
+    #[test]
+    fn labels_on_one_row_never_overlap_and_each_state_has_its_own_shape() {
+        let day = d("2026-12-01");
+        let entries: Vec<_> = (0..20)
+            .map(|i| {
+                (
+                    day + chrono::Days::new(i / 3),
+                    format!("an email with a long label {i}"),
+                    ["sent", "failed", "record"][i as usize % 3].to_string(),
+                    String::new(),
+                )
+            })
+            .chain([(
+                d("2027-06-01"),
+                "far".into(),
+                "planned".into(),
+                String::new(),
+            )])
+            .collect();
+        let t = layout(entries, day).unwrap();
+        for a in &t.marks {
+            for b in &t.marks {
+                let width = |m: &Mark| CHAR * m.label.chars().count() as i64;
+                if a.x < b.x && a.y == b.y {
+                    assert!(
+                        a.x + 4 + width(a) < b.x,
+                        "{} runs into {}",
+                        a.label,
+                        b.label
+                    );
+                }
+            }
+            assert!(a.y < t.axis);
+        }
+        let shapes: std::collections::BTreeSet<_> =
+            t.marks.iter().map(|m| format!("{:?}", m.shape)).collect();
+        assert_eq!(shapes.len(), 4, "{shapes:?}");
     }
 }

@@ -21,6 +21,7 @@ pub async fn today(State(state): State<Shared>, SignedIn(s): SignedIn) -> Respon
         Err(e) => return failed_page(e),
     };
     let recent = today - Duration::days(30);
+    let settings = state.engine.borrow().settings.clone();
     let waiting: Vec<_> = items
         .iter()
         .filter(|i| {
@@ -47,8 +48,9 @@ pub async fn today(State(state): State<Shared>, SignedIn(s): SignedIn) -> Respon
     state.render(
         "today.html",
         context! {
-            today => today, waiting => waiting, today_items => today_items,
-            problems => problems, counts => counts, ..ctx
+            today => today, waiting => super::for_people(waiting, &settings),
+            today_items => super::for_people(today_items, &settings),
+            problems => super::for_people(problems, &settings), counts => counts, ..ctx
         },
     )
 }
@@ -112,7 +114,10 @@ pub async fn agenda_page(
     let ctx = base(&s, "agenda", "Agenda");
     state.render(
         "agenda.html",
-        context! { items => items, filters => filters, ..ctx },
+        context! {
+            items => super::for_people(&items, &state.engine.borrow().settings),
+            filters => filters, ..ctx
+        },
     )
 }
 

@@ -265,3 +265,69 @@ fn every_page_state_reflows_at_320_pixels() {
         assert!(wide.is_empty(), "{}", wide.join("\n"));
     });
 }
+
+/// The values of `attribute` on the elements whose markup starts with `start`.
+fn attributes(page: &str, start: &str, attribute: &str) -> Vec<String> {
+    let mut found: Vec<String> = page
+        .split(start)
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            let at = tag.find(&format!("{attribute}=\""))? + attribute.len() + 2;
+            Some(tag[at..at + tag[at..].find('"')?].to_string())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// WCAG 1.1.1, 1.4.1: the timeline's dates are all in a table beside it,
+/// the agenda's and the records' alike, and each state has a shape of its
+/// own that the legend names.
+#[test]
+fn the_timeline_has_every_date_in_a_table_and_a_legend_for_every_mark() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    with_a_visit(&app);
+    with_a_seminar(&app);
+    assert!(eventually(Duration::from_secs(20), || chase_id(&app) > 0));
+    let viewer = crate::console::sign_in(addr, crate::console::VIEWER);
+    let page = crate::console::get(addr, "/authorities/WES", Some(&viewer))
+        .into_string()
+        .unwrap();
+    let drawn = attributes(&page, "<g class=\"mark ", "data-date");
+    let listed = attributes(&page, "<tr ", "data-date");
+    assert!(drawn.len() > 5, "{drawn:?}");
+    assert_eq!(drawn, listed);
+    // Every dated email the agenda holds for WES, and the records' dates.
+    let now = chrono::Utc::now().to_rfc3339();
+    for item in app.agenda(&now) {
+        if item["authority"] == "WES"
+            && let Some(due) = item["due_on"].as_str()
+        {
+            assert!(listed.iter().any(|d| d == due), "{} on {due}", item["rule"]);
+        }
+    }
+    for record in [
+        "visit 1 starts",
+        "WES-1: report received",
+        "seminar G2G-L-1",
+    ] {
+        assert!(page.contains(&format!("<td>{record}</td>")), "{record}");
+    }
+    // A legend names each shape drawn.
+    let legend = &page[page.find("class=\"legend\"").unwrap()..];
+    for (shape, meaning) in [
+        ("sent", "sent"),
+        ("to_come", "to come"),
+        ("waiting", "waiting for a person"),
+        ("problem", "failed or missed"),
+        ("cancelled", "cancelled"),
+        ("record", "a date in the records"),
+    ] {
+        assert!(
+            legend.contains(&format!("<g class=\"mark {shape}\">")) && legend.contains(meaning),
+            "{shape}"
+        );
+    }
+}

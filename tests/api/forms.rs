@@ -359,3 +359,27 @@ fn the_status_page_shows_health_counts_per_state_daemons_and_feed_addresses() {
         "{today}"
     );
 }
+
+/// A line waiting for a date names no command: it links to the form on the
+/// authority's page that records the date.
+#[test]
+fn a_line_waiting_for_a_date_links_to_the_form_that_records_it() {
+    let smtp = SmtpServer::start();
+    let (_app, addr, _daemon) = console(&smtp);
+    let editor = sign_in(addr, EDITOR);
+    for path in ["/", "/agenda", "/authorities/WES"] {
+        let page = get(addr, path, Some(&editor))
+            .into_string()
+            .unwrap()
+            .replace("&#x2f;", "/");
+        assert!(
+            page.contains("waiting for the planning event&#x27;s date <a href=\"/authorities/WES#event-WES-1-day\">Record the planning event for WES-1</a>"),
+            "{path}: {page}"
+        );
+        assert!(!page.contains("keydates set-planning-event"), "{path}");
+    }
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(page.contains("id=\"event-WES-1-day\""));
+}
