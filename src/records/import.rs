@@ -236,6 +236,28 @@ pub async fn import(pool: &Pool, kind: Kind, path: &Path) -> Result<ImportReport
         column: None,
         reason: format!("cannot be read: {e}"),
     })?;
+    import_bytes(pool, kind, &file, &bytes, Apply::Write).await
+}
+
+/// Whether an import is written or only tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    Write,
+    /// Every check and write as for real, then rolled back: what it would do.
+    Try,
+}
+
+/// Imports a file's contents, named `file` in errors, as `kind`: written in
+/// one transaction, or only tried.
+#[tracing::instrument(skip(pool, bytes))]
+pub async fn import_bytes(
+    pool: &Pool,
+    kind: Kind,
+    file: &str,
+    bytes: &[u8],
+    apply: Apply,
+) -> Result<ImportReport, ImportFailure> {
+    let file = file.to_string();
     let mut tx = crate::db::begin(pool).await?;
     let report = match kind {
         Kind::Authorities => {
@@ -305,7 +327,10 @@ pub async fn import(pool: &Pool, kind: Kind, path: &Path) -> Result<ImportReport
             write_invited(&mut tx, rows).await?
         }
     };
-    tx.commit().await?;
+    match apply {
+        Apply::Write => tx.commit().await?,
+        Apply::Try => tx.rollback().await?,
+    }
     Ok(report)
 }
 

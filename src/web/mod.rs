@@ -14,6 +14,7 @@
 pub mod auth;
 mod authorities;
 mod feeds;
+mod import;
 mod outbox;
 mod problems;
 mod records;
@@ -82,6 +83,8 @@ fn pages(tz: chrono_tz::Tz) -> Environment<'static> {
         ("confirm.html", include_str!("templates/confirm.html")),
         ("closed.html", include_str!("templates/closed.html")),
         ("status.html", include_str!("templates/status.html")),
+        ("import.html", include_str!("templates/import.html")),
+        ("imported.html", include_str!("templates/imported.html")),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are part of the program");
@@ -163,6 +166,20 @@ pub fn router(state: Shared) -> Router {
         .route("/outbox/{id}/preview.html", get(outbox::preview_html))
         .route("/outbox/{id}/annex/{n}", get(outbox::annex_download))
         .route("/status", get(status::status_page))
+        .route(
+            "/import",
+            get(import::import_page).post(import::check_file).layer(
+                axum::extract::DefaultBodyLimit::max(import::MAX_FILE_BYTES + 64 * 1024),
+            ),
+        )
+        .route(
+            "/import/confirm",
+            post(import::import_file)
+                // The file comes back as a form field, escaped: up to six bytes a byte.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    6 * import::MAX_FILE_BYTES + 64 * 1024,
+                )),
+        )
         .route("/authorities", get(authorities::authorities_page))
         .route("/authorities/{code}", get(authorities::authority_page))
         .route("/cases/{case}/{action}", post(records::case_action))

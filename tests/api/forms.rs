@@ -383,3 +383,129 @@ fn a_line_waiting_for_a_date_links_to_the_form_that_records_it() {
         .unwrap();
     assert!(page.contains("id=\"event-WES-1-day\""));
 }
+
+/// A multipart form as a browser sends a file input.
+fn upload(
+    addr: SocketAddr,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    file: (&str, &str),
+) -> ureq::Response {
+    let boundary = "keydates-test-boundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: text/csv\r\n\r\n{}\r\n--{boundary}--\r\n",
+        file.0, file.1
+    ));
+    match crate::console::agent()
+        .post(&format!("http://{addr}/import"))
+        .set("Cookie", cookie)
+        .set(
+            "Content-Type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )
+        .send_string(&body)
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The value of the hidden field `name` in a page, as a browser reads it.
+fn hidden(page: &str, name: &str) -> String {
+    let start = format!("name=\"{name}\" value=\"");
+    let at = page.find(&start).unwrap() + start.len();
+    let raw = &page[at..at + page[at..].find('"').unwrap()];
+    raw.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn a_file_imported_in_the_console_is_checked_shown_then_imported_on_confirmation() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    let editor = sign_in(addr, EDITOR);
+    let page = get(addr, "/import", Some(&editor)).into_string().unwrap();
+    assert!(page.contains("enctype=\"multipart/form-data\""));
+    let token = csrf(&page);
+    // A case for an authority nobody has recorded: its line, column and why.
+    let bad = "case_ref,authority_code,judgement,report_received_on,plan_received_on,lead_inspector_email,dfe_link_email\nNEW-1,NOPE,inadequate,2026-11-02,,hmi@ofsted.example.gov.uk,\n";
+    let r = upload(
+        addr,
+        &editor,
+        &[("csrf", &token), ("kind", "cases")],
+        ("cases.csv", bad),
+    );
+    assert_eq!(r.status(), 400);
+    let page = r.into_string().unwrap();
+    assert!(
+        page.contains("cases.csv: line 2, column 2 (authority_code): unknown authority `NOPE`"),
+        "{page}"
+    );
+    assert!(page.contains("Nothing has been imported."));
+    assert!(
+        page.contains("value=\"cases\" checked"),
+        "the kind chosen is kept"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM cases WHERE case_ref = 'NEW-1'"),
+        0
+    );
+    // A good file: first what it will do, and nothing done.
+    let authorities = "code,name,region,dcs_name,dcs_email,coordinator_email\nWES,Westmere Council,london,Robin Hale,robin.hale@westmere.example.gov.uk,\nABC,Abbeyford Council,london,Sam Ode,dcs@abbeyford.example.gov.uk,\n";
+    let r = upload(
+        addr,
+        &editor,
+        &[("csrf", &token), ("kind", "authorities")],
+        ("la.csv", authorities),
+    );
+    assert_eq!(r.status(), 200);
+    let page = r.into_string().unwrap();
+    assert!(
+        page.contains("la.csv holds authorities: 1 to add and 1 to change"),
+        "{page}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM authorities"), 1);
+    // Confirmed: imported, and said so.
+    let r = post(
+        addr,
+        "/import/confirm",
+        Some(&editor),
+        &[
+            ("csrf", &token),
+            ("kind", &hidden(&page, "kind")),
+            ("name", &hidden(&page, "name")),
+            ("content", &hidden(&page, "content")),
+        ],
+    );
+    assert_eq!(r.status(), 200);
+    let done = r.into_string().unwrap();
+    assert!(done.contains("<h1>Records imported</h1>"), "{done}");
+    assert!(
+        done.contains("la.csv: 1 authorities added and 1 changed"),
+        "{done}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM authorities"), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM authorities WHERE code = 'WES' AND dcs_email = 'robin.hale@westmere.example.gov.uk'"),
+        1
+    );
+    // A viewer can look but not import.
+    let viewer = sign_in(addr, VIEWER);
+    let r = upload(
+        addr,
+        &viewer,
+        &[("csrf", &token), ("kind", "authorities")],
+        ("la.csv", authorities),
+    );
+    assert_eq!(r.status(), 403);
+}
