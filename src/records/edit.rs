@@ -68,6 +68,28 @@ pub async fn plan_received(pool: &Pool, case_ref: &str, on: NaiveDate) -> Result
     set_case_date(pool, case_ref, CaseDate::PlanReceived, on).await
 }
 
+/// An authority's name and people: every email still to come goes to the
+/// addresses recorded now.
+pub async fn set_authority_details(
+    pool: &Pool,
+    code: &str,
+    name: &str,
+    dcs_name: &str,
+    dcs_email: &crate::domain::EmailAddress,
+    coordinator_email: Option<&crate::domain::EmailAddress>,
+) -> Result<(), EditError> {
+    let q = sqlx::query(
+        "UPDATE authorities SET name = $1, dcs_name = $2, dcs_email = $3, coordinator_email = $4
+         WHERE code = $5",
+    )
+    .bind(name)
+    .bind(dcs_name)
+    .bind(dcs_email.as_str())
+    .bind(coordinator_email.map(|e| e.as_str()))
+    .bind(code);
+    update_one(pool, "authority", code.to_string(), q).await
+}
+
 pub async fn close_case(pool: &Pool, case_ref: &str) -> Result<(), EditError> {
     let q = sqlx::query("UPDATE cases SET closed = 1 WHERE case_ref = $1").bind(case_ref);
     update_one(pool, "case", case_ref.to_string(), q).await

@@ -261,11 +261,11 @@ pub async fn import_bytes(
     let mut tx = crate::db::begin(pool).await?;
     let report = match kind {
         Kind::Authorities => {
-            let rows = parse(&file, &bytes, kind, parse_authority)?;
+            let rows = parse(&file, bytes, kind, parse_authority)?;
             write_authorities(&mut tx, rows).await?
         }
         Kind::Cases => {
-            let rows = parse(&file, &bytes, kind, parse_case)?;
+            let rows = parse(&file, bytes, kind, parse_case)?;
             let authorities = keys(&mut tx, "SELECT code FROM authorities").await?;
             check_refs(&file, kind, &rows, 1, "authority", &authorities, |c| {
                 &c.authority_code
@@ -273,7 +273,7 @@ pub async fn import_bytes(
             write_cases(&mut tx, rows).await?
         }
         Kind::Visits => {
-            let rows = parse(&file, &bytes, kind, parse_visit)?;
+            let rows = parse(&file, bytes, kind, parse_visit)?;
             let cases = keys(&mut tx, "SELECT case_ref FROM cases").await?;
             check_refs(&file, kind, &rows, 0, "case", &cases, |v| {
                 v.case_ref.as_str()
@@ -302,11 +302,11 @@ pub async fn import_bytes(
             write_visits(&mut tx, rows).await?
         }
         Kind::Seminars => {
-            let rows = parse(&file, &bytes, kind, parse_seminar)?;
+            let rows = parse(&file, bytes, kind, parse_seminar)?;
             write_seminars(&mut tx, rows).await?
         }
         Kind::Delegates => {
-            let rows = parse(&file, &bytes, kind, parse_delegate)?;
+            let rows = parse(&file, bytes, kind, parse_delegate)?;
             let seminars = keys(&mut tx, "SELECT seminar_ref FROM seminars").await?;
             let authorities = keys(&mut tx, "SELECT code FROM authorities").await?;
             check_refs(&file, kind, &rows, 0, "seminar", &seminars, |d| {
@@ -319,7 +319,7 @@ pub async fn import_bytes(
             write_delegates(&mut tx, rows).await?
         }
         Kind::Invited => {
-            let rows = parse(&file, &bytes, kind, parse_invited)?;
+            let rows = parse(&file, bytes, kind, parse_invited)?;
             let seminars = keys(&mut tx, "SELECT seminar_ref FROM seminars").await?;
             let authorities = keys(&mut tx, "SELECT code FROM authorities").await?;
             check_refs(&file, kind, &rows, 0, "seminar", &seminars, |i| &i.0)?;

@@ -157,11 +157,15 @@ pub async fn authority_view(
         })
         .collect();
     let mut audit = Vec::new();
-    for target in cases.iter().map(|c| format!("case:{}", c.case_ref)).chain(
-        seminars
-            .iter()
-            .map(|s| format!("seminar:{}", s.seminar_ref)),
-    ) {
+    let own = std::iter::once(format!("authority:{code}"));
+    for target in own
+        .chain(cases.iter().map(|c| format!("case:{}", c.case_ref)))
+        .chain(
+            seminars
+                .iter()
+                .map(|s| format!("seminar:{}", s.seminar_ref)),
+        )
+    {
         audit.extend(
             audit::for_target(&state.pool, &target)
                 .await
@@ -177,7 +181,11 @@ pub async fn authority_view(
     state.render(
         "authority.html",
         context! {
-            authority => context! { code => authority.code, name => authority.name },
+            authority => context! {
+                code => authority.code, name => authority.name, region => authority.region.name(),
+                dcs_name => authority.dcs_name, dcs_email => authority.dcs_email,
+                coordinator_email => authority.coordinator_email,
+            },
             timeline => timeline::layout(entries, today),
             legend => <timeline::Shape as strum::IntoEnumIterator>::iter()
                 .map(|k| context! { shape => k, meaning => k.meaning() })

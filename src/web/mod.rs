@@ -182,6 +182,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/authorities", get(authorities::authorities_page))
         .route("/authorities/{code}", get(authorities::authority_page))
+        .route("/authorities/{code}/details", post(records::details_action))
         .route("/cases/{case}/{action}", post(records::case_action))
         .route("/visits/{case}/{no}/{action}", post(records::visit_action))
         .route(

@@ -606,3 +606,109 @@ pub async fn conversation_action(
     )
     .await
 }
+
+/// An authority's details, as its page's form sends them.
+#[derive(Deserialize)]
+pub struct DetailsForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    dcs_name: String,
+    #[serde(default)]
+    dcs_email: String,
+    #[serde(default)]
+    coordinator_email: String,
+}
+
+/// The first field of the details form that cannot be used, and why.
+fn bad_detail(form: &DetailsForm) -> Option<(&'static str, String)> {
+    use crate::domain::{EmailAddress, MAX_TEXT_CHARS, check_text};
+    for (field, label, value) in [
+        ("name", "The authority's name", &form.name),
+        ("dcs_name", "The director's name", &form.dcs_name),
+    ] {
+        if value.trim().is_empty() {
+            return Some((field, format!("{label} must not be empty")));
+        }
+        if let Err(e) = check_text(value.trim(), MAX_TEXT_CHARS) {
+            return Some((field, format!("{label}: {e}")));
+        }
+    }
+    if let Err(e) = EmailAddress::parse(form.dcs_email.trim()) {
+        return Some(("dcs_email", format!("The director's email address: {e}")));
+    }
+    let coordinator = form.coordinator_email.trim();
+    if !coordinator.is_empty()
+        && let Err(e) = EmailAddress::parse(coordinator)
+    {
+        return Some((
+            "coordinator_email",
+            format!("The coordinator's email address: {e}"),
+        ));
+    }
+    None
+}
+
+pub async fn details_action(
+    State(state): State<Shared>,
+    Path(code): Path<String>,
+    Editing { session: s, form }: Editing<DetailsForm>,
+) -> Response {
+    if let Some((field, message)) = bad_detail(&form) {
+        let values = [
+            ("name", form.name.clone()),
+            ("dcs_name", form.dcs_name.clone()),
+            ("dcs_email", form.dcs_email.clone()),
+            ("coordinator_email", form.coordinator_email.clone()),
+        ];
+        let p = FormProblem {
+            form: "details".into(),
+            field: format!("details-{field}"),
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            message,
+            confirm: false,
+        };
+        return show(&state, &s, &code, p).await;
+    }
+    let parse = |v: &str| crate::domain::EmailAddress::parse(v.trim()).ok();
+    let (Some(dcs_email), coordinator) = (parse(&form.dcs_email), parse(&form.coordinator_email))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the director's email address cannot be used",
+        )
+            .into_response();
+    };
+    let result = edit::set_authority_details(
+        &state.pool,
+        &code,
+        form.name.trim(),
+        form.dcs_name.trim(),
+        &dcs_email,
+        coordinator.as_ref(),
+    )
+    .await;
+    let detail = format!(
+        "{}; {} <{}>; coordinator {}",
+        form.name.trim(),
+        form.dcs_name.trim(),
+        dcs_email,
+        coordinator
+            .as_ref()
+            .map_or("none".to_string(), |c| c.to_string())
+    );
+    changed(
+        &state,
+        &s,
+        result,
+        "details",
+        format!("authority:{code}"),
+        detail,
+        &code,
+        format!("The details of {code} are saved. Every email still to come goes to the addresses recorded now."),
+    )
+    .await
+}

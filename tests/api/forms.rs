@@ -509,3 +509,76 @@ fn a_file_imported_in_the_console_is_checked_shown_then_imported_on_confirmation
     );
     assert_eq!(r.status(), 403);
 }
+
+#[test]
+fn a_directors_address_changed_on_the_authoritys_page_reaches_its_planned_emails() {
+    let smtp = SmtpServer::start();
+    let (app, addr, _daemon) = console(&smtp);
+    assert!(crate::daemon::eventually(
+        std::time::Duration::from_secs(20),
+        || crate::console::chase_id(&app) > 0
+    ));
+    let editor = sign_in(addr, EDITOR);
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("Dana Reed, dcs@westmere.example.gov.uk"),
+        "current values shown"
+    );
+    let token = csrf(&page);
+    let details = |dcs_email: &str| {
+        post(
+            addr,
+            "/authorities/WES/details",
+            Some(&editor),
+            &[
+                ("csrf", token.as_str()),
+                ("name", "Westmere Council"),
+                ("dcs_name", "Robin Hale"),
+                ("dcs_email", dcs_email),
+                ("coordinator_email", ""),
+            ],
+        )
+    };
+    // A bad address comes back in its field, with everything typed kept.
+    let r = details("robin.hale@");
+    assert_eq!(r.status(), 400);
+    let page = r.into_string().unwrap();
+    assert!(
+        page.contains("href=\"#details-dcs_email\">The director&#x27;s email address"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"Robin Hale\"") && page.contains("value=\"robin.hale@\""));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM authorities WHERE dcs_name = 'Robin Hale'"),
+        0
+    );
+    // A good one is saved, and the held chase goes to it.
+    assert_eq!(details("robin.hale@westmere.example.gov.uk").status(), 303);
+    let chase = || {
+        app.outbox()
+            .into_iter()
+            .find(|r| r["rule"] == "plan-chase")
+            .unwrap()
+    };
+    assert!(
+        crate::daemon::eventually(std::time::Duration::from_secs(20), || {
+            chase()["recipients"]["to"]
+                .to_string()
+                .contains("robin.hale@westmere.example.gov.uk")
+        }),
+        "{}",
+        chase()
+    );
+    assert!(
+        !chase()["recipients"]["to"]
+            .to_string()
+            .contains("dcs@westmere")
+    );
+    let page = get(addr, "/authorities/WES", Some(&editor))
+        .into_string()
+        .unwrap();
+    assert!(page.contains("The details of WES are saved."));
+    assert!(page.contains("Robin Hale, robin.hale@westmere.example.gov.uk"));
+}
