@@ -209,9 +209,10 @@ fn the_focus_indicator_contrasts_three_to_one_with_the_page() {
         let white = [255.0, 255.0, 255.0];
         for selector in [
             "main a",
-            "main form button",
+            "form[action='/visits/WES-2/1/move'] button",
             "#move-WES-2-1-day",
             "header nav a",
+            "details.change summary",
         ] {
             let el = c.find(Locator::Css(selector)).await.unwrap();
             let style = c
