@@ -545,21 +545,15 @@ pub struct Waiting {
     pub subject: Subject,
     pub authority: Option<String>,
     /// What is missing, and the command that records it.
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// Every action whose conditions hold but whose anchor date is not recorded.
 pub fn waiting(records: &Records, settings: &Settings) -> Vec<Waiting> {
     let mut out = Vec::new();
     for rule in settings.enabled_rules() {
-        let reason = match rule.anchor {
-            Anchor::PlanningEventOn => {
-                "waiting for the planning event's date (keydates set-planning-event CASE DATE)"
-            }
-            Anchor::ConversationOn => {
-                "waiting for the conversation's date (keydates record-conversation SEMINAR AUTHORITY DATE)"
-            }
-            _ => continue,
+        let Some((what, command)) = rule.anchor.awaited() else {
+            continue;
         };
         for s in involved(records, rule.on) {
             if s.anchor(rule.anchor).is_none() && rule.when.iter().all(|c| s.holds(*c, settings)) {
@@ -567,7 +561,7 @@ pub fn waiting(records: &Records, settings: &Settings) -> Vec<Waiting> {
                     rule_id: rule.id.clone(),
                     subject: s.key(),
                     authority: s.authority.map(|a| a.code.to_string()),
-                    reason,
+                    reason: format!("{what} ({command})"),
                 });
             }
         }

@@ -152,7 +152,7 @@ pub fn build(
         to: Vec::new(),
         cc: Vec::new(),
         status: AgendaStatus::Waiting,
-        detail: Some(w.reason.to_string()),
+        detail: Some(w.reason.clone()),
     }));
     items.retain(|i| window.holds(i.due_on));
     // Dated lines in send order, then those waiting for a date.

@@ -112,6 +112,22 @@ impl Anchor {
     pub fn name(self) -> &'static str {
         self.into()
     }
+
+    /// For a date someone records by hand: what a line waiting for it says,
+    /// and the command that records it.
+    pub fn awaited(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Anchor::PlanningEventOn => Some((
+                "waiting for the planning event's date",
+                "keydates set-planning-event CASE DATE",
+            )),
+            Anchor::ConversationOn => Some((
+                "waiting for the conversation's date",
+                "keydates record-conversation SEMINAR AUTHORITY DATE",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A condition that must hold for the action to be planned (all must hold).

@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use minijinja::context;
 
 use super::auth::Session;
@@ -135,7 +135,7 @@ pub async fn authority_view(
     for s in &seminars {
         entries.push(record(s.held_on, format!("seminar {}", s.seminar_ref)));
     }
-    let today = Utc::now().with_timezone(&settings.time_zone()).date_naive();
+    let today = state.today();
     let case_views: Vec<_> = cases
         .iter()
         .map(|c| {

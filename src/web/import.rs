@@ -7,7 +7,6 @@
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -15,7 +14,6 @@ use super::auth::Session;
 use super::session::{Editing, SignedIn, cross_site, same_origin};
 use super::{Shared, WebState, base};
 use crate::config::WebRole;
-use crate::records::audit;
 use crate::records::import::{self, Apply, ImportFailure, Kind};
 
 /// The largest file the page takes; a bigger one is imported on the command line.
@@ -229,19 +227,9 @@ pub async fn import_file(
         "{}: {} added, {} updated",
         form.name, report.added, report.updated
     );
-    if let Err(e) = audit::record(
-        &state.pool,
-        Utc::now(),
-        &s.user,
-        "import",
-        &format!("import:{}", form.kind),
-        &detail,
-    )
-    .await
-    {
-        tracing::error!(error = format!("{e:#}"), "audit log not written");
-    }
-    state.wake.notify_one();
+    state
+        .recorded(&s, "import", &format!("import:{}", form.kind), &detail)
+        .await;
     let ctx = base(&s, "import", "Records imported");
     state.render(
         "imported.html",

@@ -124,6 +124,25 @@ impl WebState {
         }
     }
 
+    /// Today where keydates runs.
+    fn today(&self) -> chrono::NaiveDate {
+        Utc::now()
+            .with_timezone(&self.engine.borrow().settings.time_zone())
+            .date_naive()
+    }
+
+    /// After a change made through the console: written to the audit log,
+    /// and the daemon woken to plan it now.
+    async fn recorded(&self, s: &Session, action: &str, target: &str, detail: &str) {
+        if let Err(e) =
+            crate::records::audit::record(&self.pool, Utc::now(), &s.user, action, target, detail)
+                .await
+        {
+            tracing::error!(error = format!("{e:#}"), "audit log not written");
+        }
+        self.wake.notify_one();
+    }
+
     /// Keeps what a change did, for the next page this session sees.
     fn tell(&self, s: &Session, notice: String) {
         let mut notices = self.notices.lock().expect("not poisoned");
@@ -286,9 +305,9 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-/// Agenda lines as the console shows them: details without the command line
-/// (people have the forms), and for a line waiting for a date, a link to
-/// the form on the authority's page that records it.
+/// Agenda lines as the console shows them: a line waiting for a date says
+/// what it waits for and links to the form on the authority's page that
+/// records it, instead of naming a command (people have the forms).
 fn for_people<'a>(
     items: impl IntoIterator<Item = &'a AgendaItem>,
     settings: &crate::config::Settings,
@@ -297,30 +316,27 @@ fn for_people<'a>(
     items
         .into_iter()
         .map(|i| {
-            let detail = i
-                .detail
-                .as_deref()
-                .map(|d| d.split(" (keydates ").next().unwrap_or(d).to_string());
-            let form = match (i.status, &i.authority) {
+            let awaited = match (i.status, &i.authority) {
                 (agenda::AgendaStatus::Waiting, Some(code)) => settings
                     .rules
                     .iter()
                     .find(|r| r.id == i.rule)
-                    .and_then(|r| match r.anchor {
-                        Anchor::PlanningEventOn => Some(("event", "Record the planning event for")),
-                        Anchor::ConversationOn => Some(("talk", "Record the conversation about")),
-                        _ => None,
-                    })
-                    .map(|(form, label)| {
-                        let subject = i.subject.to_string();
-                        context! {
-                            href => format!("/authorities/{}#{form}-{subject}-day", path_part(code)),
-                            label => format!("{label} {subject}"),
-                        }
-                    }),
+                    .and_then(|r| Some((r.anchor, r.anchor.awaited()?.0, code))),
                 _ => None,
             };
-            context! { detail => detail, form => form, ..minijinja::Value::from_serialize(i) }
+            let Some((anchor, what, code)) = awaited else {
+                return context! { form => (), ..minijinja::Value::from_serialize(i) };
+            };
+            let (form, label) = match anchor {
+                Anchor::ConversationOn => ("talk", "Record the conversation about"),
+                _ => ("event", "Record the planning event for"),
+            };
+            let subject = i.subject.to_string();
+            let form = context! {
+                href => format!("/authorities/{}#{form}-{subject}-day", path_part(code)),
+                label => format!("{label} {subject}"),
+            };
+            context! { detail => what, form => form, ..minijinja::Value::from_serialize(i) }
         })
         .collect()
 }

@@ -137,21 +137,16 @@ pub async fn outbox_action(
     if let Err(e) = done {
         return (StatusCode::CONFLICT, e.to_string()).into_response();
     }
-    if let Err(e) = audit::record(
-        &state.pool,
-        now,
-        &s.user,
-        action.into(),
-        &format!("outbox:{id}"),
-        role.as_deref()
-            .map_or(String::new(), |r| format!("as {r}"))
-            .as_str(),
-    )
-    .await
-    {
-        tracing::error!(error = format!("{e:#}"), "audit log not written");
-    }
-    state.wake.notify_one();
+    state
+        .recorded(
+            &s,
+            action.into(),
+            &format!("outbox:{id}"),
+            role.as_deref()
+                .map_or(String::new(), |r| format!("as {r}"))
+                .as_str(),
+        )
+        .await;
     state.tell(
         &s,
         match action {

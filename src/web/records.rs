@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use chrono::Datelike;
@@ -14,7 +14,6 @@ use super::auth::Session;
 use super::authorities::{FormProblem, authority_view};
 use super::session::Editing;
 use super::{Shared, WebState};
-use crate::records::audit;
 use crate::records::edit::{self, EditError};
 
 /// A form that gives one date: as the GOV.UK date input sends it (day,
@@ -141,11 +140,7 @@ async fn changed(
         return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
     }
     state.tell(s, notice);
-    if let Err(e) = audit::record(&state.pool, Utc::now(), &s.user, action, &target, &detail).await
-    {
-        tracing::error!(error = format!("{e:#}"), "audit log not written");
-    }
-    state.wake.notify_one();
+    state.recorded(s, action, &target, &detail).await;
     Redirect::to(&format!("/authorities/{}", super::path_part(back))).into_response()
 }
 
@@ -224,12 +219,6 @@ fn no_such_change() -> Response {
     (StatusCode::NOT_FOUND, "no such action").into_response()
 }
 
-fn today(state: &WebState) -> NaiveDate {
-    Utc::now()
-        .with_timezone(&state.engine.borrow().settings.time_zone())
-        .date_naive()
-}
-
 /// Shows the authority's page again with a form's problem: 400 for a value
 /// that cannot be used, 422 for one that looks wrong and waits to be confirmed.
 async fn show(state: &WebState, s: &Session, back: &str, problem: FormProblem) -> Response {
@@ -243,6 +232,42 @@ async fn show(state: &WebState, s: &Session, back: &str, problem: FormProblem) -
         *page.status_mut() = status;
     }
     page
+}
+
+/// A date form on an authority's page, and how its date is named in what
+/// the page says back.
+struct DateField<'a> {
+    state: &'a WebState,
+    s: &'a Session,
+    back: &'a str,
+    form_id: String,
+    label: &'a str,
+}
+
+impl DateField<'_> {
+    /// The form's date, or the page again saying why it cannot be used.
+    async fn date(&self, form: &DateForm) -> Result<NaiveDate, Response> {
+        match form.date() {
+            Ok(d) => Ok(d),
+            Err(why) => Err(self
+                .again(form, format!("{} {why}", self.label), false)
+                .await),
+        }
+    }
+
+    /// The page again, recording nothing, when `doubt` says why the date
+    /// looks wrong and the form has not confirmed it.
+    async fn unless_doubted(&self, form: &DateForm, doubt: Option<String>) -> Result<(), Response> {
+        match doubt {
+            Some(why) if !form.sure() => Err(self.again(form, why, true).await),
+            _ => Ok(()),
+        }
+    }
+
+    async fn again(&self, form: &DateForm, message: String, confirm: bool) -> Response {
+        let p = problem(self.form_id.clone(), "date", form.typed(), message, confirm);
+        show(self.state, self.s, self.back, p).await
+    }
 }
 
 /// Why a planning event on `on` looks wrong for this case: outside the
@@ -282,31 +307,23 @@ pub async fn case_action(
         CaseChange::PlanningEvent => ("event", "The planning event's date"),
         CaseChange::Close => return close_case(&state, &s, &case_ref, &back, form.sure()).await,
     };
-    let form_id = format!("{id}-{case_ref}");
-    let date = match form.date() {
-        Ok(d) => d,
-        Err(why) => {
-            let p = problem(
-                form_id,
-                "date",
-                form.typed(),
-                format!("{label} {why}"),
-                false,
-            );
-            return show(&state, &s, &back, p).await;
-        }
+    let field = DateField {
+        state: &state,
+        s: &s,
+        back: &back,
+        form_id: format!("{id}-{case_ref}"),
+        label,
     };
-    if matches!(change, CaseChange::PlanningEvent)
-        && !form.sure()
-        && let Some(why) = outside_window(&state, &case_ref, date).await
-    {
-        return show(
-            &state,
-            &s,
-            &back,
-            problem(form_id, "date", form.typed(), why, true),
-        )
-        .await;
+    let date = match field.date(&form).await {
+        Ok(d) => d,
+        Err(page) => return page,
+    };
+    let doubt = match change {
+        CaseChange::PlanningEvent => outside_window(&state, &case_ref, date).await,
+        _ => None,
+    };
+    if let Err(page) = field.unless_doubted(&form, doubt).await {
+        return page;
     }
     let (result, notice) = match change {
         CaseChange::PlanReceived => (
@@ -362,19 +379,9 @@ async fn close_case(
     if let Err(e) = edit::close_case(&state.pool, case_ref).await {
         return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
     }
-    if let Err(e) = audit::record(
-        &state.pool,
-        Utc::now(),
-        &s.user,
-        "close",
-        &format!("case:{case_ref}"),
-        "",
-    )
-    .await
-    {
-        tracing::error!(error = format!("{e:#}"), "audit log not written");
-    }
-    state.wake.notify_one();
+    state
+        .recorded(s, "close", &format!("case:{case_ref}"), "")
+        .await;
     let ctx = super::base(s, "authorities", &format!("Case {case_ref} closed"));
     state.render(
         "closed.html",
@@ -405,20 +412,20 @@ pub async fn visit_action(
     let notice;
     let (result, detail) = match change {
         VisitChange::Move => {
-            let form_id = format!("move-{case_ref}-{visit_no}");
-            let date = match form.date.date() {
-                Ok(d) => d,
-                Err(why) => {
-                    let message = format!("The visit's new first on-site day {why}");
-                    let p = problem(form_id, "date", form.date.typed(), message, false);
-                    return show(&state, &s, &back, p).await;
-                }
+            let field = DateField {
+                state: &state,
+                s: &s,
+                back: &back,
+                form_id: format!("move-{case_ref}-{visit_no}"),
+                label: "The visit's new first on-site day",
             };
-            if !form.date.sure()
-                && let Some(why) = implausible_visit(today(&state), date)
-            {
-                let p = problem(form_id, "date", form.date.typed(), why, true);
-                return show(&state, &s, &back, p).await;
+            let date = match field.date(&form.date).await {
+                Ok(d) => d,
+                Err(page) => return page,
+            };
+            let doubt = implausible_visit(state.today(), date);
+            if let Err(page) = field.unless_doubted(&form.date, doubt).await {
+                return page;
             }
             let was_cancelled = state_of_visit(&state, &case_ref, visit_no).await;
             notice = format!(
@@ -525,7 +532,7 @@ pub async fn seminar_action(
             notice = format!(
                 "Seminar {seminar_ref} is cancelled. Each delegate is told on the next working day at the latest; nothing else goes for it."
             );
-            edit::cancel_seminar(&state.pool, &seminar_ref, today(&state)).await
+            edit::cancel_seminar(&state.pool, &seminar_ref, state.today()).await
         }
         SeminarChange::Timetable => match crate::records::Timetable::parse(&form.timetable) {
             Ok(timetable) => {
@@ -566,32 +573,25 @@ pub async fn conversation_action(
     Path((seminar_ref, code)): Path<(String, String)>,
     Editing { session: s, form }: Editing<DateForm>,
 ) -> Response {
-    let form_id = format!("talk-{seminar_ref}");
-    let date = match form.date() {
-        Ok(d) => d,
-        Err(why) => {
-            let message = format!("The day of the conversation {why}");
-            return show(
-                &state,
-                &s,
-                &code,
-                problem(form_id, "date", form.typed(), message, false),
-            )
-            .await;
-        }
+    let field = DateField {
+        state: &state,
+        s: &s,
+        back: &code,
+        form_id: format!("talk-{seminar_ref}"),
+        label: "The day of the conversation",
     };
-    if !form.sure() && date > today(&state) {
-        let why = format!(
+    let date = match field.date(&form).await {
+        Ok(d) => d,
+        Err(page) => return page,
+    };
+    let doubt = (date > state.today()).then(|| {
+        format!(
             "{} is in the future: record a conversation once it has taken place",
             ukdate(date)
-        );
-        return show(
-            &state,
-            &s,
-            &code,
-            problem(form_id, "date", form.typed(), why, true),
         )
-        .await;
+    });
+    if let Err(page) = field.unless_doubted(&form, doubt).await {
+        return page;
     }
     let result = edit::record_conversation(&state.pool, &seminar_ref, &code, date).await;
     changed(

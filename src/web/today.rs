@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::response::Response;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -13,9 +13,7 @@ use crate::agenda::{AgendaStatus, Window};
 use crate::records;
 
 pub async fn today(State(state): State<Shared>, SignedIn(s): SignedIn) -> Response {
-    let today = Utc::now()
-        .with_timezone(&state.engine.borrow().settings.time_zone())
-        .date_naive();
+    let today = state.today();
     let items = match agenda_items(&state, Window::default()).await {
         Ok(items) => items,
         Err(e) => return failed_page(e),
